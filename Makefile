@@ -1,0 +1,159 @@
+# vaultsync — see README.md.  `make run` and `make check` are the two entry points.
+#
+# Out-of-tree builds: B=build (default), B=build-asan (SAN=1, clang ASan+UBSan).
+
+VERSION		:= 0.1.0
+PREFIX		?= /usr/local
+SBINDIR		?= $(PREFIX)/sbin
+BINDIR		?= $(PREFIX)/bin
+LIBEXECDIR	?= $(PREFIX)/libexec/vaultsync
+SYSCONFDIR	?= /etc
+DATADIR		?= $(PREFIX)/share
+MANDIR		?= $(DATADIR)/man
+DESTDIR		?=
+
+SAN		?=
+ifeq ($(SAN),1)
+B		?= build-asan
+CC		:= clang
+SANFLAGS	:= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+B		?= build
+SANFLAGS	:=
+endif
+
+PKGS		:= libcurl libcrypto libseccomp libcap libarchive jansson libmicrohttpd
+PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS		?= -O2 -g
+WARN		:= -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
+		   -Wmissing-prototypes -Wno-unused-parameter -Werror=implicit-function-declaration
+HARDEN		:= -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+ALL_CFLAGS	:= -std=gnu11 $(CFLAGS) $(WARN) $(HARDEN) $(SANFLAGS) -D_GNU_SOURCE \
+		   -DVS_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"' \
+		   -DDATADIR='"$(DATADIR)"' -Icommon $(PKG_CFLAGS)
+LDFLAGS		?=
+ALL_LDFLAGS	:= $(LDFLAGS) $(SANFLAGS) -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+LIBS		:= $(PKG_LIBS)
+
+COMMON_SRC	:= $(sort $(wildcard common/*.c))
+PARENT_SRC	:= $(filter-out parent/paths.c,$(sort $(wildcard parent/*.c)))
+WATCHER_SRC	:= $(sort $(wildcard watcher/*.c))
+UPLOADER_SRC	:= $(sort $(wildcard uploader/*.c))
+STATUSD_SRC	:= $(sort $(wildcard statusd/*.c))
+CTL_SRC		:= $(sort $(wildcard ctl/*.c))
+UNIT_SRC	:= $(sort $(wildcard tests/unit/test_*.c))
+TOOL_SRC	:= $(sort $(wildcard tests/tools/*.c))
+FUZZ_SRC	:= $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
+LIBVS		:= $(B)/libvs.a
+
+PROGS		:= $(B)/vaultsyncd $(B)/vaultsyncctl $(B)/vaultsync-watcher \
+		   $(B)/vaultsync-uploader $(B)/vaultsync-statusd
+# vaultsyncd-dev runs the children from the build tree, for make run and the tests.
+DEVPROGS	:= $(B)/vaultsyncd-dev $(B)/vaultsyncd-evil
+UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+TOOLS		:= $(patsubst tests/tools/%.c,$(B)/%,$(TOOL_SRC))
+
+.PHONY: all install uninstall deps deps-test run check check-unit check-integration \
+	check-fuzz asan fuzz clean bench
+.DEFAULT_GOAL := all
+
+all: $(PROGS) $(DEVPROGS) $(UNITS) $(TOOLS)
+
+$(B)/obj/%.o: %.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -I$(dir $<) -c -o $@ $<
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+$(LIBVS): $(call obj,$(COMMON_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+# The one place the compile-time libexec path enters the parent.
+$(B)/obj/parent/paths-%.o: parent/paths.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
+LIBEXECDIR_inst	= $(LIBEXECDIR)
+LIBEXECDIR_dev	= $(abspath $(B))
+LIBEXECDIR_evil	= $(abspath $(B))/evil
+
+$(B)/vaultsyncd: $(call obj,$(PARENT_SRC)) $(B)/obj/parent/paths-inst.o $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsyncd-dev: $(call obj,$(PARENT_SRC)) $(B)/obj/parent/paths-dev.o $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsyncd-evil: $(call obj,$(PARENT_SRC)) $(B)/obj/parent/paths-evil.o $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsync-watcher: $(call obj,$(WATCHER_SRC)) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsync-uploader: $(call obj,$(UPLOADER_SRC)) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsync-statusd: $(call obj,$(STATUSD_SRC)) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsyncctl: $(call obj,$(CTL_SRC)) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests link the production objects (libvs.a), never copies of them.
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBVS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+# Test tools (vs-age, the substitute child, ...): built, never installed.
+$(B)/%: $(B)/obj/tests/tools/%.o $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+# The policy test applies each child's own seccomp table, so it links them.
+POLICY_OBJS	:= $(call obj,watcher/sandbox.c uploader/sandbox.c statusd/sandbox.c)
+$(B)/vs-policytest: $(B)/obj/tests/tools/vs-policytest.o $(POLICY_OBJS) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# ---- fuzzing (clang libFuzzer) ------------------------------------------------
+FB		:= build-fuzz
+FUZZ_CFLAGS	:= -std=gnu11 -O1 -g -D_GNU_SOURCE -DVS_VERSION='"$(VERSION)"' \
+		   -DSYSCONFDIR='"$(SYSCONFDIR)"' -DDATADIR='"$(DATADIR)"' -Icommon $(PKG_CFLAGS) \
+		   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZERS		:= $(patsubst tests/fuzz/%.c,$(FB)/%,$(FUZZ_SRC))
+fuzz: $(FUZZERS)
+$(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p $(FB)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS)
+
+# ---- install ------------------------------------------------------------------
+install: $(PROGS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
+		$(DESTDIR)$(DATADIR)/vaultsync/empty
+	install -m 0755 $(B)/vaultsyncd $(DESTDIR)$(SBINDIR)/vaultsyncd
+	install -m 0755 $(B)/vaultsyncctl $(DESTDIR)$(BINDIR)/vaultsyncctl
+	install -m 0755 $(B)/vaultsync-watcher $(B)/vaultsync-uploader $(B)/vaultsync-statusd \
+		$(DESTDIR)$(LIBEXECDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/vaultsyncd $(DESTDIR)$(BINDIR)/vaultsyncctl \
+		$(DESTDIR)$(LIBEXECDIR)/vaultsync-watcher $(DESTDIR)$(LIBEXECDIR)/vaultsync-uploader \
+		$(DESTDIR)$(LIBEXECDIR)/vaultsync-statusd
+	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/vaultsync/empty \
+		$(DESTDIR)$(DATADIR)/vaultsync
+
+# ---- dependencies: the project installs what it needs ---------------------------
+deps:
+	@sh tests/deps.sh build
+deps-test:
+	@sh tests/deps.sh test
+
+# ---- the two README commands --------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run-demo.sh $(abspath $(B))
+
+check: deps-test
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory fuzz
+	@sh tests/check.sh
+
+asan:
+	@$(MAKE) --no-print-directory SAN=1 all
+
+clean:
+	rm -rf build build-asan build-fuzz

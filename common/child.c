@@ -1,0 +1,92 @@
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "log.h"
+
+static int
+is_socket(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int
+child_begin(struct child *c, uint32_t role, const struct sb_policy *policy,
+    int argc, char **argv, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	c->role = role;
+	c->self = msg_role_peer(role);
+	log_init(msg_role_name(role), LF_TEXT, LL_INFO);
+	if (!is_socket(CHILD_FD_CHAN) || !is_socket(CHILD_FD_LOG)) {
+		snprintf(err, errlen, "fds 3 and 4 are not sockets: "
+		    "this program is started by vaultsyncd, not by hand");
+		return -1;
+	}
+	log_set_channel(CHILD_FD_LOG, c->self);
+	if (privdrop_parse_args(argc, argv, &c->pd, &c->debug, err, errlen) != 0)
+		return -1;
+	if (c->debug)
+		log_set_level(LL_DEBUG);
+	c->pd.policy = policy;
+	c->pd.log_fd = CHILD_FD_LOG;
+	c->pd.self_peer = c->self;
+	return 0;
+}
+
+int
+child_sandbox(struct child *c, char *err, size_t errlen)
+{
+	return privdrop_apply(&c->pd, err, errlen);
+}
+
+int
+child_send(struct child *c, uint32_t type, const void *payload, size_t len)
+{
+	return msg_send(CHILD_FD_CHAN, c->self, type, ++c->seq, payload, len, -1);
+}
+
+int
+child_hello(struct child *c, char *err, size_t errlen)
+{
+	struct msg_hello h;
+	struct pollfd pfd = { CHILD_FD_CHAN, POLLIN, 0 };
+	struct msg m;
+	const char *why;
+	int rv;
+
+	memset(&h, 0, sizeof(h));
+	h.proto = VS_PROTO_VERSION;
+	h.role = c->role;
+	h.pid = (int32_t)getpid();
+	msg_strlcpy(h.version, VS_VERSION, sizeof(h.version));
+	if (child_send(c, MSG_HELLO, &h, sizeof(h)) != 0) {
+		snprintf(err, errlen, "send hello: %s", strerror(errno));
+		return -1;
+	}
+	do {
+		rv = poll(&pfd, 1, 10000);
+	} while (rv == -1 && errno == EINTR);
+	if (rv != 1) {
+		snprintf(err, errlen, "no hello from the parent");
+		return -1;
+	}
+	rv = msg_recv(CHILD_FD_CHAN, PEER_PARENT, &m, &why);
+	if (rv != MSG_OK || m.hdr.type != MSG_HELLO) {
+		snprintf(err, errlen, "bad hello from the parent: %s",
+		    rv == MSG_VIOLATION ? why : rv == MSG_EOF ? "closed" : "not a hello");
+		return -1;
+	}
+	if (m.u.hello.proto != VS_PROTO_VERSION) {
+		snprintf(err, errlen, "parent speaks protocol %u, this program %u: "
+		    "restart vaultsyncd after an upgrade", m.u.hello.proto, VS_PROTO_VERSION);
+		return -1;
+	}
+	return 0;
+}

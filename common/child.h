@@ -1,0 +1,37 @@
+/*
+ * What the three children share before and after their sandbox closes:
+ * the fixed fds (channel 3, log 4, job fds from 5), the argument parsing,
+ * the privilege drop, and the HELLO exchange that opens every channel.
+ */
+#ifndef VS_CHILD_H
+#define VS_CHILD_H
+
+#include "msg.h"
+#include "privdrop.h"
+
+#define CHILD_FD_CHAN	3
+#define CHILD_FD_LOG	4
+#define CHILD_FD_JOB	5
+
+/* Exit code of a child whose sandbox could not be applied (EX_OSERR). */
+#define CHILD_EXIT_SANDBOX	71
+
+struct child {
+	uint32_t role;
+	unsigned self;		/* PEER_* bit */
+	int debug;
+	uint32_t seq;
+	struct privdrop pd;
+};
+
+/* Parse argv, route logging to the log fd.  -1 with err on bad usage. */
+int child_begin(struct child *c, uint32_t role, const struct sb_policy *policy,
+    int argc, char **argv, char *err, size_t errlen);
+/* Drop privileges and close the sandbox (privdrop_apply). */
+int child_sandbox(struct child *c, char *err, size_t errlen);
+/* Send HELLO and wait (bounded) for the parent's; check its protocol version. */
+int child_hello(struct child *c, char *err, size_t errlen);
+/* Send one message on the channel. */
+int child_send(struct child *c, uint32_t type, const void *payload, size_t len);
+
+#endif

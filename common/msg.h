@@ -1,0 +1,274 @@
+/*
+ * Wire messages between vaultsyncd and its children, and on the control
+ * socket.  One datagram (SOCK_SEQPACKET) carries one message: a fixed header
+ * followed by exactly one fixed-size payload struct.  The table in msg.c is
+ * the single authority on sizes, permitted senders and fd passing; the
+ * encoder and the decoder both consult it.
+ *
+ * Rules that keep the decoder simple and safe:
+ *  - every field is fixed width, every string a NUL-terminated char array;
+ *  - no implicit padding (explicit pad fields, checked by static asserts);
+ *  - layouts never change within a protocol version; HELLO is frozen forever
+ *    so that mismatched binaries can at least tell each other their version.
+ */
+#ifndef VS_MSG_H
+#define VS_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VS_PROTO_VERSION	1
+#define MSG_MAX_PAYLOAD		4096
+
+struct vs_hdr {
+	uint32_t type;
+	uint32_t len;
+	uint32_t seq;
+	uint32_t flags;		/* reserved: must be zero */
+};
+
+/* Who may send a message: one bit per peer role. */
+enum msg_peer {
+	PEER_PARENT	= 1u << 0,	/* vaultsyncd, on child channels and the ctl socket */
+	PEER_WATCHER	= 1u << 1,
+	PEER_UPLOADER	= 1u << 2,
+	PEER_STATUSD	= 1u << 3,
+	PEER_CTL	= 1u << 4,	/* vaultsyncctl, on the control socket */
+};
+#define PEER_CHILDREN	(PEER_WATCHER | PEER_UPLOADER | PEER_STATUSD)
+
+/* Child roles, as carried in HELLO.role. */
+enum vs_role {
+	ROLE_PARENT = 0,
+	ROLE_WATCHER = 1,
+	ROLE_UPLOADER = 2,
+	ROLE_STATUSD = 3,
+	ROLE_CTL = 4,
+	ROLE_MAX = ROLE_CTL,
+};
+
+enum msg_type {
+	MSG_HELLO = 1,		/* every channel opens with it, both ways */
+	MSG_LOG,		/* child -> parent, on the log fd */
+	MSG_WATCHER_CONFIG,	/* parent -> watcher */
+	MSG_WATCH_CHANGE,	/* watcher -> parent: something changed under wd */
+	MSG_WATCH_NEWDIR,	/* watcher -> parent: a directory appeared under wd */
+	MSG_WATCH_OVERFLOW,	/* watcher -> parent: the inotify queue overflowed */
+	MSG_CRED_INFO,		/* uploader -> parent; parent -> ctl/statusd in snapshots */
+	MSG_STATUSD_CONFIG,	/* parent -> statusd */
+	MSG_SNAP_DAEMON,	/* parent -> ctl/statusd: status snapshot, daemon part */
+	MSG_SNAP_CHILD,		/* ... one per child */
+	MSG_SNAP_VAULT,		/* ... one per vault */
+	MSG_SNAP_END,		/* ... end of snapshot */
+	MSG_CTL_REQUEST,	/* ctl -> parent */
+	MSG_CTL_RESULT,		/* parent -> ctl: final answer to a request */
+	MSG_TYPE_MAX = MSG_CTL_RESULT,
+};
+
+/* Frozen: layout must never change. */
+struct msg_hello {
+	uint32_t proto;		/* VS_PROTO_VERSION of the sender */
+	uint32_t role;		/* enum vs_role */
+	int32_t pid;
+	uint32_t pad;
+	char version[32];	/* package version string */
+};
+
+enum msg_log_level { MLOG_ERROR = 0, MLOG_WARN, MLOG_INFO, MLOG_DEBUG, MLOG_MAX = MLOG_DEBUG };
+
+struct msg_log {
+	uint32_t level;		/* enum msg_log_level */
+	int32_t seccomp_nr;	/* -1, or the syscall a TRAP-mode filter stopped */
+	char msg[1000];
+};
+
+struct msg_watcher_config {
+	uint32_t debounce_ms;
+	uint32_t pad;
+};
+
+struct msg_watch_change {
+	int32_t wd;
+	uint32_t mask;		/* OR of the inotify masks seen (IN_IGNORED: watch gone) */
+	uint32_t count;		/* events coalesced */
+	uint32_t pad;
+};
+
+struct msg_watch_newdir {
+	int32_t wd;		/* the watched directory it appeared in */
+	uint32_t pad;
+	char name[256];		/* one path component; the parent re-validates it */
+};
+
+struct msg_watch_overflow {
+	uint32_t dropped;	/* best guess; 0 if unknown */
+	uint32_t pad;
+};
+
+enum cred_source { CRED_SRC_NONE = 0, CRED_SRC_FILE, CRED_SRC_SYSTEMD, CRED_SRC_MAX = CRED_SRC_SYSTEMD };
+enum cred_state {
+	CRED_ST_UNKNOWN = 0,	/* uploader not yet reported */
+	CRED_ST_OK,
+	CRED_ST_MISSING,	/* no file */
+	CRED_ST_BAD_FILE,	/* wrong mode, symlink, not a regular file, too big */
+	CRED_ST_BAD_SYNTAX,	/* parse error or required key missing */
+	CRED_ST_EXPIRED,
+	CRED_ST_REJECTED,	/* the server said no (later) */
+	CRED_ST_MAX = CRED_ST_REJECTED,
+};
+
+/*
+ * Never carries a secret: the source, the file path, the expiry and the
+ * last four characters of the access key id (to tell keys apart).
+ */
+struct msg_cred_info {
+	uint32_t source;	/* enum cred_source */
+	uint32_t state;		/* enum cred_state */
+	int64_t expiry;		/* unix seconds, 0 = none */
+	int64_t loaded_at;	/* unix seconds */
+	char name[64];		/* "" = global, else the vault whose CredentialsFile it is */
+	char path[256];
+	char key_hint[8];
+	char error[256];
+};
+
+struct msg_statusd_config {
+	uint32_t require_auth;
+	uint32_t tick_history;
+	char token[72];		/* hex bearer token */
+};
+
+enum vs_mode { MODE_SYSTEM = 0, MODE_USER = 1, MODE_MAX = MODE_USER };
+
+struct msg_snap_daemon {
+	uint32_t proto;
+	uint32_t mode;		/* enum vs_mode */
+	int32_t pid;
+	uint32_t nvaults;
+	uint32_t nchildren;
+	uint32_t ncreds;
+	int64_t started_at;	/* unix seconds */
+	int64_t now;		/* unix seconds, at snapshot time */
+	uint64_t uptime_ms;
+	char version[32];
+	char device_id[64];
+	char status_url[80];
+	char config_file[256];
+};
+
+enum child_state { CHILD_ST_STARTING = 0, CHILD_ST_RUNNING, CHILD_ST_BACKOFF, CHILD_ST_STOPPED, CHILD_ST_MAX = CHILD_ST_STOPPED };
+
+struct msg_snap_child {
+	uint32_t role;		/* enum vs_role */
+	uint32_t state;		/* enum child_state */
+	int32_t pid;		/* 0 when not running */
+	uint32_t restarts;
+	uint32_t violations;	/* protocol violations that got it killed */
+	int32_t last_exit;	/* wait status as from waitid: >=0 exit code, <0 -signal */
+	int64_t started_at;
+	char last_reason[128];	/* why it was last restarted */
+};
+
+enum vault_state {
+	VAULT_ST_LOCKED = 0, VAULT_ST_UNLOCKED, VAULT_ST_DIRTY, VAULT_ST_SAVING,
+	VAULT_ST_PUSHING, VAULT_ST_CONFLICT, VAULT_ST_ERROR, VAULT_ST_MAX = VAULT_ST_ERROR,
+};
+enum watch_mode { WATCH_NONE = 0, WATCH_INOTIFY, WATCH_POLLING, WATCH_MAX = WATCH_POLLING };
+
+struct msg_snap_vault {
+	uint32_t state;		/* enum vault_state */
+	uint32_t watch_mode;	/* enum watch_mode */
+	uint32_t consecutive_failures;
+	uint32_t nwatches;
+	int64_t last_save_at;	/* unix seconds, 0 = never */
+	int64_t last_push_at;
+	int64_t last_ok_push_at;
+	char name[64];
+	char path[256];
+	char remote[288];
+	char last_error[256];
+	char remote_etag[128];
+	char watch_reason[128];
+};
+
+struct msg_snap_end {
+	uint32_t healthy;	/* 1 if every vault and child is healthy */
+	uint32_t pad;
+};
+
+enum ctl_cmd {
+	CTL_STATUS = 1, CTL_VERSION, CTL_RELOAD, CTL_STOP,
+	CTL_CMD_MAX = CTL_STOP,
+};
+
+struct msg_ctl_request {
+	uint32_t cmd;		/* enum ctl_cmd */
+	uint32_t flags;
+	char vault[64];		/* "" = all / not applicable */
+	char arg[256];
+};
+
+struct msg_ctl_result {
+	int32_t code;		/* 0 ok, else an exit code for vaultsyncctl */
+	uint32_t pad;
+	char msg[1024];
+};
+
+/* A decoded message: header, payload (validated), and the fd if one came. */
+struct msg {
+	struct vs_hdr hdr;
+	int fd;			/* -1 if none; owned by the receiver */
+	union {
+		struct msg_hello hello;
+		struct msg_log log;
+		struct msg_watcher_config wcfg;
+		struct msg_watch_change wchange;
+		struct msg_watch_newdir wnewdir;
+		struct msg_watch_overflow woverflow;
+		struct msg_cred_info cred;
+		struct msg_statusd_config scfg;
+		struct msg_snap_daemon sdaemon;
+		struct msg_snap_child schild;
+		struct msg_snap_vault svault;
+		struct msg_snap_end send;
+		struct msg_ctl_request creq;
+		struct msg_ctl_result cres;
+		uint8_t raw[MSG_MAX_PAYLOAD];
+	} u;
+};
+
+/* Results of msg_recv / msg_decode. */
+#define MSG_OK		1
+#define MSG_EOF		0
+#define MSG_ERR		(-1)	/* system error, errno set (EAGAIN included) */
+#define MSG_VIOLATION	(-2)	/* protocol violation: *why says what */
+
+const char *msg_type_name(uint32_t type);
+const char *msg_role_name(uint32_t role);
+unsigned msg_role_peer(uint32_t role);
+
+/*
+ * Validate one datagram as sent by a peer of role 'from' (a PEER_* bit).
+ * On MSG_OK, *out holds the header and a validated copy of the payload and
+ * out->fd = fd.  On MSG_VIOLATION, *why names the problem; the caller still
+ * owns fd and must close it.
+ */
+int msg_decode(const void *buf, size_t n, unsigned from, int fd,
+    struct msg *out, const char **why);
+
+/* Receive one message; any fd that comes with a violation is closed here. */
+int msg_recv(int sock, unsigned from, struct msg *out, const char **why);
+
+/*
+ * Send one message as role 'self'.  Refuses (-1, EINVAL) what the table does
+ * not permit: wrong size, a sender that may not send it, an fd where none
+ * belongs or none where one is required.
+ */
+int msg_send(int sock, unsigned self, uint32_t type, uint32_t seq,
+    const void *payload, size_t len, int fd);
+
+/* Helpers for building payloads: copy with truncation, always terminated. */
+void msg_strlcpy(char *dst, const char *src, size_t dstsize);
+
+#endif

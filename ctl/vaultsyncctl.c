@@ -1,0 +1,470 @@
+/*
+ * vaultsyncctl: talks to vaultsyncd over its control socket with the same
+ * fixed-message codec the daemon uses for its children.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msg.h"
+
+#define EXIT_UNHEALTHY	1
+#define EXIT_NODAEMON	2
+#define EXIT_USAGE	64
+#define EXIT_NOPERM	77
+#define TIMEOUT_MS	15000
+
+static const char *progname = "vaultsyncctl";
+static uint32_t seq;
+
+static void __attribute__((noreturn))
+usage(int code)
+{
+	FILE *f = code ? stderr : stdout;
+
+	fprintf(f,
+"usage: vaultsyncctl [-s SOCKET] [--user] COMMAND [ARGS]\n"
+"\n"
+"Commands:\n"
+"  status [--json] [VAULT]   daemon, children, credentials and vaults;\n"
+"                            exit 0 healthy, 1 something unhealthy,\n"
+"                            2 daemon not running\n"
+"  version                   versions and protocol of vaultsyncctl and the daemon\n"
+"  reload                    re-read the configuration (like SIGHUP); a bad\n"
+"                            configuration is reported and the old one kept\n"
+"  stop                      stop the daemon and wait until it has exited\n"
+"\n"
+"Options:\n"
+"  -s SOCKET   control socket (default: $VAULTSYNC_SOCKET, else\n"
+"              $XDG_RUNTIME_DIR/vaultsync/ctl.sock when not root and it exists,\n"
+"              else /run/vaultsync/ctl.sock)\n"
+"  --user      use the per-user daemon's socket\n"
+"  -h, --help  this text\n"
+"\n"
+"Exit status: 0 ok, 1 unhealthy or command failed, 2 daemon not running,\n"
+"64 usage error, 77 permission denied.\n");
+	exit(code);
+}
+
+static void
+default_socket(char *buf, size_t len, int user)
+{
+	const char *env = getenv("VAULTSYNC_SOCKET"), *xdg = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+
+	if (env != NULL && env[0] != '\0') {
+		snprintf(buf, len, "%s", env);
+		return;
+	}
+	if (xdg != NULL && xdg[0] == '/') {
+		snprintf(buf, len, "%s/vaultsync/ctl.sock", xdg);
+		if (user || (geteuid() != 0 && stat(buf, &st) == 0))
+			return;
+	} else if (user) {
+		snprintf(buf, len, "/run/user/%u/vaultsync/ctl.sock", (unsigned)geteuid());
+		return;
+	}
+	snprintf(buf, len, "/run/vaultsync/ctl.sock");
+}
+
+/* Wait for and decode one message from the daemon. */
+static int
+recv_one(int fd, struct msg *m)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	const char *why;
+	int rv;
+
+	for (;;) {
+		rv = poll(&p, 1, TIMEOUT_MS);
+		if (rv == -1 && errno == EINTR)
+			continue;
+		if (rv == 0) {
+			fprintf(stderr, "%s: no answer from the daemon within %d s\n", progname,
+			    TIMEOUT_MS / 1000);
+			exit(EXIT_UNHEALTHY);
+		}
+		rv = msg_recv(fd, PEER_PARENT, m, &why);
+		if (rv == MSG_ERR && errno == EAGAIN)
+			continue;
+		if (rv == MSG_VIOLATION) {
+			fprintf(stderr, "%s: bad message from the daemon: %s\n", progname, why);
+			exit(EXIT_UNHEALTHY);
+		}
+		if (rv == MSG_OK && m->fd >= 0)
+			close(m->fd);
+		return rv;
+	}
+}
+
+static void __attribute__((noreturn))
+result_exit(const struct msg_ctl_result *r)
+{
+	fprintf(r->code ? stderr : stdout, "%s%s%s\n", r->code ? progname : "",
+	    r->code ? ": " : "", r->msg);
+	exit(r->code);
+}
+
+static int
+connect_daemon(const char *path)
+{
+	struct sockaddr_un sun;
+	struct msg m;
+	struct msg_hello h;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "%s: socket path too long: %s\n", progname, path);
+		exit(EXIT_USAGE);
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1) {
+		fprintf(stderr, "%s: socket: %s\n", progname, strerror(errno));
+		exit(EXIT_UNHEALTHY);
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		int e = errno;
+
+		if (e == EACCES || e == EPERM) {
+			fprintf(stderr, "%s: permission denied on %s: be root, the daemon's "
+			    "user, or in its ControlGroup\n", progname, path);
+			exit(EXIT_NOPERM);
+		}
+		fprintf(stderr, "%s: vaultsyncd is not running (%s: %s)\n", progname, path,
+		    strerror(e));
+		exit(EXIT_NODAEMON);
+	}
+	if (recv_one(fd, &m) != MSG_OK) {
+		fprintf(stderr, "%s: the daemon closed the connection\n", progname);
+		exit(EXIT_NODAEMON);
+	}
+	if (m.hdr.type == MSG_CTL_RESULT)
+		result_exit(&m.u.cres);		/* refused */
+	if (m.hdr.type != MSG_HELLO) {
+		fprintf(stderr, "%s: unexpected %s from the daemon\n", progname,
+		    msg_type_name(m.hdr.type));
+		exit(EXIT_UNHEALTHY);
+	}
+	if (m.u.hello.proto != VS_PROTO_VERSION)
+		fprintf(stderr, "%s: warning: the daemon speaks protocol %u (version %s), "
+		    "this vaultsyncctl protocol %u (version %s); restart the daemon or "
+		    "update vaultsyncctl\n", progname, m.u.hello.proto, m.u.hello.version,
+		    VS_PROTO_VERSION, VS_VERSION);
+	memset(&h, 0, sizeof(h));
+	h.proto = VS_PROTO_VERSION;
+	h.role = ROLE_CTL;
+	h.pid = (int32_t)getpid();
+	msg_strlcpy(h.version, VS_VERSION, sizeof(h.version));
+	if (msg_send(fd, PEER_CTL, MSG_HELLO, ++seq, &h, sizeof(h), -1) != 0) {
+		fprintf(stderr, "%s: send: %s\n", progname, strerror(errno));
+		exit(EXIT_NODAEMON);
+	}
+	return fd;
+}
+
+static void
+request(int fd, uint32_t cmd, const char *vault)
+{
+	struct msg_ctl_request rq;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.cmd = cmd;
+	if (vault != NULL)
+		msg_strlcpy(rq.vault, vault, sizeof(rq.vault));
+	if (msg_send(fd, PEER_CTL, MSG_CTL_REQUEST, ++seq, &rq, sizeof(rq), -1) != 0) {
+		fprintf(stderr, "%s: send: %s\n", progname, strerror(errno));
+		exit(EXIT_NODAEMON);
+	}
+}
+
+static const char *
+child_state_name(uint32_t s)
+{
+	static const char *n[] = { "starting", "running", "backoff", "stopped" };
+
+	return s <= CHILD_ST_MAX ? n[s] : "?";
+}
+
+static const char *
+vault_state_name(uint32_t s)
+{
+	static const char *n[] = { "locked", "unlocked", "dirty", "saving", "pushing",
+	    "conflict", "error" };
+
+	return s <= VAULT_ST_MAX ? n[s] : "?";
+}
+
+static const char *
+watch_mode_name(uint32_t s)
+{
+	static const char *n[] = { "none", "inotify", "polling" };
+
+	return s <= WATCH_MAX ? n[s] : "?";
+}
+
+static const char *
+cred_state_name(uint32_t s)
+{
+	static const char *n[] = { "unknown", "ok", "missing", "bad-file", "bad-syntax",
+	    "expired", "rejected" };
+
+	return s <= CRED_ST_MAX ? n[s] : "?";
+}
+
+static const char *
+cred_source_name(uint32_t s)
+{
+	static const char *n[] = { "none", "file", "systemd-credential" };
+
+	return s <= CRED_SRC_MAX ? n[s] : "?";
+}
+
+static json_t *
+json_time(int64_t t)
+{
+	char buf[32];
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t <= 0)
+		return json_null();
+	gmtime_r(&tt, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+static int
+cmd_status(int fd, int as_json, const char *only)
+{
+	json_t *root = json_object(), *children = json_array(), *creds = json_array();
+	json_t *vaults = json_array(), *daemon = NULL;
+	struct msg m;
+	int healthy = 0, done = 0;
+
+	request(fd, CTL_STATUS, only);
+	while (!done) {
+		if (recv_one(fd, &m) != MSG_OK) {
+			fprintf(stderr, "%s: the daemon closed the connection\n", progname);
+			return EXIT_NODAEMON;
+		}
+		switch (m.hdr.type) {
+		case MSG_CTL_RESULT:
+			result_exit(&m.u.cres);
+		case MSG_SNAP_DAEMON: {
+			const struct msg_snap_daemon *d = &m.u.sdaemon;
+
+			daemon = json_pack("{s:i, s:s, s:i, s:s, s:I, s:o, s:s, s:s, s:s*}",
+			    "pid", d->pid, "version", d->version, "protocol", (int)d->proto,
+			    "mode", d->mode == MODE_SYSTEM ? "system" : "user",
+			    "uptime_s", (json_int_t)(d->uptime_ms / 1000),
+			    "started_at", json_time(d->started_at),
+			    "device_id", d->device_id, "config_file", d->config_file,
+			    "status_url", d->status_url[0] ? d->status_url : NULL);
+			break;
+		}
+		case MSG_SNAP_CHILD: {
+			const struct msg_snap_child *c = &m.u.schild;
+
+			json_array_append_new(children, json_pack(
+			    "{s:s, s:i, s:s, s:i, s:i, s:i, s:s, s:o}",
+			    "name", msg_role_name(c->role), "pid", c->pid,
+			    "state", child_state_name(c->state), "restarts", (int)c->restarts,
+			    "violations", (int)c->violations, "last_exit", c->last_exit,
+			    "last_reason", c->last_reason, "started_at", json_time(c->started_at)));
+			break;
+		}
+		case MSG_CRED_INFO: {
+			const struct msg_cred_info *c = &m.u.cred;
+
+			json_array_append_new(creds, json_pack(
+			    "{s:s*, s:s, s:s, s:s, s:o, s:s*, s:s*, s:o}",
+			    "vault", c->name[0] ? c->name : NULL, "path", c->path,
+			    "source", cred_source_name(c->source), "state",
+			    cred_state_name(c->state), "expiry", json_time(c->expiry),
+			    "key_hint", c->key_hint[0] ? c->key_hint : NULL,
+			    "error", c->error[0] ? c->error : NULL,
+			    "loaded_at", json_time(c->loaded_at)));
+			break;
+		}
+		case MSG_SNAP_VAULT: {
+			const struct msg_snap_vault *v = &m.u.svault;
+
+			if (only != NULL && strcmp(only, v->name) != 0)
+				break;
+			json_array_append_new(vaults, json_pack(
+			    "{s:s, s:s, s:s*, s:s, s:{s:s, s:s*, s:i}, s:o, s:o, s:o, s:i, s:s*, s:s*}",
+			    "name", v->name, "path", v->path,
+			    "remote", v->remote[0] ? v->remote : NULL,
+			    "state", vault_state_name(v->state),
+			    "watcher", "mode", watch_mode_name(v->watch_mode),
+			    "reason", v->watch_reason[0] ? v->watch_reason : NULL,
+			    "watches", (int)v->nwatches,
+			    "last_save_at", json_time(v->last_save_at),
+			    "last_push_at", json_time(v->last_push_at),
+			    "last_ok_push_at", json_time(v->last_ok_push_at),
+			    "consecutive_failures", (int)v->consecutive_failures,
+			    "last_error", v->last_error[0] ? v->last_error : NULL,
+			    "remote_etag", v->remote_etag[0] ? v->remote_etag : NULL));
+			break;
+		}
+		case MSG_SNAP_END:
+			healthy = (int)m.u.send.healthy;
+			done = 1;
+			break;
+		default:
+			break;
+		}
+	}
+	json_object_set_new(root, "schema_version", json_integer(1));
+	json_object_set_new(root, "healthy", json_boolean(healthy));
+	json_object_set_new(root, "daemon", daemon ? daemon : json_null());
+	json_object_set_new(root, "children", children);
+	json_object_set_new(root, "credentials", creds);
+	json_object_set_new(root, "vaults", vaults);
+	if (as_json) {
+		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+	} else {
+		size_t i;
+		json_t *e;
+
+		printf("vaultsyncd %s, pid %lld, %s mode, up %llds, %s\n",
+		    json_string_value(json_object_get(daemon, "version")),
+		    (long long)json_integer_value(json_object_get(daemon, "pid")),
+		    json_string_value(json_object_get(daemon, "mode")),
+		    (long long)json_integer_value(json_object_get(daemon, "uptime_s")),
+		    healthy ? "healthy" : "UNHEALTHY");
+		json_array_foreach(children, i, e)
+			printf("  %-9s pid %-7lld %-9s restarts %lld%s%s\n",
+			    json_string_value(json_object_get(e, "name")),
+			    (long long)json_integer_value(json_object_get(e, "pid")),
+			    json_string_value(json_object_get(e, "state")),
+			    (long long)json_integer_value(json_object_get(e, "restarts")),
+			    *json_string_value(json_object_get(e, "last_reason")) ? ", last: " : "",
+			    json_string_value(json_object_get(e, "last_reason")));
+		json_array_foreach(creds, i, e) {
+			const char *err = json_string_value(json_object_get(e, "error"));
+
+			printf("  credentials %s (%s): %s%s%s\n",
+			    json_string_value(json_object_get(e, "path")),
+			    json_string_value(json_object_get(e, "source")),
+			    json_string_value(json_object_get(e, "state")),
+			    err ? ": " : "", err ? err : "");
+		}
+		json_array_foreach(vaults, i, e) {
+			json_t *w = json_object_get(e, "watcher");
+			const char *reason = json_string_value(json_object_get(w, "reason"));
+			const char *remote = json_string_value(json_object_get(e, "remote"));
+
+			printf("vault %s: %s, %s -> %s, watcher %s%s%s\n",
+			    json_string_value(json_object_get(e, "name")),
+			    json_string_value(json_object_get(e, "state")),
+			    json_string_value(json_object_get(e, "path")),
+			    remote ? remote : "(local only)",
+			    json_string_value(json_object_get(w, "mode")),
+			    reason ? " — " : "", reason ? reason : "");
+		}
+	}
+	json_decref(root);
+	return healthy ? 0 : EXIT_UNHEALTHY;
+}
+
+static int
+cmd_simple(int fd, uint32_t cmd)
+{
+	struct msg m;
+
+	request(fd, cmd, NULL);
+	if (recv_one(fd, &m) != MSG_OK || m.hdr.type != MSG_CTL_RESULT) {
+		fprintf(stderr, "%s: no answer from the daemon\n", progname);
+		return EXIT_UNHEALTHY;
+	}
+	if (cmd == CTL_STOP && m.u.cres.code == 0) {
+		/* The daemon closes every control connection as it shuts down. */
+		while (recv_one(fd, &m) == MSG_OK)
+			;
+	}
+	result_exit(&m.u.cres);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "user", no_argument, NULL, 'U' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char sock[108];
+	const char *path = NULL, *cmd;
+	int ch, user = 0, fd;
+
+	while ((ch = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			path = optarg;
+			break;
+		case 'U':
+			user = 1;
+			break;
+		case 'h':
+			usage(0);
+		default:
+			usage(EXIT_USAGE);
+		}
+	}
+	if (optind >= argc)
+		usage(EXIT_USAGE);
+	cmd = argv[optind++];
+	if (path == NULL) {
+		default_socket(sock, sizeof(sock), user);
+		path = sock;
+	}
+	if (strcmp(cmd, "status") == 0) {
+		int as_json = 0;
+		const char *vault = NULL;
+
+		for (; optind < argc; optind++) {
+			if (strcmp(argv[optind], "--json") == 0)
+				as_json = 1;
+			else if (argv[optind][0] == '-' || vault != NULL)
+				usage(EXIT_USAGE);
+			else
+				vault = argv[optind];
+		}
+		fd = connect_daemon(path);
+		return cmd_status(fd, as_json, vault);
+	}
+	if (strcmp(cmd, "version") == 0) {
+		struct msg m;
+
+		if (optind != argc)
+			usage(EXIT_USAGE);
+		printf("vaultsyncctl %s (protocol %u)\n", VS_VERSION, VS_PROTO_VERSION);
+		fflush(stdout);
+		fd = connect_daemon(path);
+		request(fd, CTL_VERSION, NULL);
+		if (recv_one(fd, &m) != MSG_OK || m.hdr.type != MSG_CTL_RESULT)
+			return EXIT_UNHEALTHY;
+		result_exit(&m.u.cres);
+	}
+	if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0) {
+		if (optind != argc)
+			usage(EXIT_USAGE);
+		fd = connect_daemon(path);
+		return cmd_simple(fd, strcmp(cmd, "reload") == 0 ? CTL_RELOAD : CTL_STOP);
+	}
+	fprintf(stderr, "%s: unknown command: %s\n", progname, cmd);
+	usage(EXIT_USAGE);
+}

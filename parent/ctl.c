@@ -1,0 +1,260 @@
+/*
+ * The control socket: SOCK_SEQPACKET, same codec as the children.  Peers are
+ * authenticated with SO_PEERCRED / SO_PEERGROUPS at accept time (root, the
+ * daemon's own uid, or a member of ControlGroup); the file mode is only the
+ * first fence.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vaultsyncd.h"
+
+#define MAX_CLIENTS	16
+#define MAX_GROUPS	256
+
+struct client {
+	int fd;
+	int hello;
+	uid_t uid;
+	pid_t pid;
+};
+
+static struct client clients[MAX_CLIENTS];
+
+static void
+client_close(struct client *cl)
+{
+	ev_del(cl->fd);
+	close(cl->fd);
+	cl->fd = -1;
+}
+
+static int
+send_result(int fd, int code, const char *fmt, ...)
+{
+	struct msg_ctl_result r;
+	va_list ap;
+
+	memset(&r, 0, sizeof(r));
+	r.code = code;
+	va_start(ap, fmt);
+	vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
+	va_end(ap);
+	return msg_send(fd, PEER_PARENT, MSG_CTL_RESULT, 0, &r, sizeof(r), -1);
+}
+
+static int
+peer_in_group(int fd, gid_t primary, gid_t want)
+{
+	gid_t groups[MAX_GROUPS];
+	socklen_t len = sizeof(groups);
+	size_t i;
+
+	if (primary == want)
+		return 1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+		return 0;
+	for (i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == want)
+			return 1;
+	return 0;
+}
+
+static int
+peer_allowed(int fd, struct ucred *uc)
+{
+	socklen_t len = sizeof(*uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, uc, &len) == -1)
+		return 0;
+	if (uc->uid == 0 || uc->uid == geteuid())
+		return 1;
+	return D.cfg.mode == CFG_SYSTEM && D.have_control_gid &&
+	    peer_in_group(fd, uc->gid, D.control_gid);
+}
+
+static void
+handle_request(struct client *cl, const struct msg *m)
+{
+	const struct msg_ctl_request *rq = &m->u.creq;
+	char err[600];
+
+	switch (rq->cmd) {
+	case CTL_STATUS:
+		if (rq->vault[0] != '\0' && vault_rt_find(rq->vault) == NULL) {
+			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
+			break;
+		}
+		if (status_send_snapshot(cl->fd, m->hdr.seq) != 0)
+			log_debug("ctl: status to pid %d: %s", (int)cl->pid, strerror(errno));
+		break;
+	case CTL_VERSION:
+		send_result(cl->fd, 0, "vaultsyncd %s protocol %u", VS_VERSION, VS_PROTO_VERSION);
+		break;
+	case CTL_RELOAD:
+		log_info("reload requested by uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
+		if (daemon_reload(err, sizeof(err)) != 0)
+			send_result(cl->fd, EXIT_USAGE, "reload failed, old configuration kept: %s", err);
+		else
+			send_result(cl->fd, 0, "configuration reloaded");
+		break;
+	case CTL_STOP:
+		log_info("stop requested by uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
+		send_result(cl->fd, 0, "stopping");
+		daemon_shutdown(0);
+		break;
+	default:
+		send_result(cl->fd, EXIT_USAGE, "unsupported command");
+		break;
+	}
+}
+
+static void
+client_readable(int fd, uint32_t events, void *arg)
+{
+	struct client *cl = arg;
+	struct msg m;
+	const char *why;
+	int rv;
+
+	(void)fd;
+	(void)events;
+	rv = msg_recv(cl->fd, PEER_CTL, &m, &why);
+	if (rv == MSG_ERR && errno == EAGAIN)
+		return;
+	if (rv != MSG_OK) {
+		if (rv == MSG_VIOLATION) {
+			log_warn("ctl client pid %d: %s", (int)cl->pid, why);
+			send_result(cl->fd, EXIT_USAGE, "protocol error: %s", why);
+		}
+		client_close(cl);
+		return;
+	}
+	if (!cl->hello) {
+		if (m.hdr.type != MSG_HELLO) {
+			send_result(cl->fd, EXIT_USAGE, "protocol error: HELLO expected");
+			client_close(cl);
+			return;
+		}
+		cl->hello = 1;
+		return;
+	}
+	if (m.hdr.type != MSG_CTL_REQUEST) {
+		send_result(cl->fd, EXIT_USAGE, "protocol error: unexpected %s",
+		    msg_type_name(m.hdr.type));
+		client_close(cl);
+		return;
+	}
+	handle_request(cl, &m);
+}
+
+static void
+ctl_acceptable(int fd, uint32_t events, void *arg)
+{
+	struct msg_hello h;
+	struct ucred uc;
+	int cfd, i;
+
+	(void)events;
+	(void)arg;
+	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) == -1)
+		return;
+	if (!peer_allowed(cfd, &uc)) {
+		log_warn("ctl: refused uid %u (pid %d): not root, the daemon's user or in "
+		    "group %s", (unsigned)uc.uid, (int)uc.pid, D.cfg.control_group);
+		send_result(cfd, 77, "permission denied: uid %u may not use this socket",
+		    (unsigned)uc.uid);
+		close(cfd);
+		return;
+	}
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].fd == -1)
+			break;
+	if (i == MAX_CLIENTS || ev_add(cfd, client_readable, &clients[i]) != 0) {
+		send_result(cfd, 75, "too many control connections; try again");
+		close(cfd);
+		return;
+	}
+	clients[i] = (struct client){ cfd, 0, uc.uid, uc.pid };
+	memset(&h, 0, sizeof(h));
+	h.proto = VS_PROTO_VERSION;
+	h.role = ROLE_PARENT;
+	h.pid = (int32_t)getpid();
+	msg_strlcpy(h.version, VS_VERSION, sizeof(h.version));
+	if (msg_send(cfd, PEER_PARENT, MSG_HELLO, 0, &h, sizeof(h), -1) != 0)
+		client_close(&clients[i]);
+}
+
+int
+ctl_listen(void)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	mode_t old;
+	int fd, i;
+
+	for (i = 0; i < MAX_CLIENTS; i++)
+		clients[i].fd = -1;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(D.cfg.control_socket) >= sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, D.cfg.control_socket, strlen(D.cfg.control_socket));
+	/* We hold the instance lock, so a socket left here is stale. */
+	if (lstat(D.cfg.control_socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			errno = EEXIST;
+			return -1;
+		}
+		unlink(D.cfg.control_socket);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1)
+		return -1;
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (D.cfg.mode == CFG_SYSTEM && D.have_control_gid) {
+		if (chown(D.cfg.control_socket, 0, D.control_gid) == -1 ||
+		    chmod(D.cfg.control_socket, 0660) == -1) {
+			close(fd);
+			return -1;
+		}
+	}
+	if (listen(fd, 16) == -1 || ev_add(fd, ctl_acceptable, NULL) != 0) {
+		close(fd);
+		return -1;
+	}
+	D.ctl_fd = fd;
+	return 0;
+}
+
+void
+ctl_close(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].fd != -1)
+			client_close(&clients[i]);
+	if (D.ctl_fd >= 0) {
+		ev_del(D.ctl_fd);
+		close(D.ctl_fd);
+		D.ctl_fd = -1;
+		unlink(D.cfg.control_socket);
+	}
+}

@@ -1,0 +1,109 @@
+/*
+ * Status snapshots: the same fixed messages serve vaultsyncctl (over the
+ * control socket) and statusd (over its channel).  Health is about whether
+ * sync works, not only whether processes exist.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vaultsyncd.h"
+
+static int
+vault_healthy(const struct vault_rt *v)
+{
+	return v->state != VAULT_ST_ERROR && v->state != VAULT_ST_CONFLICT &&
+	    v->consecutive_failures == 0;
+}
+
+int
+status_healthy(void)
+{
+	size_t i;
+
+	for (i = 0; i < NCHILDREN; i++) {
+		const struct child_proc *c = &D.children[i];
+
+		if ((c->role != ROLE_STATUSD || D.cfg.status_api) && c->state != CHILD_ST_RUNNING)
+			return 0;
+	}
+	for (i = 0; i < D.ncreds; i++)
+		if (D.creds[i].state != CRED_ST_OK)
+			return 0;
+	for (i = 0; i < D.nvaults; i++)
+		if (!vault_healthy(&D.vaults[i]))
+			return 0;
+	return 1;
+}
+
+static int
+send(int fd, uint32_t type, uint32_t seq, const void *p, size_t len)
+{
+	return msg_send(fd, PEER_PARENT, type, seq, p, len, -1);
+}
+
+int
+status_send_snapshot(int fd, uint32_t seq)
+{
+	struct msg_snap_daemon d;
+	struct msg_snap_end e;
+	size_t i;
+
+	memset(&d, 0, sizeof(d));
+	d.proto = VS_PROTO_VERSION;
+	d.mode = D.cfg.mode == CFG_SYSTEM ? MODE_SYSTEM : MODE_USER;
+	d.pid = (int32_t)getpid();
+	d.nvaults = (uint32_t)D.nvaults;
+	d.nchildren = NCHILDREN;
+	d.ncreds = (uint32_t)D.ncreds;
+	d.started_at = D.started_at;
+	d.now = (int64_t)time(NULL);
+	d.uptime_ms = mono_ms() - D.started_mono;
+	msg_strlcpy(d.version, VS_VERSION, sizeof(d.version));
+	msg_strlcpy(d.device_id, D.cfg.device_id, sizeof(d.device_id));
+	msg_strlcpy(d.status_url, D.status_url, sizeof(d.status_url));
+	msg_strlcpy(d.config_file, D.cfg.file, sizeof(d.config_file));
+	if (send(fd, MSG_SNAP_DAEMON, seq, &d, sizeof(d)) != 0)
+		return -1;
+	for (i = 0; i < NCHILDREN; i++) {
+		const struct child_proc *c = &D.children[i];
+		struct msg_snap_child sc;
+
+		memset(&sc, 0, sizeof(sc));
+		sc.role = c->role;
+		sc.state = c->state;
+		sc.pid = (int32_t)c->pid;
+		sc.restarts = c->restarts;
+		sc.violations = c->violations;
+		sc.last_exit = c->last_exit;
+		sc.started_at = c->started_at;
+		msg_strlcpy(sc.last_reason, c->last_reason, sizeof(sc.last_reason));
+		if (send(fd, MSG_SNAP_CHILD, seq, &sc, sizeof(sc)) != 0)
+			return -1;
+	}
+	for (i = 0; i < D.ncreds; i++)
+		if (send(fd, MSG_CRED_INFO, seq, &D.creds[i], sizeof(D.creds[i])) != 0)
+			return -1;
+	for (i = 0; i < D.nvaults; i++) {
+		const struct vault_rt *v = &D.vaults[i];
+		const struct cfg_vault *cv = &D.cfg.vaults[i];
+		struct msg_snap_vault sv;
+
+		memset(&sv, 0, sizeof(sv));
+		sv.state = v->state;
+		sv.watch_mode = v->watch_mode;
+		sv.consecutive_failures = v->consecutive_failures;
+		sv.nwatches = v->nwatches;
+		msg_strlcpy(sv.name, v->name, sizeof(sv.name));
+		msg_strlcpy(sv.path, cv->path, sizeof(sv.path));
+		msg_strlcpy(sv.remote, cv->remote, sizeof(sv.remote));
+		msg_strlcpy(sv.last_error, v->last_error, sizeof(sv.last_error));
+		msg_strlcpy(sv.watch_reason, v->watch_reason, sizeof(sv.watch_reason));
+		if (send(fd, MSG_SNAP_VAULT, seq, &sv, sizeof(sv)) != 0)
+			return -1;
+	}
+	memset(&e, 0, sizeof(e));
+	e.healthy = (uint32_t)status_healthy();
+	return send(fd, MSG_SNAP_END, seq, &e, sizeof(e));
+}

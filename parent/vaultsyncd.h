@@ -1,0 +1,139 @@
+/*
+ * The parent (monitor): shared state and the interfaces between its files.
+ * Single-threaded: everything runs from the epoll loop in ev.c.
+ */
+#ifndef VS_VAULTSYNCD_H
+#define VS_VAULTSYNCD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "msg.h"
+
+/* Exit codes (DESIGN §7). */
+#define EXIT_USAGE	64
+#define EXIT_NOINPUT	66
+#define EXIT_SOFTWARE	70
+#define EXIT_OSERR	71
+#define EXIT_CANTCREAT	73
+#define EXIT_FORCED	130
+
+#define NCHILDREN	3	/* watcher, uploader, statusd: index = role - 1 */
+#define MAX_CREDFILES	(CFG_MAX_VAULTS + 1)
+
+/* ---- ev.c: epoll over fds, one timerfd for all timers ---- */
+typedef void (*ev_cb)(int fd, uint32_t events, void *arg);
+typedef void (*timer_cb)(void *arg);
+void ev_init(void);
+int ev_add(int fd, ev_cb cb, void *arg);
+void ev_del(int fd);
+int timer_add(uint64_t delay_ms, timer_cb cb, void *arg);	/* returns id */
+void timer_cancel(int id);
+void ev_run_once(void);
+uint64_t mono_ms(void);
+
+/* ---- children.c ---- */
+struct child_proc {
+	uint32_t role;
+	const char *bin;		/* absolute path, compile-time */
+	pid_t pid;
+	int pidfd, chan, logfd;
+	uint32_t state;			/* enum child_state */
+	uint32_t seq;
+	uint32_t restarts, violations;
+	int32_t last_exit;
+	int64_t started_at;
+	uint64_t started_mono;
+	uint64_t backoff_ms;
+	int restart_timer;
+	int killed_for_violation;
+	char last_reason[128];
+};
+
+void children_init(void);
+void child_start(struct child_proc *c);
+void children_start_all(void);
+void children_stop_all(int hard);
+int children_all_running(void);
+int children_any_alive(void);
+struct child_proc *child_by_role(uint32_t role);
+int proc_send(struct child_proc *c, uint32_t type, const void *p, size_t len);
+void children_config_changed(int creds_changed);
+
+/* ---- watch.c ---- */
+struct vault_rt {
+	char name[CFG_NAME_MAX];
+	uint32_t state;			/* enum vault_state */
+	uint32_t watch_mode;		/* enum watch_mode */
+	uint32_t nwatches;
+	uint32_t consecutive_failures;
+	uint64_t changes;		/* change notifications received */
+	int64_t last_change_at;
+	char watch_reason[128];
+	char last_error[256];
+};
+int watch_init(void);
+void watch_sync_vaults(void);		/* after (re)load: add/drop vault roots */
+void watch_on_change(const struct msg_watch_change *m);
+void watch_on_newdir(const struct msg_watch_newdir *m);
+void watch_on_overflow(void);
+struct vault_rt *vault_rt_find(const char *name);
+
+/* ---- ctl.c ---- */
+int ctl_listen(void);
+void ctl_close(void);
+
+/* ---- status.c ---- */
+int status_send_snapshot(int fd, uint32_t seq);
+int status_healthy(void);
+
+/* ---- runtime.c ---- */
+int runtime_prepare(char *err, size_t errlen);	/* dirs, lock, chroot */
+int runtime_status_listen(char *err, size_t errlen);
+int runtime_write_daemon_json(void);
+void runtime_cleanup(void);
+
+/* ---- sdnotify.c ---- */
+void sd_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t sd_watchdog_interval_ms(void);
+
+/* ---- paths.c ---- */
+extern const char *const libexec_dir;
+
+/* ---- main.c: the daemon's state ---- */
+struct daemon {
+	struct cfg cfg;
+	struct cfg_env env;
+	const char *config_file;
+	int explicit_file;
+	int debug, insecure;
+	uid_t privsep_uid;
+	gid_t privsep_gid;
+	gid_t control_gid;
+	int have_control_gid;
+	char chroot_dir[CFG_PATH_MAX + 16];
+
+	int lock_fd, ctl_fd, status_fd, inotify_fd, devnull_fd;
+	char status_url[80];
+	char token[65];
+
+	struct child_proc children[NCHILDREN];
+	struct msg_cred_info creds[MAX_CREDFILES];
+	size_t ncreds;
+	struct vault_rt *vaults;
+	size_t nvaults;
+
+	int ready;
+	int shutting_down;		/* 1 graceful, 2 forced */
+	int64_t started_at;
+	uint64_t started_mono;
+};
+extern struct daemon D;
+
+void daemon_shutdown(int forced);
+int daemon_reload(char *err, size_t errlen);
+void daemon_child_ready(void);
+void daemon_child_failed_at_startup(struct child_proc *c, int status);
+
+#endif
