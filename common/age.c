@@ -561,32 +561,24 @@ hputs(struct hbuf *h, const char *s)
 	hput(h, s, strlen(s));
 }
 
-static void
-hput_b64(struct hbuf *h, const unsigned char *in, size_t n)
-{
-	char tmp[B64_LINE + 4];
-	size_t chunk;
-
-	while (n > 0) {
-		chunk = n < 48 ? n : 48;
-		b64_encode(in, chunk, tmp);
-		hput(h, tmp, b64_enclen(chunk));
-		in += chunk;
-		n -= chunk;
-		if (chunk == 48)
-			hputs(h, "\n");
-	}
-}
-
 /*
- * Body lines: full 64-column lines, then a shorter final line that is empty
- * when the body is a multiple of 48 bytes.
+ * A stanza body: 64-column lines (48 bytes each), then a shorter final line,
+ * which is empty when the body is a multiple of 48 bytes.
  */
 static void
 hput_body(struct hbuf *h, const unsigned char *in, size_t n)
 {
-	hput_b64(h, in, n);
-	hputs(h, "\n");
+	char line[B64_LINE];
+	size_t chunk;
+
+	do {
+		chunk = n < 48 ? n : 48;
+		b64_encode(in, chunk, line);
+		hput(h, line, b64_enclen(chunk));
+		hputs(h, "\n");
+		in += chunk;
+		n -= chunk;
+	} while (chunk == 48);
 }
 
 static int

@@ -266,6 +266,17 @@ reader_fill(struct age_reader *r, unsigned char *buf, size_t cap, size_t *have,
 	return 0;
 }
 
+/* A header known to be bad: let the parser say why. */
+static void
+header_error(const unsigned char *hdr, size_t len, const struct age_keys *k,
+    unsigned char fk[AGE_FILE_KEY_LEN], struct age_err *e)
+{
+	if (age_header_open(hdr, len, k, fk, e) == 0) {
+		explicit_bzero(fk, AGE_FILE_KEY_LEN);
+		age_seterr(e, "malformed header");
+	}
+}
+
 /*
  * Read up to the end of the MAC line, open the header, and leave whatever
  * followed it in cbuf.
@@ -287,7 +298,7 @@ reader_header(struct age_reader *r, const struct age_keys *k,
 		/* Fail fast on input that is not age v1 at all. */
 		if (hlen > 0 && memcmp(hdr, V1_PREFIX, hlen < V1_PREFIX_LEN ? hlen :
 		    V1_PREFIX_LEN) != 0) {
-			(void)age_header_open(hdr, hlen, k, fk, e);
+			header_error(hdr, hlen, k, fk, e);
 			goto out;
 		}
 		/* Complete lines since the last read: is one of them the MAC line? */
@@ -311,7 +322,7 @@ reader_header(struct age_reader *r, const struct age_keys *k,
 			if (hlen == 0)
 				age_seterr(e, "empty input");
 			else
-				(void)age_header_open(hdr, hlen, k, fk, e);
+				header_error(hdr, hlen, k, fk, e);
 			goto out;
 		}
 		hlen += (size_t)n;

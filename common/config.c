@@ -71,38 +71,38 @@ static const struct {
 	const char *name;
 	int flags;
 } cfg_kw[KW__COUNT] = {
-	[KW_INCLUDE] =			{ "Include", SC_GLOBAL | SC_MULTI },
-	[KW_VAULT] =			{ "Vault", SC_GLOBAL | SC_VAULT | SC_MULTI },
-	[KW_RUNTIMEDIR] =		{ "RuntimeDir", SC_GLOBAL },
-	[KW_STATEDIR] =			{ "StateDir", SC_GLOBAL },
-	[KW_CONTROLSOCKET] =		{ "ControlSocket", SC_GLOBAL },
-	[KW_CONTROLGROUP] =		{ "ControlGroup", SC_GLOBAL },
-	[KW_PRIVSEPUSER] =		{ "PrivsepUser", SC_GLOBAL },
-	[KW_PRIVSEPCHROOT] =		{ "PrivsepChroot", SC_GLOBAL },
-	[KW_DEVICEID] =			{ "DeviceId", SC_GLOBAL },
-	[KW_LOGFORMAT] =		{ "LogFormat", SC_GLOBAL },
-	[KW_LOGLEVEL] =			{ "LogLevel", SC_GLOBAL },
-	[KW_INTERVAL] =			{ "Interval", SC_GLOBAL | SC_VAULT },
-	[KW_WATCHERDEBOUNCE] =		{ "WatcherDebounce", SC_GLOBAL },
-	[KW_HEADPOLLINTERVAL] =		{ "HeadPollInterval", SC_GLOBAL },
-	[KW_HEADPOLLMAXINTERVAL] =	{ "HeadPollMaxInterval", SC_GLOBAL },
-	[KW_STATUSAPI] =		{ "StatusAPI", SC_GLOBAL },
-	[KW_STATUSLISTEN] =		{ "StatusListen", SC_GLOBAL },
-	[KW_STATUSREQUIREAUTH] =	{ "StatusRequireAuth", SC_GLOBAL },
-	[KW_STATUSTICKHISTORY] =	{ "StatusTickHistory", SC_GLOBAL },
-	[KW_CREDENTIALSFILE] =		{ "CredentialsFile", SC_GLOBAL | SC_VAULT },
-	[KW_MULTIPARTTHRESHOLD] =	{ "MultipartThreshold", SC_GLOBAL },
-	[KW_PATH] =			{ "Path", SC_VAULT },
-	[KW_MOUNT] =			{ "Mount", SC_VAULT },
-	[KW_MOUNTSIZE] =		{ "MountSize", SC_VAULT },
-	[KW_OWNER] =			{ "Owner", SC_VAULT },
-	[KW_RECIPIENT] =		{ "Recipient", SC_VAULT | SC_MULTI },
-	[KW_REMOTE] =			{ "Remote", SC_VAULT },
-	[KW_ENDPOINT] =			{ "Endpoint", SC_VAULT },
-	[KW_REGION] =			{ "Region", SC_VAULT },
-	[KW_PATHSTYLE] =		{ "PathStyle", SC_VAULT },
-	[KW_HISTORYINTERVAL] =		{ "HistoryInterval", SC_VAULT },
-	[KW_HISTORYKEEP] =		{ "HistoryKeep", SC_VAULT },
+	[KW_INCLUDE] = { "Include", SC_GLOBAL | SC_MULTI },
+	[KW_VAULT] = { "Vault", SC_GLOBAL | SC_VAULT | SC_MULTI },
+	[KW_RUNTIMEDIR] = { "RuntimeDir", SC_GLOBAL },
+	[KW_STATEDIR] = { "StateDir", SC_GLOBAL },
+	[KW_CONTROLSOCKET] = { "ControlSocket", SC_GLOBAL },
+	[KW_CONTROLGROUP] = { "ControlGroup", SC_GLOBAL },
+	[KW_PRIVSEPUSER] = { "PrivsepUser", SC_GLOBAL },
+	[KW_PRIVSEPCHROOT] = { "PrivsepChroot", SC_GLOBAL },
+	[KW_DEVICEID] = { "DeviceId", SC_GLOBAL },
+	[KW_LOGFORMAT] = { "LogFormat", SC_GLOBAL },
+	[KW_LOGLEVEL] = { "LogLevel", SC_GLOBAL },
+	[KW_INTERVAL] = { "Interval", SC_GLOBAL | SC_VAULT },
+	[KW_WATCHERDEBOUNCE] = { "WatcherDebounce", SC_GLOBAL },
+	[KW_HEADPOLLINTERVAL] = { "HeadPollInterval", SC_GLOBAL },
+	[KW_HEADPOLLMAXINTERVAL] = { "HeadPollMaxInterval", SC_GLOBAL },
+	[KW_STATUSAPI] = { "StatusAPI", SC_GLOBAL },
+	[KW_STATUSLISTEN] = { "StatusListen", SC_GLOBAL },
+	[KW_STATUSREQUIREAUTH] = { "StatusRequireAuth", SC_GLOBAL },
+	[KW_STATUSTICKHISTORY] = { "StatusTickHistory", SC_GLOBAL },
+	[KW_CREDENTIALSFILE] = { "CredentialsFile", SC_GLOBAL | SC_VAULT },
+	[KW_MULTIPARTTHRESHOLD] = { "MultipartThreshold", SC_GLOBAL },
+	[KW_PATH] = { "Path", SC_VAULT },
+	[KW_MOUNT] = { "Mount", SC_VAULT },
+	[KW_MOUNTSIZE] = { "MountSize", SC_VAULT },
+	[KW_OWNER] = { "Owner", SC_VAULT },
+	[KW_RECIPIENT] = { "Recipient", SC_VAULT | SC_MULTI },
+	[KW_REMOTE] = { "Remote", SC_VAULT },
+	[KW_ENDPOINT] = { "Endpoint", SC_VAULT },
+	[KW_REGION] = { "Region", SC_VAULT },
+	[KW_PATHSTYLE] = { "PathStyle", SC_VAULT },
+	[KW_HISTORYINTERVAL] = { "HistoryInterval", SC_VAULT },
+	[KW_HISTORYKEEP] = { "HistoryKeep", SC_VAULT },
 };
 
 #define KWNAME(kw)	(cfg_kw[(kw)].name)
@@ -117,7 +117,7 @@ struct cfg_parser {
 	const struct cfg_env *env;
 	struct cfg_err *err;
 
-	/* Every file read, so that a location can name it after it is closed. */
+	/* Every file read, so a location can name it after it is closed. */
 	char **files;
 	int nfiles;
 
@@ -139,7 +139,7 @@ static int cfg_verror(struct cfg_parser *, int, int, const char *, va_list)
 static int cfg_parse_buffer(struct cfg_parser *, int, const char *, size_t,
     int);
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
 /* Locale-independent: the config means the same under any LC_CTYPE. */
 static int
@@ -280,7 +280,7 @@ cfg_add_file(struct cfg_parser *p, const char *name)
 	return p->nfiles++;
 }
 
-/* ---- value parsers --------------------------------------------------------- */
+/* ---- value parsers ------------------------------------------------------- */
 
 /* 0 ok, -1 syntax, -2 out of representable range (> 365d). */
 static int
@@ -553,7 +553,7 @@ cfg_is_loopback6(const char *host, uint8_t addr[16])
 	return 1;
 }
 
-/* ---- keyword handlers ------------------------------------------------------ */
+/* ---- keyword handlers ---------------------------------------------------- */
 
 static int
 cfg_set_path(struct cfg_parser *p, enum cfg_kw kw, const char *val,
@@ -753,8 +753,8 @@ cfg_set_remote(struct cfg_parser *p, struct cfg_vault *v, const char *val)
 		if (slash != NULL) {
 			(void)cfg_strcpy(prefix, sizeof(prefix), slash + 1);
 			if (prefix[0] == '/' || strstr(prefix, "//") != NULL)
-				return cfg_error(p, "Remote: S3 prefix must not "
-				    "start with '/' or contain '//'");
+				return cfg_error(p, "Remote: S3 prefix must "
+				    "not start with '/' or contain '//'");
 			n = strlen(prefix);
 			if (n > 0 && prefix[n - 1] == '/')
 				prefix[--n] = '\0';
@@ -784,8 +784,8 @@ cfg_set_remote(struct cfg_parser *p, struct cfg_vault *v, const char *val)
 	return 0;
 
  badbucket:
-	return cfg_error(p, "Remote: bad S3 bucket name (3 to 63 of a-z 0-9 . -, "
-	    "starting and ending with a letter or digit)");
+	return cfg_error(p, "Remote: bad S3 bucket name (3 to 63 of "
+	    "a-z 0-9 . -, starting and ending with a letter or digit)");
 }
 
 static int
@@ -893,8 +893,9 @@ cfg_set_owner(struct cfg_parser *p, struct cfg_vault *v, const char *val)
 	user[ulen] = '\0';
 	if (!cfg_valid_user(user) ||
 	    (colon != NULL && !cfg_valid_user(colon + 1)))
-		return cfg_error(p, "Owner must be USER or USER:GROUP (up to %d "
-		    "of A-Z a-z 0-9 . _ - each, not starting with -), not '%s'",
+		return cfg_error(p, "Owner must be USER or USER:GROUP (up to "
+		    "%d of A-Z a-z 0-9 . _ - each, not starting with -), "
+		    "not '%s'",
 		    CFG_USER_MAX, cfg_vis(val, vb, sizeof(vb)));
 	(void)cfg_strcpy(v->owner_user, sizeof(v->owner_user), user);
 	(void)cfg_strcpy(v->owner_group, sizeof(v->owner_group),
@@ -992,8 +993,8 @@ cfg_set_global(struct cfg_parser *p, enum cfg_kw kw, const char *val)
 		return cfg_set_yesno(p, kw, val, &c->status_require_auth);
 	case KW_STATUSTICKHISTORY:
 		if (cfg_uint(val, 1, 100000, &n) == -1)
-			return cfg_error(p, "StatusTickHistory must be a number "
-			    "from 1 to 100000, not '%s'",
+			return cfg_error(p, "StatusTickHistory must be a "
+			    "number from 1 to 100000, not '%s'",
 			    cfg_vis(val, vb, sizeof(vb)));
 		c->status_tick_history = (uint32_t)n;
 		return 0;
@@ -1117,7 +1118,7 @@ cfg_new_vault(struct cfg_parser *p, const char *name, int *cur)
 	return 0;
 }
 
-/* ---- files and Include ----------------------------------------------------- */
+/* ---- files and Include --------------------------------------------------- */
 
 /*
  * O_NONBLOCK: a FIFO named by a config (or matched by a glob) must not hang
@@ -1283,7 +1284,7 @@ cfg_include(struct cfg_parser *p, const char *pattern, int depth)
 	return r;
 }
 
-/* ---- lines ----------------------------------------------------------------- */
+/* ---- lines --------------------------------------------------------------- */
 
 static int
 cfg_lookup(const char *word)
@@ -1428,7 +1429,7 @@ cfg_parse_buffer(struct cfg_parser *p, int file, const char *buf, size_t len,
 	return 0;
 }
 
-/* ---- defaults and the result ----------------------------------------------- */
+/* ---- defaults and the result --------------------------------------------- */
 
 static void
 cfg_defaults(struct cfg *c, const struct cfg_env *env)
@@ -1513,8 +1514,9 @@ cfg_finish(struct cfg_parser *p)
 		} else {
 			(void)snprintf(uidbuf, sizeof(uidbuf), "/run/user/%u",
 			    e->uid);
-			(void)cfg_default_path(p, KW_RUNTIMEDIR, c->runtime_dir,
-			    sizeof(c->runtime_dir), uidbuf, "/vaultsync", "uid");
+			(void)cfg_default_path(p, KW_RUNTIMEDIR,
+			    c->runtime_dir, sizeof(c->runtime_dir), uidbuf,
+			    "/vaultsync", "uid");
 		}
 	}
 	if (p->gloc[KW_STATEDIR].line == 0) {
@@ -1567,7 +1569,8 @@ cfg_finish(struct cfg_parser *p)
 		cfg_format_duration(c->head_poll_max_interval_ms, a, sizeof(a));
 		cfg_format_duration(c->head_poll_interval_ms, b, sizeof(b));
 		return cfg_error_at(p, l->file, l->line, "HeadPollMaxInterval "
-		    "(%s) must not be shorter than HeadPollInterval (%s)", a, b);
+		    "(%s) must not be shorter than HeadPollInterval (%s)",
+		    a, b);
 	}
 
 	for (i = 0; i < c->nvaults; i++) {
@@ -1664,8 +1667,8 @@ cfg_load(struct cfg *c, const char *file, int explicit_file,
 		return -1;
 	}
 	if (strlen(file) >= CFG_PATH_MAX) {
-		cfg_err_set(err, file, 0, "file name is too long (max %d bytes)",
-		    CFG_PATH_MAX - 1);
+		cfg_err_set(err, file, 0, "file name is too long "
+		    "(max %d bytes)", CFG_PATH_MAX - 1);
 		return -1;
 	}
 	if (cfg_read_file(file, &buf, &len, &eno, why, sizeof(why)) == -1) {
@@ -1707,7 +1710,7 @@ cfg_vault_find(const struct cfg *c, const char *name)
 	return NULL;
 }
 
-/* ---- dump ------------------------------------------------------------------ */
+/* ---- dump ---------------------------------------------------------------- */
 
 /* Values never hold '"' and a space together, so quoting needs no escapes. */
 static void
@@ -1812,7 +1815,7 @@ cfg_dump(const struct cfg *c, FILE *out)
 	return 0;
 }
 
-/* ---- environment ----------------------------------------------------------- */
+/* ---- environment --------------------------------------------------------- */
 
 /* The XDG spec says relative values are to be ignored. */
 static void

@@ -285,8 +285,14 @@ creds_line(struct creds_pctx *x, const char *p, const char *e)
 		if (p < e && *p != '#')
 			return creds_line_err(x, key, "text after the closing quote");
 	} else {
+		/*
+		 * As in sh, '#' after whitespace starts a comment; v[-1] is at
+		 * worst the '='.  A note after a secret must not become part of it.
+		 */
 		v = p;
-		ve = e;
+		for (ve = v; ve < e; ve++)
+			if (*ve == '#' && CREDS_IS_WS(ve[-1]))
+				break;
 		while (ve > v && CREDS_IS_WS(ve[-1]))
 			ve--;
 		if (memchr(v, '"', (size_t)(ve - v)) != NULL ||

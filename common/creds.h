@@ -5,7 +5,8 @@
  *
  * Format: KEY=VALUE lines, an optional leading "export", '#' comment lines,
  * blank lines, CRLF tolerated, values optionally in matching single or
- * double quotes (no escapes).  Recognized keys: AWS_ACCESS_KEY_ID and
+ * double quotes (no escapes), '#' after whitespace outside quotes starts a
+ * comment.  Recognized keys: AWS_ACCESS_KEY_ID and
  * AWS_SECRET_ACCESS_KEY (required), AWS_SESSION_TOKEN and
  * AWS_CREDENTIAL_EXPIRATION (optional, RFC 3339).  Other keys are ignored.
  *

@@ -22,6 +22,14 @@
 
 #include "config.h"
 
+/* The same fallbacks config.c uses when the build does not pass them. */
+#ifndef SYSCONFDIR
+#define SYSCONFDIR	"/etc"
+#endif
+#ifndef DATADIR
+#define DATADIR		"/usr/local/share"
+#endif
+
 #define R1	"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 #define R2	"age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"
 #define MINI	"Vault v\nPath /v\n"

@@ -185,6 +185,8 @@ test_variants(void **state)
 		BASIC "AWS_SESSION_TOKEN=\nAWS_CREDENTIAL_EXPIRATION=\n",
 		BASIC "AWS_SESSION_TOKEN=\"\"\n",
 		"\n\n\n" BASIC "\n\n",
+		"AWS_ACCESS_KEY_ID=" ID " # key 1\nAWS_SECRET_ACCESS_KEY=" SECRET "\t#rotated 'weekly'\n",
+		"AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=" SECRET "\nAWS_X= #\"\n",
 		/* The other quote character is plain text inside quotes. */
 		BASIC "AWS_X=\"it's\"\nAWS_Y='say \"hi\"'\n",
 	};
@@ -244,6 +246,17 @@ test_limits_ok(void **state)
 	assert_string_equal(c.access_key_id, id128);
 	creds_free(&c);
 	free(s);
+
+	/* '#' is a comment only after whitespace, and never inside quotes. */
+	parse_ok("AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=a#b#\n", &c);
+	assert_string_equal((char *)c.secret.p, "a#b#");
+	creds_free(&c);
+	parse_ok("AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=#ab\n", &c);
+	assert_string_equal((char *)c.secret.p, "#ab");
+	creds_free(&c);
+	parse_ok("AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=\"a #b\"\n", &c);
+	assert_string_equal((char *)c.secret.p, "a #b");
+	creds_free(&c);
 
 	/* Lowercase is tolerated in the key id. */
 	parse_ok("AWS_ACCESS_KEY_ID=akiaiosfodnn7examplE\nAWS_SECRET_ACCESS_KEY=x", &c);
@@ -309,6 +322,7 @@ test_errors(void **state)
 		{ "AWS_ACCESS_KEY_ID=\"\"\nAWS_SECRET_ACCESS_KEY=x\n", "line 1: AWS_ACCESS_KEY_ID: empty value" },
 		{ "AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=\n", "line 2: AWS_SECRET_ACCESS_KEY: empty value" },
 		{ "AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=''  \n", "line 2: AWS_SECRET_ACCESS_KEY: empty value" },
+		{ "AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY= # later\n", "line 2: AWS_SECRET_ACCESS_KEY: empty value" },
 		{ "AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=" SECRET "\x01\n", "line 2: AWS_SECRET_ACCESS_KEY: control character" },
 		{ "AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=\"" SECRET "\t\"\n", "line 2: AWS_SECRET_ACCESS_KEY: control character" },
 		{ "AWS_ACCESS_KEY_ID=" ID "\nAWS_SECRET_ACCESS_KEY=q7Rz\x7f" "x2Lw\n", "line 2: AWS_SECRET_ACCESS_KEY: control character" },

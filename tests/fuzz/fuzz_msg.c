@@ -1,0 +1,39 @@
+/*
+ * libFuzzer: the wire decoder, as every kind of peer, with and without an
+ * fd.  A decoded message must re-validate, i.e. the checks are idempotent.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const unsigned peers[] = { PEER_PARENT, PEER_WATCHER, PEER_UPLOADER,
+	    PEER_STATUSD, PEER_CTL };
+	unsigned char again[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct msg m, m2;
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < sizeof(peers) / sizeof(peers[0]); i++) {
+		int rv = msg_decode(data, size, peers[i], -1, &m, &why);
+
+		if (rv == MSG_OK) {
+			memcpy(again, &m.hdr, sizeof(m.hdr));
+			memcpy(again + sizeof(m.hdr), &m.u, m.hdr.len);
+			if (msg_decode(again, sizeof(m.hdr) + m.hdr.len, peers[i], -1, &m2,
+			    &why) != MSG_OK)
+				abort();
+		} else if (rv != MSG_VIOLATION || why == NULL)
+			abort();
+		/* No type carries an fd yet: an fd always makes it a violation. */
+		if (msg_decode(data, size, peers[i], 99, &m, &why) != MSG_VIOLATION)
+			abort();
+	}
+	return 0;
+}

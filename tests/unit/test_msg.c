@@ -1,0 +1,395 @@
+/*
+ * The wire codec: every type round-trips; every length, sender, terminator,
+ * enum, flag and fd rule is enforced; truncations and bit flips of real
+ * encodings never get past the decoder unvalidated.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "msg.h"
+
+struct sample {
+	uint32_t type;
+	unsigned sender;
+	size_t size;
+	union {
+		struct msg_hello hello;
+		struct msg_log log;
+		struct msg_watcher_config wcfg;
+		struct msg_watch_change wchange;
+		struct msg_watch_newdir wnewdir;
+		struct msg_watch_overflow woverflow;
+		struct msg_cred_info cred;
+		struct msg_statusd_config scfg;
+		struct msg_snap_daemon sdaemon;
+		struct msg_snap_child schild;
+		struct msg_snap_vault svault;
+		struct msg_snap_end send;
+		struct msg_ctl_request creq;
+		struct msg_ctl_result cres;
+	} u;
+};
+
+/* One valid payload per type, with every string filled to make terminators matter. */
+static void
+make_samples(struct sample *s, size_t *n)
+{
+	size_t i = 0;
+
+#define ADD(t, who, field) do {					\
+	memset(&s[i], 0, sizeof(s[i]));				\
+	s[i].type = (t);					\
+	s[i].sender = (who);					\
+	s[i].size = sizeof(s[i].u.field);			\
+	i++;							\
+} while (0)
+	ADD(MSG_HELLO, PEER_WATCHER, hello);
+	s[i - 1].u.hello.proto = VS_PROTO_VERSION;
+	s[i - 1].u.hello.role = ROLE_WATCHER;
+	msg_strlcpy(s[i - 1].u.hello.version, "1.2.3", 32);
+	ADD(MSG_LOG, PEER_UPLOADER, log);
+	s[i - 1].u.log.level = MLOG_INFO;
+	s[i - 1].u.log.seccomp_nr = -1;
+	memset(s[i - 1].u.log.msg, 'x', sizeof(s[i - 1].u.log.msg) - 1);
+	ADD(MSG_WATCHER_CONFIG, PEER_PARENT, wcfg);
+	s[i - 1].u.wcfg.debounce_ms = 500;
+	ADD(MSG_WATCH_CHANGE, PEER_WATCHER, wchange);
+	s[i - 1].u.wchange.wd = 7;
+	ADD(MSG_WATCH_NEWDIR, PEER_WATCHER, wnewdir);
+	memset(s[i - 1].u.wnewdir.name, 'd', 255);
+	ADD(MSG_WATCH_OVERFLOW, PEER_WATCHER, woverflow);
+	ADD(MSG_CRED_INFO, PEER_UPLOADER, cred);
+	s[i - 1].u.cred.state = CRED_ST_OK;
+	msg_strlcpy(s[i - 1].u.cred.path, "/etc/vaultsync/s3.env", 256);
+	ADD(MSG_STATUSD_CONFIG, PEER_PARENT, scfg);
+	s[i - 1].u.scfg.require_auth = 1;
+	memset(s[i - 1].u.scfg.token, 'a', 64);
+	ADD(MSG_SNAP_DAEMON, PEER_PARENT, sdaemon);
+	ADD(MSG_SNAP_CHILD, PEER_PARENT, schild);
+	s[i - 1].u.schild.role = ROLE_STATUSD;
+	ADD(MSG_SNAP_VAULT, PEER_PARENT, svault);
+	msg_strlcpy(s[i - 1].u.svault.name, "work", 64);
+	ADD(MSG_SNAP_END, PEER_PARENT, send);
+	ADD(MSG_CTL_REQUEST, PEER_CTL, creq);
+	s[i - 1].u.creq.cmd = CTL_STATUS;
+	ADD(MSG_CTL_RESULT, PEER_PARENT, cres);
+	msg_strlcpy(s[i - 1].u.cres.msg, "ok", 1024);
+#undef ADD
+	*n = i;
+}
+
+static size_t
+encode(const struct sample *s, unsigned char *buf)
+{
+	struct vs_hdr h = { s->type, (uint32_t)s->size, 1, 0 };
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &s->u, s->size);
+	return sizeof(h) + s->size;
+}
+
+static void
+test_every_type_round_trips(void **state)
+{
+	struct sample s[MSG_TYPE_MAX + 1];
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct msg m;
+	size_t n, i, len;
+	const char *why;
+
+	(void)state;
+	make_samples(s, &n);
+	assert_int_equal(n, MSG_TYPE_MAX);
+	for (i = 0; i < n; i++) {
+		len = encode(&s[i], buf);
+		assert_int_equal(msg_decode(buf, len, s[i].sender, -1, &m, &why), MSG_OK);
+		assert_int_equal(m.hdr.type, s[i].type);
+		assert_memory_equal(&m.u, &s[i].u, s[i].size);
+		assert_int_equal(m.fd, -1);
+	}
+}
+
+static void
+test_length_must_be_exact(void **state)
+{
+	struct sample s[MSG_TYPE_MAX + 1];
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD + 8];
+	struct msg m;
+	size_t n, i, len;
+	const char *why;
+
+	(void)state;
+	make_samples(s, &n);
+	for (i = 0; i < n; i++) {
+		struct vs_hdr h;
+
+		len = encode(&s[i], buf);
+		/* Claimed length one off either way, datagram unchanged. */
+		memcpy(&h, buf, sizeof(h));
+		h.len = (uint32_t)s[i].size + 1;
+		memcpy(buf, &h, sizeof(h));
+		assert_int_equal(msg_decode(buf, len, s[i].sender, -1, &m, &why), MSG_VIOLATION);
+		h.len = (uint32_t)s[i].size - 1;
+		memcpy(buf, &h, sizeof(h));
+		assert_int_equal(msg_decode(buf, len, s[i].sender, -1, &m, &why), MSG_VIOLATION);
+		/* Honest header, datagram longer or shorter than it says. */
+		h.len = (uint32_t)s[i].size;
+		memcpy(buf, &h, sizeof(h));
+		assert_int_equal(msg_decode(buf, len + 1, s[i].sender, -1, &m, &why), MSG_VIOLATION);
+		assert_int_equal(msg_decode(buf, len - 1, s[i].sender, -1, &m, &why), MSG_VIOLATION);
+		assert_string_equal(why, "payload length does not match its type");
+	}
+}
+
+static void
+test_every_truncation_is_rejected(void **state)
+{
+	struct sample s[MSG_TYPE_MAX + 1];
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct msg m;
+	size_t n, i, len, cut;
+	const char *why;
+
+	(void)state;
+	make_samples(s, &n);
+	for (i = 0; i < n; i++) {
+		len = encode(&s[i], buf);
+		for (cut = 0; cut < len; cut++)
+			assert_int_equal(msg_decode(buf, cut, s[i].sender, -1, &m, &why),
+			    MSG_VIOLATION);
+	}
+}
+
+/*
+ * Every single-bit flip either still decodes (it hit a free-form field) or is
+ * a violation; a flip in type, len or flags is always a violation, and any
+ * decoded result still has terminated strings (checked by re-validating).
+ */
+static void
+test_every_bit_flip(void **state)
+{
+	struct sample s[MSG_TYPE_MAX + 1];
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct msg m, m2;
+	size_t n, i, len, bit;
+	const char *why;
+
+	(void)state;
+	make_samples(s, &n);
+	for (i = 0; i < n; i++) {
+		len = encode(&s[i], buf);
+		for (bit = 0; bit < len * 8; bit++) {
+			size_t byte = bit / 8;
+			unsigned char hdr[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+			int rv;
+
+			buf[byte] ^= (unsigned char)(1u << (bit % 8));
+			rv = msg_decode(buf, len, s[i].sender, -1, &m, &why);
+			/* len and flags: always caught.  type: only another type of the same size and sender may pass. */
+			if ((byte >= 4 && byte < 8) || (byte >= 12 && byte < 16))
+				assert_int_equal(rv, MSG_VIOLATION);
+			if (byte < 4 && rv == MSG_OK)
+				assert_int_equal(m.hdr.len, len - sizeof(struct vs_hdr));
+			if (rv == MSG_OK) {
+				memcpy(hdr, &m.hdr, sizeof(m.hdr));
+				memcpy(hdr + sizeof(m.hdr), &m.u, m.hdr.len);
+				assert_int_equal(msg_decode(hdr, len, s[i].sender, -1, &m2, &why),
+				    MSG_OK);
+			} else
+				assert_int_equal(rv, MSG_VIOLATION);
+			buf[byte] ^= (unsigned char)(1u << (bit % 8));
+		}
+	}
+}
+
+static void
+test_strings_must_be_terminated(void **state)
+{
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct msg_watch_newdir d;
+	struct msg_ctl_request rq;
+	struct vs_hdr h = { MSG_WATCH_NEWDIR, sizeof(d), 1, 0 };
+	struct msg m;
+	const char *why;
+
+	(void)state;
+	memset(&d, 'A', sizeof(d));
+	d.wd = 1;
+	d.pad = 0;
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &d, sizeof(d));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(d), PEER_WATCHER, -1, &m, &why),
+	    MSG_VIOLATION);
+	assert_non_null(strstr(why, "not terminated"));
+
+	memset(&rq, 0, sizeof(rq));
+	rq.cmd = CTL_STATUS;
+	memset(rq.arg, 'z', sizeof(rq.arg));
+	h = (struct vs_hdr){ MSG_CTL_REQUEST, sizeof(rq), 1, 0 };
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &rq, sizeof(rq));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(rq), PEER_CTL, -1, &m, &why),
+	    MSG_VIOLATION);
+}
+
+static void
+test_enums_and_senders(void **state)
+{
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct msg_ctl_request rq;
+	struct msg_log l;
+	struct vs_hdr h = { MSG_CTL_REQUEST, sizeof(rq), 1, 0 };
+	struct msg m;
+	const char *why;
+
+	(void)state;
+	memset(&rq, 0, sizeof(rq));
+	rq.cmd = CTL_CMD_MAX + 1;
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &rq, sizeof(rq));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(rq), PEER_CTL, -1, &m, &why),
+	    MSG_VIOLATION);
+	rq.cmd = CTL_STATUS;
+	memcpy(buf + sizeof(h), &rq, sizeof(rq));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(rq), PEER_CTL, -1, &m, &why), MSG_OK);
+	/* A child may not send a control request, nor the ctl a watcher event. */
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(rq), PEER_WATCHER, -1, &m, &why),
+	    MSG_VIOLATION);
+	assert_string_equal(why, "message type not permitted from this peer");
+
+	memset(&l, 0, sizeof(l));
+	l.level = MLOG_MAX + 1;
+	l.seccomp_nr = -1;
+	h = (struct vs_hdr){ MSG_LOG, sizeof(l), 1, 0 };
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &l, sizeof(l));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(l), PEER_WATCHER, -1, &m, &why),
+	    MSG_VIOLATION);
+	/* Unknown types and reserved flags. */
+	h = (struct vs_hdr){ 0, 0, 1, 0 };
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(msg_decode(buf, sizeof(h), PEER_PARENT, -1, &m, &why), MSG_VIOLATION);
+	h = (struct vs_hdr){ MSG_TYPE_MAX + 1, 0, 1, 0 };
+	memcpy(buf, &h, sizeof(h));
+	assert_int_equal(msg_decode(buf, sizeof(h), PEER_PARENT, -1, &m, &why), MSG_VIOLATION);
+	l.level = MLOG_INFO;
+	h = (struct vs_hdr){ MSG_LOG, sizeof(l), 1, 1 };
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &l, sizeof(l));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(l), PEER_WATCHER, -1, &m, &why),
+	    MSG_VIOLATION);
+	assert_string_equal(why, "reserved flags set");
+}
+
+static int
+fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+/* Over a real socketpair: encoder refusals, and fds that arrive uninvited are closed. */
+static void
+test_socket_send_recv_and_fds(void **state)
+{
+	struct msg_watch_overflow o = { 0, 0 };
+	struct msg_ctl_result r;
+	struct msg m;
+	const char *why;
+	int sp[2], devnull, before;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	memset(&r, 0, sizeof(r));
+	/* The encoder refuses what the table forbids. */
+	assert_int_equal(msg_send(sp[0], PEER_WATCHER, MSG_CTL_RESULT, 1, &r, sizeof(r), -1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(msg_send(sp[0], PEER_WATCHER, MSG_WATCH_OVERFLOW, 1, &o, sizeof(o) - 1, -1),
+	    -1);
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(devnull >= 0);
+	assert_int_equal(msg_send(sp[0], PEER_WATCHER, MSG_WATCH_OVERFLOW, 1, &o, sizeof(o), devnull),
+	    -1);
+	/* A proper message arrives intact. */
+	assert_int_equal(msg_send(sp[0], PEER_WATCHER, MSG_WATCH_OVERFLOW, 9, &o, sizeof(o), -1), 0);
+	assert_int_equal(msg_recv(sp[1], PEER_WATCHER, &m, &why), MSG_OK);
+	assert_int_equal(m.hdr.seq, 9);
+	/* An fd smuggled onto a type that carries none: violation, and it is closed. */
+	{
+		struct vs_hdr h = { MSG_WATCH_OVERFLOW, sizeof(o), 2, 0 };
+		unsigned char buf[sizeof(h) + sizeof(o)];
+		union { struct cmsghdr a; char s[CMSG_SPACE(2 * sizeof(int))]; } cb;
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr mh;
+		struct cmsghdr *cm;
+		int fds[2] = { devnull, devnull };
+
+		memcpy(buf, &h, sizeof(h));
+		memcpy(buf + sizeof(h), &o, sizeof(o));
+		memset(&mh, 0, sizeof(mh));
+		memset(&cb, 0, sizeof(cb));
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cb.s;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, sizeof(int));
+		assert_true(sendmsg(sp[0], &mh, 0) > 0);
+		before = fcntl(0, F_DUPFD, 0);	/* the next free fd number */
+		close(before);
+		assert_int_equal(msg_recv(sp[1], PEER_WATCHER, &m, &why), MSG_VIOLATION);
+		assert_string_equal(why, "unexpected fd");
+		assert_false(fd_is_open(before));	/* the received copy was closed */
+		/* Two fds at once: violation, both closed. */
+		mh.msg_controllen = CMSG_SPACE(2 * sizeof(int));
+		cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+		assert_true(sendmsg(sp[0], &mh, 0) > 0);
+		assert_int_equal(msg_recv(sp[1], PEER_WATCHER, &m, &why), MSG_VIOLATION);
+		assert_false(fd_is_open(before));
+		assert_false(fd_is_open(before + 1));
+	}
+	/* Oversized datagram. */
+	{
+		unsigned char big[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD + 64];
+
+		memset(big, 0, sizeof(big));
+		assert_true(send(sp[0], big, sizeof(big), 0) > 0);
+		assert_int_equal(msg_recv(sp[1], PEER_WATCHER, &m, &why), MSG_VIOLATION);
+		assert_string_equal(why, "oversized datagram");
+	}
+	/* Nothing pending: EAGAIN, not a block. */
+	assert_int_equal(msg_recv(sp[1], PEER_WATCHER, &m, &why), MSG_ERR);
+	assert_int_equal(errno, EAGAIN);
+	close(sp[0]);
+	assert_int_equal(msg_recv(sp[1], PEER_WATCHER, &m, &why), MSG_EOF);
+	close(sp[1]);
+	close(devnull);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_type_round_trips),
+		cmocka_unit_test(test_length_must_be_exact),
+		cmocka_unit_test(test_every_truncation_is_rejected),
+		cmocka_unit_test(test_every_bit_flip),
+		cmocka_unit_test(test_strings_must_be_terminated),
+		cmocka_unit_test(test_enums_and_senders),
+		cmocka_unit_test(test_socket_send_recv_and_fds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
