@@ -103,9 +103,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBVS)
 # Test tools (vs-age, the substitute child, ...): built, never installed.
 $(B)/%: $(B)/obj/tests/tools/%.o $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
-# The policy test applies each child's own seccomp table, so it links them.
+# The policy test and the substitute child apply the children's own seccomp tables.
 POLICY_OBJS	:= $(call obj,watcher/sandbox.c uploader/sandbox.c statusd/sandbox.c)
 $(B)/vs-policytest: $(B)/obj/tests/tools/vs-policytest.o $(POLICY_OBJS) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vs-evil: $(B)/obj/tests/tools/vs-evil.o $(POLICY_OBJS) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # ---- fuzzing (clang libFuzzer) ------------------------------------------------
@@ -150,7 +152,7 @@ check: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
 	@$(MAKE) --no-print-directory fuzz
-	@sh tests/check.sh
+	@bash tests/check.sh
 
 asan:
 	@$(MAKE) --no-print-directory SAN=1 all

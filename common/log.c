@@ -186,7 +186,7 @@ logit(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void __attribute__((noreturn))
+static void __attribute__((noreturn, format(printf, 3, 0)))
 fatal_common(int code, int with_errno, const char *fmt, va_list ap)
 {
 	char buf[900];

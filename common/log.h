@@ -23,7 +23,7 @@ void log_set_channel(int fd, unsigned self_peer);
 enum log_level log_get_level(void);
 
 void logit(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void logitv(enum log_level level, const char *fmt, va_list ap);
+void logitv(enum log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Parent: print a record received from a child. */
 void log_emit(enum log_level level, const char *proc, int pid, const char *msg);
 

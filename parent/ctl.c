@@ -38,6 +38,9 @@ client_close(struct client *cl)
 	cl->fd = -1;
 }
 
+static int send_result(int fd, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 send_result(int fd, int code, const char *fmt, ...)
 {

@@ -13,7 +13,7 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("VS_BUILD", os.path.join(REPO, "build"))
+BUILD = os.path.abspath(os.environ.get("VS_BUILD", os.path.join(REPO, "build")))
 IS_ROOT = os.geteuid() == 0
 TEST_USER = os.environ.get("VS_TEST_USER", "vstest")
 
@@ -218,6 +218,9 @@ def daemon_factory(workdir):
     yield make
     for d in made:
         d.stop()
+        # Children run in seccomp TRAP mode under -d: a missing syscall is named here.
+        bad = [r["msg"] for r in d.records() if "seccomp stopped" in r.get("msg", "")]
+        assert not bad, bad
         # No child may outlive its parent, whatever the test did.
         for pid in getattr(d, "_seen_pids", []):
             assert not pid_alive(pid)

@@ -15,7 +15,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("VS_BUILD", os.path.join(REPO, "build"))
+BUILD = os.path.abspath(os.environ.get("VS_BUILD", os.path.join(REPO, "build")))
 DAEMON = os.path.join(BUILD, "vaultsyncd-dev")
 CONFIGS = os.path.join(HERE, "configs")
 GOOD = os.path.join(CONFIGS, "good")

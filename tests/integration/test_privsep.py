@@ -21,7 +21,7 @@ def fd_targets(pid):
 
 @pytest.mark.root
 def test_system_mode_four_confined_processes(daemon_factory):
-    d = daemon_factory(user_mode=False).start()
+    d = daemon_factory(user_mode=False, debug=False).start()
     pids = d.child_pids()
     assert sorted(pids) == sorted(CHILDREN)
     # Four processes: the parent and exactly its three children.
@@ -60,7 +60,7 @@ def test_system_mode_four_confined_processes(daemon_factory):
 
 
 def test_user_mode_confined(daemon_factory):
-    d = daemon_factory(user_mode=True).start()
+    d = daemon_factory(user_mode=True, debug=False).start()
     me = d.ident.uid
     for name, pid in d.child_pids().items():
         st = proc_status(pid)

@@ -187,3 +187,16 @@ def test_unsafe_chroot_refused(daemon_factory, workdir):
     r = subprocess.run(d.argv(), capture_output=True, text=True, env=d.ident.env(), timeout=20)
     assert r.returncode == 73
     assert "is not empty" in r.stdout + r.stderr
+
+
+def test_trap_mode_names_the_forbidden_syscall(daemon_factory):
+    """Under -d a child's forbidden call reaches the log by name, then it is restarted."""
+    evil_libexec("trap", "watcher")
+    d = daemon_factory(user_mode=not IS_ROOT, binary="vaultsyncd-evil").start()
+    wait_for(lambda: d.children()["watcher"]["restarts"] >= 1, timeout=5, what="restart")
+    msgs = [r["msg"] for r in d.records()]
+    assert any("seccomp stopped forbidden system call socket (41)" in m for m in msgs), msgs
+    assert d.proc.poll() is None
+    d.stop()
+    # Expected here: keep the harness's own "no seccomp trap" check from firing.
+    open(d.log, "w").close()

@@ -18,6 +18,7 @@
 
 #include "child.h"
 #include "msg.h"
+#include "sandbox.h"
 
 static uint32_t
 role_of(const char *argv0)
@@ -116,6 +117,13 @@ main(int argc, char **argv)
 		memcpy(buf, &hd, sizeof(hd));
 		memcpy(buf + sizeof(hd), &r, sizeof(r));
 		raw_send(buf, sizeof(buf), -1);
+	} else if (strcmp(mode, "trap") == 0) {
+		const char *why;
+
+		/* The watcher's own table in TRAP mode, then a call it forbids. */
+		if (sandbox_seccomp(&watcher_policy, 1, CHILD_FD_LOG, self, &why) != 0)
+			return 1;
+		(void)socket(AF_INET, SOCK_STREAM, 0);
 	} else if (strcmp(mode, "extrafd") == 0) {
 		struct msg_watch_overflow o = { 0, 0 };
 		struct vs_hdr hd = { MSG_WATCH_OVERFLOW, sizeof(o), 2, 0 };

@@ -1,0 +1,76 @@
+#!/bin/bash
+# make check: unit tests (normal and ASan/UBSan builds), fuzz smoke runs, then
+# the integration suite against both builds.  Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+sh tests/users.sh
+passed=0 failed=0
+PYTEST=(/usr/bin/python3 -m pytest -q -p no:cacheprovider)
+[ -f ../shared/DESIGN.md ] && export VS_DESIGN_MD=$PWD/../shared/DESIGN.md
+
+count_cmocka() {	# $1 = output file
+	local p f
+	p=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$1" | tail -1)
+	f=$(sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$1" | tail -1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+}
+
+count_pytest() {	# $1 = output file, $2 = exit code
+	local line p f e
+	line=$(grep -E '^=*.*(passed|failed|error).* in [0-9.]+s' "$1" | tail -1)
+	p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+')
+	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
+	e=$(grep -oE '[0-9]+ error' <<<"$line" | grep -oE '[0-9]+')
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0} + ${e:-0}))
+	# A run that crashed before its summary still counts as a failure.
+	if [ "$2" != 0 ] && [ -z "$f$e" ]; then failed=$((failed + 1)); fi
+}
+
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+for b in build build-asan; do
+	echo "== unit tests ($b)"
+	for t in "$b"/tests/test_*; do
+		[ -x "$t" ] || continue
+		out=$log/$(basename "$t").$b
+		if ASAN_OPTIONS=detect_leaks=1 "$t" >"$out" 2>&1; then rc=0; else rc=$?; fi
+		count_cmocka "$out"
+		if [ $rc != 0 ]; then
+			cat "$out"
+			grep -q 'FAILED  \]' "$out" || failed=$((failed + 1))
+		else
+			echo "$(basename "$t"): $(grep -E 'PASSED' "$out" | tail -1)"
+		fi
+	done
+done
+
+echo "== fuzz smoke runs"
+for f in build-fuzz/fuzz_*; do
+	name=${f#build-fuzz/fuzz_}
+	corpus=$log/corpus-$name
+	mkdir -p "$corpus"
+	cp -r tests/fuzz/corpus/"$name"/. "$corpus"/ 2>/dev/null || true
+	# A fresh copy of the seeds: the run adds to it, never to the tree.
+	if "$f" -max_total_time="${VS_FUZZ_SECONDS:-15}" -timeout=10 -rss_limit_mb=2048 \
+	    "$corpus" >"$log/fuzz-$name" 2>&1; then
+		passed=$((passed + 1))
+		echo "fuzz_$name: $(grep -E '^Done [0-9]+ runs' "$log/fuzz-$name")"
+	else
+		failed=$((failed + 1))
+		tail -40 "$log/fuzz-$name"
+	fi
+done
+
+for b in build build-asan; do
+	echo "== integration tests ($b)"
+	out=$log/pytest.$b
+	VS_BUILD=$PWD/$b "${PYTEST[@]}" tests/integration 2>&1 | tee "$out"
+	count_pytest "$out" "${PIPESTATUS[0]}"
+done
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages vaultsync needs: "build" for make/make run,
+# "test" adds what make check uses.  As root it installs what is missing;
+# otherwise it prints the exact command and fails.
+set -eu
+what=${1:-build}
+BUILD_PKGS="gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
+ libcap-dev libarchive-dev libjansson-dev libmicrohttpd-dev"
+TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age awscli s3cmd
+ strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd"
+pkgs=$BUILD_PKGS
+[ "$what" = test ] && pkgs="$pkgs $TEST_PKGS"
+
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "missing packages:$missing" >&2
+	echo "install them with: sudo apt-get install -y --no-install-recommends$missing" >&2
+	exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing </dev/null
