@@ -154,6 +154,9 @@ check: deps-test
 	@$(MAKE) --no-print-directory fuzz
 	@bash tests/check.sh
 
+bench: all
+	@/usr/bin/python3 tests/bench/status_bench.py $(abspath $(B))
+
 asan:
 	@$(MAKE) --no-print-directory SAN=1 all
 

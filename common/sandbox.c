@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/ucontext.h>
 #include <unistd.h>
 
 #include "msg.h"
@@ -46,18 +47,28 @@ const size_t sandbox_common_nrules = sizeof(sandbox_common_rules) / sizeof(sandb
 static int trap_log_fd = -1;
 static unsigned trap_self;
 
-/* TRAP mode: name the call to the parent, then die as if killed. */
+/* TRAP mode: name the call and its first argument to the parent, then die as if killed. */
 static void
 sigsys_handler(int sig, siginfo_t *si, void *ctx)
 {
-	struct msg_log m;
-	static const char txt[] = "seccomp: forbidden system call";
-
+	static const char txt[] = "first argument 0x";
+	static const char hex[] = "0123456789abcdef";
+#ifdef __x86_64__
+	unsigned long long a0 = (unsigned long long)((const ucontext_t *)ctx)->uc_mcontext.gregs[REG_RDI];
+#else
+	unsigned long long a0 = 0;
 	(void)ctx;
+#endif
+	struct msg_log m;
+	size_t n = sizeof(txt) - 1;
+	int shift;
+
 	memset(&m, 0, sizeof(m));
 	m.level = MLOG_ERROR;
 	m.seccomp_nr = si->si_syscall;
-	memcpy(m.msg, txt, sizeof(txt));
+	memcpy(m.msg, txt, n);
+	for (shift = 60; shift >= 0; shift -= 4)	/* no stdio in a signal handler */
+		m.msg[n++] = hex[(a0 >> shift) & 0xf];
 	if (trap_log_fd >= 0)
 		(void)msg_send(trap_log_fd, trap_self, MSG_LOG, 0, &m, sizeof(m), -1);
 	_exit(128 + sig);

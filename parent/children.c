@@ -264,8 +264,9 @@ log_one(struct child_proc *c, struct msg_log *l)
 	if (l->seccomp_nr >= 0) {
 		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, l->seccomp_nr);
 
-		log_error("%s (pid %d): seccomp stopped forbidden system call %s (%d)",
-		    msg_role_name(c->role), (int)c->pid, name ? name : "?", l->seccomp_nr);
+		log_error("%s (pid %d): seccomp stopped forbidden system call %s (%d), %s",
+		    msg_role_name(c->role), (int)c->pid, name ? name : "?", l->seccomp_nr,
+		    l->msg);
 		free(name);
 		return;
 	}
