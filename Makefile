@@ -57,7 +57,7 @@ DEVPROGS	:= $(B)/vaultsyncd-dev $(B)/vaultsyncd-evil
 UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOLS		:= $(patsubst tests/tools/%.c,$(B)/%,$(TOOL_SRC))
 
-.PHONY: all install uninstall deps deps-test run check check-unit check-integration \
+.PHONY: FORCE all install uninstall deps deps-test run check check-unit check-integration \
 	check-fuzz asan fuzz clean bench
 .DEFAULT_GOAL := all
 
@@ -78,6 +78,12 @@ $(B)/obj/parent/paths-%.o: parent/paths.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
 LIBEXECDIR_inst	= $(LIBEXECDIR)
+# Rebuild the installed parent when LIBEXECDIR changes between invocations.
+$(B)/obj/parent/paths-inst.o: $(B)/libexecdir.stamp
+$(B)/libexecdir.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(LIBEXECDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR)' > $@
+FORCE:
 LIBEXECDIR_dev	= $(abspath $(B))
 LIBEXECDIR_evil	= $(abspath $(B))/evil
 

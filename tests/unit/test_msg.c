@@ -21,22 +21,7 @@ struct sample {
 	uint32_t type;
 	unsigned sender;
 	size_t size;
-	union {
-		struct msg_hello hello;
-		struct msg_log log;
-		struct msg_watcher_config wcfg;
-		struct msg_watch_change wchange;
-		struct msg_watch_newdir wnewdir;
-		struct msg_watch_overflow woverflow;
-		struct msg_cred_info cred;
-		struct msg_statusd_config scfg;
-		struct msg_snap_daemon sdaemon;
-		struct msg_snap_child schild;
-		struct msg_snap_vault svault;
-		struct msg_snap_end send;
-		struct msg_ctl_request creq;
-		struct msg_ctl_result cres;
-	} u;
+	__typeof__(((struct msg *)0)->u) u;
 };
 
 /* One valid payload per type, with every string filled to make terminators matter. */

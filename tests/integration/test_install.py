@@ -1,0 +1,33 @@
+"""make install honours PREFIX, DESTDIR, SBINDIR, BINDIR and LIBEXECDIR, and the
+installed parent starts its children from the installed LIBEXECDIR."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import BUILD, REPO
+
+
+@pytest.mark.skipif(BUILD.endswith("-asan"), reason="checked once, with the normal build")
+def test_make_install_paths(workdir):
+    dest = os.path.join(workdir, "dest")
+    b = os.path.join(workdir, "b")
+    r = subprocess.run(["make", "-s", "-j2", "B=" + b, "install", "DESTDIR=" + dest,
+                        "PREFIX=/opt/vs", "SBINDIR=/opt/vs/bin-s", "BINDIR=/opt/vs/bin-u",
+                        "LIBEXECDIR=/opt/vs/lx"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    files = sorted(os.path.relpath(os.path.join(dp, f), dest)
+                   for dp, _, fs in os.walk(dest) for f in fs)
+    assert files == ["opt/vs/bin-s/vaultsyncd", "opt/vs/bin-u/vaultsyncctl",
+                     "opt/vs/lx/vaultsync-statusd", "opt/vs/lx/vaultsync-uploader",
+                     "opt/vs/lx/vaultsync-watcher"]
+    assert os.path.isdir(os.path.join(dest, "opt/vs/share/vaultsync/empty"))
+    with open(os.path.join(dest, "opt/vs/bin-s/vaultsyncd"), "rb") as f:
+        assert b"/opt/vs/lx\0" in f.read()
+    # Changing only LIBEXECDIR rebuilds the parent with the new path.
+    r = subprocess.run(["make", "-s", "B=" + b, "install", "DESTDIR=" + dest,
+                        "PREFIX=/opt/vs", "LIBEXECDIR=/opt/other"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(os.path.join(dest, "opt/vs/sbin/vaultsyncd"), "rb") as f:
+        assert b"/opt/other\0" in f.read()
