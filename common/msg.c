@@ -162,6 +162,16 @@ check_cres(const void *p, const char **why)
 }
 
 static int
+check_csecret(const void *p, const char **why)
+{
+	const struct msg_ctl_secret *m = p;
+
+	REQUIRE(m->len < sizeof(m->secret) && m->secret[m->len] == '\0',
+	    "ctl secret: bad length");
+	return 0;
+}
+
+static int
 check_none(const void *p, const char **why)
 {
 	(void)p;
@@ -200,6 +210,8 @@ static const struct msg_spec msg_table[MSG_TYPE_MAX + 1] = {
 	    PEER_CTL, 0, check_creq),
 	SPEC(MSG_CTL_RESULT, "CTL_RESULT", struct msg_ctl_result,
 	    PEER_PARENT, 0, check_cres),
+	SPEC(MSG_CTL_SECRET, "CTL_SECRET", struct msg_ctl_secret,
+	    PEER_CTL, 0, check_csecret),
 };
 
 /* Layouts are part of the protocol: catch accidental padding or growth. */
@@ -210,7 +222,8 @@ _Static_assert(sizeof(struct msg_watch_newdir) == 264, "newdir");
 _Static_assert(sizeof(struct msg_cred_info) == 608, "cred");
 _Static_assert(sizeof(struct msg_snap_daemon) == 480, "snap daemon");
 _Static_assert(sizeof(struct msg_snap_child) == 160, "snap child");
-_Static_assert(sizeof(struct msg_snap_vault) == 1160, "snap vault");
+_Static_assert(sizeof(struct msg_snap_vault) == 1192, "snap vault");
+_Static_assert(sizeof(struct msg_ctl_secret) == 1032, "ctl secret");
 _Static_assert(sizeof(struct msg_ctl_request) == 328, "ctl request");
 _Static_assert(sizeof(struct msg_ctl_result) == 1032, "ctl result");
 
@@ -369,6 +382,8 @@ msg_recv(int sock, unsigned from, struct msg *out, const char **why)
 	rv = msg_decode(buf, (size_t)r, from, fd, out, why);
 	if (rv != MSG_OK && fd != -1)
 		close(fd);
+	/* Passphrases pass through here: leave no copy on the stack. */
+	explicit_bzero(buf, (size_t)r);
 	return rv;
 }
 

@@ -63,7 +63,8 @@ enum msg_type {
 	MSG_SNAP_END,		/* ... end of snapshot */
 	MSG_CTL_REQUEST,	/* ctl -> parent */
 	MSG_CTL_RESULT,		/* parent -> ctl: final answer to a request */
-	MSG_TYPE_MAX = MSG_CTL_RESULT,
+	MSG_CTL_SECRET,		/* ctl -> parent: the passphrase a request needs */
+	MSG_TYPE_MAX = MSG_CTL_SECRET,
 };
 
 /* Frozen: layout must never change. */
@@ -184,12 +185,14 @@ struct msg_snap_vault {
 	int64_t last_save_at;	/* unix seconds, 0 = never */
 	int64_t last_push_at;
 	int64_t last_ok_push_at;
+	uint64_t archive_bytes;	/* size of the local archive, 0 = none */
 	char name[64];
 	char path[256];
 	char remote[288];
 	char last_error[256];
 	char remote_etag[128];
 	char watch_reason[128];
+	char content_id[24];	/* first 16 hex digits of the keyed content id, "" = none */
 };
 
 struct msg_snap_end {
@@ -199,7 +202,8 @@ struct msg_snap_end {
 
 enum ctl_cmd {
 	CTL_STATUS = 1, CTL_VERSION, CTL_RELOAD, CTL_STOP,
-	CTL_CMD_MAX = CTL_STOP,
+	CTL_INIT, CTL_UNLOCK, CTL_LOCK, CTL_SYNC,	/* INIT and UNLOCK are followed by CTL_SECRET */
+	CTL_CMD_MAX = CTL_SYNC,
 };
 
 struct msg_ctl_request {
@@ -213,6 +217,13 @@ struct msg_ctl_result {
 	int32_t code;		/* 0 ok, else an exit code for vaultsyncctl */
 	uint32_t pad;
 	char msg[1024];
+};
+
+/* Wiped by both ends as soon as it has been used. */
+struct msg_ctl_secret {
+	uint32_t len;		/* bytes of secret in use; secret[len] is NUL */
+	uint32_t pad;
+	char secret[1024];
 };
 
 /* A decoded message: header, payload (validated), and the fd if one came. */
@@ -234,6 +245,7 @@ struct msg {
 		struct msg_snap_end send;
 		struct msg_ctl_request creq;
 		struct msg_ctl_result cres;
+		struct msg_ctl_secret csecret;
 		uint8_t raw[MSG_MAX_PAYLOAD];
 	} u;
 };

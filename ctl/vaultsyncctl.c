@@ -12,10 +12,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "msg.h"
+#include "secbuf.h"
 
 #define EXIT_UNHEALTHY	1
 #define EXIT_NODAEMON	2
@@ -42,6 +45,14 @@ usage(int code)
 "  reload                    re-read the configuration (like SIGHUP); a bad\n"
 "                            configuration is reported and the old one kept\n"
 "  stop                      stop the daemon and wait until it has exited\n"
+"  init VAULT [--passphrase-file FILE|-]\n"
+"                            create the vault's key pair: the identity is stored\n"
+"                            encrypted with the passphrase (asked twice on the\n"
+"                            terminal), then the vault is mounted and saved\n"
+"  unlock VAULT [--passphrase-file FILE|-]\n"
+"                            decrypt the latest archive into the vault\n"
+"  lock VAULT                save, wipe and unmount the vault\n"
+"  sync VAULT                save now and print the result\n"
 "\n"
 "Options:\n"
 "  -s SOCKET   control socket (default: $VAULTSYNC_SOCKET, else\n"
@@ -51,7 +62,9 @@ usage(int code)
 "  -h, --help  this text\n"
 "\n"
 "Exit status: 0 ok, 1 unhealthy or command failed, 2 daemon not running,\n"
-"64 usage error, 77 permission denied.\n");
+"64 usage error, 66 vault not initialised, 77 permission denied.\n"
+"Passphrases are read from the terminal without echo, or from FILE (first\n"
+"line) or standard input with --passphrase-file; never from the command line.\n");
 	exit(code);
 }
 
@@ -76,21 +89,29 @@ default_socket(char *buf, size_t len, int user)
 	snprintf(buf, len, "/run/vaultsync/ctl.sock");
 }
 
+static int recv_one_timeout(int fd, struct msg *m, int timeout_ms);
+
 /* Wait for and decode one message from the daemon. */
 static int
 recv_one(int fd, struct msg *m)
+{
+	return recv_one_timeout(fd, m, TIMEOUT_MS);
+}
+
+static int
+recv_one_timeout(int fd, struct msg *m, int timeout_ms)
 {
 	struct pollfd p = { fd, POLLIN, 0 };
 	const char *why;
 	int rv;
 
 	for (;;) {
-		rv = poll(&p, 1, TIMEOUT_MS);
+		rv = poll(&p, 1, timeout_ms);
 		if (rv == -1 && errno == EINTR)
 			continue;
 		if (rv == 0) {
 			fprintf(stderr, "%s: no answer from the daemon within %d s\n", progname,
-			    TIMEOUT_MS / 1000);
+			    timeout_ms / 1000);
 			exit(EXIT_UNHEALTHY);
 		}
 		rv = msg_recv(fd, PEER_PARENT, m, &why);
@@ -398,6 +419,120 @@ cmd_simple(int fd, uint32_t cmd)
 	result_exit(&m.u.cres);
 }
 
+/* One line from fd into b (without the newline).  0 ok, -1 nothing read. */
+static int
+read_line(int fd, struct secbuf *b)
+{
+	char c;
+	ssize_t n;
+
+	b->len = 0;
+	for (;;) {
+		n = read(fd, &c, 1);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return b->len > 0 ? 0 : -1;
+		if (c == '\n')
+			return 0;
+		if (b->len + 1 >= b->cap)
+			return -1;
+		b->p[b->len++] = (unsigned char)c;
+	}
+}
+
+static int
+prompt(int tty, const char *what, struct secbuf *b)
+{
+	struct termios old, quiet;
+	int rc;
+
+	dprintf(tty, "%s", what);
+	if (tcgetattr(tty, &old) != 0)
+		return -1;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	if (tcsetattr(tty, TCSAFLUSH, &quiet) != 0)
+		return -1;
+	rc = read_line(tty, b);
+	(void)tcsetattr(tty, TCSAFLUSH, &old);
+	dprintf(tty, "\n");
+	return rc;
+}
+
+static void
+get_passphrase(const char *file, int twice, struct secbuf *pass)
+{
+	struct secbuf again;
+	int fd, tty;
+
+	if (secbuf_alloc(pass, 1024) != 0) {
+		fprintf(stderr, "%s: cannot allocate a locked buffer\n", progname);
+		exit(EXIT_UNHEALTHY);
+	}
+	if (file != NULL) {
+		fd = strcmp(file, "-") == 0 ? 0 : open(file, O_RDONLY | O_CLOEXEC);
+		if (fd == -1) {
+			fprintf(stderr, "%s: %s: %s\n", progname, file, strerror(errno));
+			exit(EXIT_USAGE);
+		}
+		if (read_line(fd, pass) != 0 || pass->len == 0) {
+			fprintf(stderr, "%s: no passphrase in %s\n", progname, file);
+			exit(EXIT_USAGE);
+		}
+		if (fd != 0)
+			close(fd);
+		return;
+	}
+	if ((tty = open("/dev/tty", O_RDWR | O_CLOEXEC)) == -1) {
+		fprintf(stderr, "%s: no terminal to ask for the passphrase; use "
+		    "--passphrase-file FILE or - for standard input\n", progname);
+		exit(EXIT_USAGE);
+	}
+	if (prompt(tty, "Passphrase: ", pass) != 0 || pass->len == 0) {
+		fprintf(stderr, "%s: no passphrase given\n", progname);
+		exit(EXIT_USAGE);
+	}
+	if (twice) {
+		if (secbuf_alloc(&again, 1024) != 0 || prompt(tty, "Again: ", &again) != 0 ||
+		    again.len != pass->len || memcmp(again.p, pass->p, pass->len) != 0) {
+			fprintf(stderr, "%s: the passphrases do not match\n", progname);
+			exit(EXIT_USAGE);
+		}
+		secbuf_free(&again);
+	}
+	close(tty);
+}
+
+static int
+cmd_vault(int fd, uint32_t cmd, const char *vault, struct secbuf *pass)
+{
+	struct msg m;
+
+	request(fd, cmd, vault);
+	if (pass != NULL) {
+		struct msg_ctl_secret sec;
+
+		memset(&sec, 0, sizeof(sec));
+		sec.len = (uint32_t)pass->len;
+		memcpy(sec.secret, pass->p, pass->len);
+		secbuf_free(pass);
+		if (msg_send(fd, PEER_CTL, MSG_CTL_SECRET, ++seq, &sec, sizeof(sec), -1) != 0) {
+			explicit_bzero(&sec, sizeof(sec));
+			fprintf(stderr, "%s: send: %s\n", progname, strerror(errno));
+			return EXIT_NODAEMON;
+		}
+		explicit_bzero(&sec, sizeof(sec));
+	}
+	/* init and unlock run scrypt, lock and sync write the archive: wait long. */
+	if (recv_one_timeout(fd, &m, 600000) != MSG_OK || m.hdr.type != MSG_CTL_RESULT) {
+		fprintf(stderr, "%s: no answer from the daemon\n", progname);
+		return EXIT_UNHEALTHY;
+	}
+	result_exit(&m.u.cres);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -464,6 +599,31 @@ main(int argc, char **argv)
 			usage(EXIT_USAGE);
 		fd = connect_daemon(path);
 		return cmd_simple(fd, strcmp(cmd, "reload") == 0 ? CTL_RELOAD : CTL_STOP);
+	}
+	if (strcmp(cmd, "init") == 0 || strcmp(cmd, "unlock") == 0 ||
+	    strcmp(cmd, "lock") == 0 || strcmp(cmd, "sync") == 0) {
+		int secret = cmd[0] == 'i' || cmd[0] == 'u';
+		const char *vault = NULL, *file = NULL;
+		struct secbuf pass;
+		uint32_t c = cmd[0] == 'i' ? CTL_INIT : cmd[0] == 'u' ? CTL_UNLOCK :
+		    cmd[0] == 'l' ? CTL_LOCK : CTL_SYNC;
+
+		for (; optind < argc; optind++) {
+			if (secret && strcmp(argv[optind], "--passphrase-file") == 0 &&
+			    optind + 1 < argc)
+				file = argv[++optind];
+			else if (argv[optind][0] == '-' || vault != NULL)
+				usage(EXIT_USAGE);
+			else
+				vault = argv[optind];
+		}
+		if (vault == NULL)
+			usage(EXIT_USAGE);
+		/* Ask before connecting: a slow typist must not hold a daemon slot. */
+		if (secret)
+			get_passphrase(file, c == CTL_INIT, &pass);
+		fd = connect_daemon(path);
+		return cmd_vault(fd, c, vault, secret ? &pass : NULL);
 	}
 	fprintf(stderr, "%s: unknown command: %s\n", progname, cmd);
 	usage(EXIT_USAGE);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "secbuf.h"
 #include "vaultsyncd.h"
 
 #define MAX_CLIENTS	16
@@ -26,9 +27,13 @@ struct client {
 	int hello;
 	uid_t uid;
 	pid_t pid;
+	uint32_t gen;		/* tells a reused slot from the one a job answers */
+	uint32_t want_secret;	/* CTL_INIT/CTL_UNLOCK waiting for its passphrase */
+	char vault[CFG_NAME_MAX];
 };
 
 static struct client clients[MAX_CLIENTS];
+static uint32_t next_gen = 1;
 
 static void
 client_close(struct client *cl)
@@ -110,6 +115,19 @@ handle_request(struct client *cl, const struct msg *m)
 		else
 			send_result(cl->fd, 0, "configuration reloaded");
 		break;
+	case CTL_INIT:
+	case CTL_UNLOCK:
+		cl->want_secret = rq->cmd;
+		msg_strlcpy(cl->vault, rq->vault, sizeof(cl->vault));
+		break;
+	case CTL_LOCK:
+	case CTL_SYNC:
+		log_info("%s %s requested by uid %u (pid %d)", rq->cmd == CTL_LOCK ? "lock" : "sync",
+		    rq->vault, (unsigned)cl->uid, (int)cl->pid);
+		if (vault_request((int)(cl - clients), cl->gen, rq->cmd, rq->vault, NULL, err,
+		    sizeof(err)) != 0)
+			send_result(cl->fd, 1, "%s", err);
+		break;
 	case CTL_STOP:
 		log_info("stop requested by uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
 		send_result(cl->fd, 0, "stopping");
@@ -119,6 +137,46 @@ handle_request(struct client *cl, const struct msg *m)
 		send_result(cl->fd, EXIT_USAGE, "unsupported command");
 		break;
 	}
+}
+
+static void
+handle_secret(struct client *cl, struct msg *m)
+{
+	struct secbuf pass;
+	char err[600];
+	uint32_t cmd = cl->want_secret;
+
+	cl->want_secret = 0;
+	if (secbuf_alloc(&pass, m->u.csecret.len + 1) != 0) {
+		send_result(cl->fd, 1, "cannot allocate a locked buffer: %s", strerror(errno));
+		return;
+	}
+	memcpy(pass.p, m->u.csecret.secret, m->u.csecret.len);
+	pass.len = m->u.csecret.len;
+	explicit_bzero(&m->u.csecret, sizeof(m->u.csecret));
+	log_info("%s %s requested by uid %u (pid %d)", cmd == CTL_INIT ? "init" : "unlock",
+	    cl->vault, (unsigned)cl->uid, (int)cl->pid);
+	if (vault_request((int)(cl - clients), cl->gen, cmd, cl->vault, &pass, err,
+	    sizeof(err)) != 0)
+		send_result(cl->fd, 1, "%s", err);
+	secbuf_free(&pass);	/* a no-op when the job took it */
+}
+
+void
+ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
+{
+	struct msg_ctl_result r;
+	va_list ap;
+
+	if (client < 0 || client >= MAX_CLIENTS || clients[client].fd == -1 ||
+	    clients[client].gen != gen)
+		return;		/* the asker has gone away */
+	memset(&r, 0, sizeof(r));
+	r.code = code;
+	va_start(ap, fmt);
+	vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
+	va_end(ap);
+	(void)msg_send(clients[client].fd, PEER_PARENT, MSG_CTL_RESULT, 0, &r, sizeof(r), -1);
 }
 
 static void
@@ -151,7 +209,13 @@ client_readable(int fd, uint32_t events, void *arg)
 		cl->hello = 1;
 		return;
 	}
-	if (m.hdr.type != MSG_CTL_REQUEST) {
+	if (m.hdr.type == MSG_CTL_SECRET && cl->want_secret) {
+		handle_secret(cl, &m);
+		explicit_bzero(&m, sizeof(m));
+		return;
+	}
+	if (m.hdr.type != MSG_CTL_REQUEST || cl->want_secret) {
+		explicit_bzero(&m, sizeof(m));
 		send_result(cl->fd, EXIT_USAGE, "protocol error: unexpected %s",
 		    msg_type_name(m.hdr.type));
 		client_close(cl);
@@ -187,7 +251,11 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 		close(cfd);
 		return;
 	}
-	clients[i] = (struct client){ cfd, 0, uc.uid, uc.pid };
+	memset(&clients[i], 0, sizeof(clients[i]));
+	clients[i].fd = cfd;
+	clients[i].uid = uc.uid;
+	clients[i].pid = uc.pid;
+	clients[i].gen = next_gen++;
 	memset(&h, 0, sizeof(h));
 	h.proto = VS_PROTO_VERSION;
 	h.role = ROLE_PARENT;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "job.h"
 #include "log.h"
 #include "vaultsyncd.h"
 
@@ -285,6 +286,7 @@ daemon_reload(char *err, size_t errlen)
 	}
 	apply_log_settings();
 	watch_sync_vaults();
+	vault_adopt_all();
 	children_config_changed(creds_changed);
 	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)", D.nvaults);
 	log_info("configuration reloaded: %zu vault(s)", D.nvaults);
@@ -473,6 +475,8 @@ main(int argc, char **argv)
 		fatal_code(EXIT_CANTCREAT, "inotify_init1: %s", strerror(errno));
 	}
 	watch_sync_vaults();
+	vault_adopt_all();
+	jobs_init();
 	if (ctl_listen() != 0) {
 		int e = errno;
 
@@ -492,7 +496,8 @@ main(int argc, char **argv)
 
 	for (;;) {
 		ev_run_once();
-		if (D.shutting_down && !children_any_alive()) {
+		/* In-flight saves finish before we go; a second signal does not wait. */
+		if (D.shutting_down && !children_any_alive() && jobs_running() == 0) {
 			if (grace_timer >= 0)
 				timer_cancel(grace_timer);
 			finish(0);

@@ -100,6 +100,14 @@ status_send_snapshot(int fd, uint32_t seq)
 		msg_strlcpy(sv.remote, cv->remote, sizeof(sv.remote));
 		msg_strlcpy(sv.last_error, v->last_error, sizeof(sv.last_error));
 		msg_strlcpy(sv.watch_reason, v->watch_reason, sizeof(sv.watch_reason));
+		sv.last_save_at = v->st.saved_at;
+		sv.archive_bytes = v->st.archive_bytes;
+		if (v->st.content_id[0] != '\0')
+			snprintf(sv.content_id, sizeof(sv.content_id), "%.16s", v->st.content_id);
+		if (v->consecutive_failures > 0 && sv.state == VAULT_ST_UNLOCKED)
+			sv.state = VAULT_ST_ERROR;
+		else if (sv.state == VAULT_ST_UNLOCKED && v->st.dirty)
+			sv.state = VAULT_ST_DIRTY;
 		if (send(fd, MSG_SNAP_VAULT, seq, &sv, sizeof(sv)) != 0)
 			return -1;
 	}

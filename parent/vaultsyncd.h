@@ -10,6 +10,8 @@
 
 #include "config.h"
 #include "msg.h"
+#include "secbuf.h"
+#include "store.h"
 
 /* Exit codes (DESIGN §7). */
 #define EXIT_USAGE	64
@@ -68,6 +70,10 @@ struct vault_rt {
 	uint32_t watch_mode;		/* enum watch_mode */
 	uint32_t nwatches;
 	uint32_t consecutive_failures;
+	int busy, busy_op;		/* a worker job runs for this vault */
+	int pending_save;		/* changed while busy: save again after */
+	int64_t last_save_at;
+	struct vault_saved st;		/* as last saved (state file) */
 	uint64_t changes;		/* change notifications received */
 	int64_t last_change_at;
 	char watch_reason[128];
@@ -83,6 +89,14 @@ struct vault_rt *vault_rt_find(const char *name);
 /* ---- ctl.c ---- */
 int ctl_listen(void);
 void ctl_close(void);
+void ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- vault.c ---- */
+void vault_adopt_all(void);
+int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
+    struct secbuf *pass, char *err, size_t errlen);
+void vault_changed(struct vault_rt *v);
 
 /* ---- status.c ---- */
 int status_send_snapshot(int fd, uint32_t seq);

@@ -218,6 +218,7 @@ watch_on_change(const struct msg_watch_change *m)
 	v->changes += m->count;
 	v->last_change_at = (int64_t)time(NULL);
 	log_debug("vault %s: %u change(s) under %s", v->name, m->count, e->path);
+	vault_changed(v);
 	if (m->mask & IN_IGNORED) {
 		if (v->nwatches > 0)
 			v->nwatches--;
@@ -263,5 +264,6 @@ watch_on_overflow(void)
 	for (i = 0; i < D.nvaults; i++) {
 		D.vaults[i].changes++;
 		D.vaults[i].last_change_at = (int64_t)time(NULL);
+		vault_changed(&D.vaults[i]);
 	}
 }

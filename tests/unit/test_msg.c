@@ -68,6 +68,9 @@ make_samples(struct sample *s, size_t *n)
 	s[i - 1].u.creq.cmd = CTL_STATUS;
 	ADD(MSG_CTL_RESULT, PEER_PARENT, cres);
 	msg_strlcpy(s[i - 1].u.cres.msg, "ok", 1024);
+	ADD(MSG_CTL_SECRET, PEER_CTL, csecret);
+	s[i - 1].u.csecret.len = 11;
+	memcpy(s[i - 1].u.csecret.secret, "correct horse", 11);
 #undef ADD
 	*n = i;
 }

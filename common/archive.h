@@ -1,0 +1,122 @@
+/*
+ * The vault as a tar stream: a deterministic pax writer over an *at()
+ * traversal, and an extractor for hostile input that creates everything
+ * itself relative to a staging directory and never follows a symlink.
+ *
+ * Format: pax (POSIX.1-2001) as libarchive writes it.  An extended header
+ * appears only where ustar cannot say it (sub-second mtime, long or
+ * non-ASCII names, large ids); no atime, ctime, uname, gname, xattrs or
+ * ACLs, so equal trees give byte-identical streams.  Names are written as
+ * UTF-8 under a fixed C.UTF-8 locale, and a name that is not valid UTF-8 as
+ * raw bytes (hdrcharset=BINARY, for that entry only).  GNU tar and bsdtar
+ * read it.
+ *
+ * Both directions accept the same set of trees: directories, regular files
+ * without setuid/setgid bits, and symlinks that stay inside the tree.  A
+ * symlink target qualifies when it is relative and its ".." components all
+ * come first, no more of them than the link has parent directories.  This
+ * is stricter than resolving ".." lexically: with "s -> ." in the root,
+ * "t -> s/.." looks harmless lexically but the kernel resolves it to the
+ * parent of the root.
+ *
+ * Nothing here prints or exits: 0 on success, -1 with a reason in err.
+ */
+#ifndef VS_ARCHIVE_H
+#define VS_ARCHIVE_H
+
+#include <locale.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARC_PATH_MAX	4095		/* longest entry path or symlink target */
+#define ARC_NAME_MAX	255		/* longest path component */
+#define ARC_MAX_DEPTH	64		/* most components in an entry path */
+
+struct arc_stats {
+	uint64_t files, dirs, symlinks, bytes, skipped;
+	/* The first thing arc_create skipped and why, printable, "" if none. */
+	char first_skip[160];
+};
+
+/* Output sink: 0 ok, -1 error (errno set); called with tar stream bytes in order. */
+typedef int (*arc_write_fn)(void *arg, const void *buf, size_t len);
+/*
+ * Input source: > 0 bytes available at *buf (valid until the next call),
+ * 0 at end, -1 on error with a reason written to err.  Not called again
+ * after it returned 0 or -1.
+ */
+typedef ssize_t (*arc_read_fn)(void *arg, const void **buf, char *err, size_t errlen);
+
+/*
+ * Write a pax tar of the tree under vault_dirfd to out, entries sorted
+ * bytewise within each directory, each directory before its contents.  In
+ * the same pass: the SHA-256 of the stream and its HMAC-SHA-256 under
+ * hmac_key (the content id).  Sockets, fifos, devices, setuid/setgid files
+ * and escaping symlinks are skipped and counted in st->skipped; a path
+ * longer than ARC_PATH_MAX or deeper than ARC_MAX_DEPTH is an error.  A file
+ * that changes size while it is read keeps the size it had when its header
+ * was written (zero padded or cut short): the stream is always valid and
+ * the next save picks up the change.  st may be NULL.
+ */
+int arc_create(int vault_dirfd, arc_write_fn out, void *arg, const unsigned char hmac_key[32],
+    unsigned char sha256[32], unsigned char content_id[32], struct arc_stats *st,
+    char *err, size_t errlen);
+
+struct arc_limits {
+	uint64_t max_total_bytes;	/* sum of regular file sizes, e.g. the vault's MountSize */
+	uint64_t max_entry_bytes;	/* one file */
+	uint64_t max_entries;		/* entries, plus directories created implicitly */
+	uid_t owner_uid;
+	gid_t owner_gid;		/* applied to everything extracted when chown_entries is 1 */
+	int chown_entries;
+};
+
+/*
+ * Extract the tar stream from in into dest_dirfd (an empty staging
+ * directory) and return the SHA-256 of all the bytes in read.  Only
+ * directories, regular files and symlinks that stay inside are accepted;
+ * anything else (hard links, devices, fifos, sockets, setuid/setgid/sticky
+ * bits, unsafe names, duplicate paths, limits exceeded, a missing
+ * end-of-archive marker) fails the whole extraction.  Partial output is
+ * left for the caller to discard; nothing outside dest_dirfd is created,
+ * changed or followed.  A "./" entry for the root itself is ignored.
+ * st may be NULL.
+ */
+int arc_extract(arc_read_fn in, void *arg, int dest_dirfd, const struct arc_limits *lim,
+    unsigned char sha256[32], struct arc_stats *st, char *err, size_t errlen);
+
+/*
+ * An arc_read_fn over an age_reader (common/age.h): pass the reader as arg.
+ * The age error message is copied to err.
+ */
+ssize_t arc_read_age(void *age_reader, const void **buf, char *err, size_t errlen);
+
+/* ---- shared by archive*.c; not for callers ------------------------------- */
+
+void arc_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A printable, bounded copy of name for messages: control bytes become '?'. */
+const char *arc_printable(const char *name, char *buf, size_t len);
+/* 1 if a symlink with this target, depth directories below the root, stays inside. */
+int arc_link_inside(const char *target, int depth);
+/* 1 if name has a byte below 0x20 or 0x7f. */
+int arc_has_control(const char *name);
+/*
+ * Switch this thread to C.UTF-8 (or C) for libarchive's name conversions,
+ * whatever the process locale; undo with arc_locale_leave(mine, *prev).
+ */
+locale_t arc_locale_enter(locale_t *prev);
+void arc_locale_leave(locale_t mine, locale_t prev);
+
+#endif /* VS_ARCHIVE_H */
+
+/*
+ * With -Icommon this header shadows libarchive's <archive.h>.  Code that
+ * needs libarchive defines ARC_USE_LIBARCHIVE and includes <archive.h>
+ * (angle brackets, so this file is found through the search path); the
+ * search then carries on past common/ to the real one.
+ */
+#if defined(ARC_USE_LIBARCHIVE) && !defined(ARCHIVE_H_INCLUDED)
+#include_next <archive.h>
+#endif

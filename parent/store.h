@@ -1,0 +1,53 @@
+/*
+ * Per-vault state on local disk, under StateDir/VAULT (0700):
+ *   vault.tar.age   latest archive (age, to the vault's recipients)
+ *   identity.age    the X25519 identity, passphrase-encrypted (scrypt)
+ *   recipient       its public key, age1...
+ *   key             32 random bytes: HMAC key for content ids (never leaves the machine)
+ *   state           last saved plaintext hash, content id, ETag, dirty flag
+ *   unlocked        present while the vault is unlocked (for adoption on restart)
+ * Every write is atomic: temp file, fsync, rename, fsync of the directory.
+ */
+#ifndef VS_STORE_H
+#define VS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "age.h"
+#include "config.h"
+
+#define STORE_PATH_MAX	(CFG_PATH_MAX + CFG_NAME_MAX + 32)
+#define STORE_MAX_RECIPIENTS	(CFG_MAX_RECIPIENTS + 1)
+
+struct vault_saved {
+	char sha256[65];	/* hex, "" = never saved */
+	char content_id[65];	/* hex */
+	char etag[128];
+	int dirty;		/* saved locally, not yet pushed */
+	int64_t saved_at;
+	uint64_t archive_bytes;
+};
+
+void store_dir(const struct cfg *c, const struct cfg_vault *v, char *buf, size_t len);
+void store_file(const char *dir, const char *name, char *buf, size_t len);
+int store_exists(const char *dir, const char *name);
+int store_mkdir(const char *dir, char *err, size_t errlen);
+int store_state_read(const char *dir, struct vault_saved *s);
+int store_state_write(const char *dir, const struct vault_saved *s, char *err, size_t errlen);
+/* Write data to dir/name atomically with the given mode. */
+int store_write_atomic(const char *dir, const char *name, const void *data, size_t len,
+    int mode, char *err, size_t errlen);
+/* Read a small file whole (max bytes) into a malloc'ed, NUL-terminated buffer. */
+int store_read_small(const char *dir, const char *name, size_t max, char **out, size_t *len,
+    char *err, size_t errlen);
+int store_key_load(const char *dir, unsigned char key[32], int create, char *err, size_t errlen);
+/* The vault's own recipient plus its configured Recipient lines. */
+int store_recipients(const struct cfg_vault *v, const char *dir, struct age_recipient *r,
+    size_t *n, char *err, size_t errlen);
+/* fsync a directory by path. */
+int store_sync_dir(const char *dir);
+
+void hex_encode(const unsigned char *in, size_t n, char *out);
+
+#endif

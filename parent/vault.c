@@ -1,0 +1,310 @@
+/*
+ * The main-thread side of the vault lifecycle: which vault is locked or
+ * unlocked, starting operations on the worker thread, and folding their
+ * results back into status and control-socket replies.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vault_ops.h"
+#include "vaultsyncd.h"
+
+static const char *const op_names[] = { "save", "init", "unlock", "lock" };
+
+static const struct cfg_vault *
+vault_cfg(const struct vault_rt *v)
+{
+	return cfg_vault_find(&D.cfg, v->name);
+}
+
+static int
+resolve_owner(const struct cfg_vault *cv, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	if (D.cfg.mode != CFG_SYSTEM) {
+		*uid = getuid();
+		*gid = getgid();
+		return 0;
+	}
+	*uid = 0;
+	*gid = 0;
+	if (cv->owner_user[0] != '\0') {
+		struct passwd *pw = getpwnam(cv->owner_user);
+
+		if (pw == NULL) {
+			snprintf(err, errlen, "vault %s: Owner user %s does not exist", cv->name,
+			    cv->owner_user);
+			return -1;
+		}
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+	if (cv->owner_group[0] != '\0') {
+		struct group *gr = getgrnam(cv->owner_group);
+
+		if (gr == NULL) {
+			snprintf(err, errlen, "vault %s: Owner group %s does not exist", cv->name,
+			    cv->owner_group);
+			return -1;
+		}
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/* A save killed half way leaves its temp file: the rename never happened, so it is garbage. */
+static void
+remove_stale_temps(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, ".vault.tar.age.", 15) == 0 ||
+		    strstr(de->d_name, ".tmp.") != NULL)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+}
+
+/* After a (re)load: state from disk, and vaults left unlocked by an earlier run. */
+void
+vault_adopt_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < D.nvaults; i++) {
+		struct vault_rt *v = &D.vaults[i];
+		const struct cfg_vault *cv = &D.cfg.vaults[i];
+		char dir[STORE_PATH_MAX];
+		int present;
+
+		if (v->busy)
+			continue;
+		store_dir(&D.cfg, cv, dir, sizeof(dir));
+		if (!D.ready)
+			remove_stale_temps(dir);
+		(void)store_state_read(dir, &v->st);
+		if (!store_exists(dir, "unlocked")) {
+			v->state = VAULT_ST_LOCKED;
+			continue;
+		}
+		present = cv->mount ? vault_path_is_mounted_tmpfs(cv->path) :
+		    vault_path_on_ram(cv->path);
+		if (present) {
+			if (v->state == VAULT_ST_LOCKED)
+				log_info("vault %s: adopting the unlocked vault at %s", v->name,
+				    cv->path);
+			v->state = VAULT_ST_UNLOCKED;
+		} else {
+			char p[STORE_PATH_MAX];
+
+			/* Unlocked before a reboot: the RAM is gone, the archive is not. */
+			store_file(dir, "unlocked", p, sizeof(p));
+			unlink(p);
+			v->state = VAULT_ST_LOCKED;
+		}
+	}
+}
+
+static void
+reply(struct vault_job *vj, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+reply(struct vault_job *vj, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (vj->client < 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctl_reply(vj->client, vj->client_gen, code, "%s", msg);
+}
+
+static int start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
+    struct secbuf *pass, char *err, size_t errlen);
+
+static void
+op_done(struct job *j)
+{
+	struct vault_job *vj = (struct vault_job *)j;
+	struct vault_rt *v = vault_rt_find(vj->v.name);
+	char err[256];
+
+	if (v == NULL) {	/* removed by a reload meanwhile */
+		free(vj);
+		return;
+	}
+	v->busy = 0;
+	if (vj->rc != 0) {
+		v->consecutive_failures++;
+		msg_strlcpy(v->last_error, vj->err, sizeof(v->last_error));
+		log_error("vault %s: %s failed: %s", v->name, op_names[vj->op], vj->err);
+		reply(vj, vj->rc, "%s", vj->err);
+		if (vj->op == VOP_SAVE || vj->op == VOP_LOCK)
+			v->state = VAULT_ST_UNLOCKED;
+	} else {
+		v->consecutive_failures = 0;
+		v->last_error[0] = '\0';
+		v->st = vj->st;
+		if (vj->changed)
+			v->last_save_at = vj->st.saved_at;
+		switch (vj->op) {
+		case VOP_SAVE:
+			v->state = VAULT_ST_UNLOCKED;
+			log_info("vault %s: %s (%llu files, %llu bytes)", v->name, vj->changed ?
+			    "saved" : "unchanged, no new archive", (unsigned long long)vj->files,
+			    (unsigned long long)vj->bytes);
+			reply(vj, 0, "vault %s: %s, %llu files, %llu bytes, archive %llu bytes",
+			    v->name, vj->changed ? "saved" : "unchanged", (unsigned long long)vj->files,
+			    (unsigned long long)vj->bytes, (unsigned long long)vj->st.archive_bytes);
+			break;
+		case VOP_INIT:
+			v->state = VAULT_ST_UNLOCKED;
+			log_info("vault %s: initialised and unlocked at %s", v->name, vj->v.path);
+			reply(vj, 0, "vault %s initialised; unlocked at %s", v->name, vj->v.path);
+			break;
+		case VOP_UNLOCK:
+			v->state = VAULT_ST_UNLOCKED;
+			log_info("vault %s: unlocked at %s (%llu files)", v->name, vj->v.path,
+			    (unsigned long long)vj->files);
+			reply(vj, 0, "vault %s unlocked at %s (%llu files)", v->name, vj->v.path,
+			    (unsigned long long)vj->files);
+			break;
+		case VOP_LOCK:
+			v->state = VAULT_ST_LOCKED;
+			log_info("vault %s: locked%s", v->name, vj->changed ? " after a final save" : "");
+			reply(vj, 0, "vault %s locked%s", v->name,
+			    vj->changed ? " (final save written)" : "");
+			break;
+		}
+	}
+	/* The tree under Path changed wholesale: rebuild the watches. */
+	if (vj->op != VOP_SAVE)
+		watch_sync_vaults();
+	free(vj);
+	if (v->pending_save && v->state == VAULT_ST_UNLOCKED && !D.shutting_down) {
+		v->pending_save = 0;
+		if (start_op(v, VOP_SAVE, -1, 0, NULL, err, sizeof(err)) != 0)
+			log_error("vault %s: %s", v->name, err);
+	}
+}
+
+static int
+start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen, struct secbuf *pass,
+    char *err, size_t errlen)
+{
+	const struct cfg_vault *cv = vault_cfg(v);
+	struct vault_job *vj;
+
+	if (cv == NULL) {
+		snprintf(err, errlen, "no such vault: %s", v->name);
+		return -1;
+	}
+	if (v->busy) {
+		snprintf(err, errlen, "vault %s is busy (%s); try again", v->name,
+		    op_names[v->busy_op]);
+		return -1;
+	}
+	if ((vj = calloc(1, sizeof(*vj))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	vj->job.run = vault_op_run;
+	vj->job.done = op_done;
+	vj->op = op;
+	vj->v = *cv;
+	vj->system_mode = D.cfg.mode == CFG_SYSTEM;
+	vj->client = client;
+	vj->client_gen = gen;
+	vj->prev = v->st;
+	store_dir(&D.cfg, cv, vj->dir, sizeof(vj->dir));
+	if (resolve_owner(cv, &vj->owner_uid, &vj->owner_gid, err, errlen) != 0) {
+		free(vj);
+		return -1;
+	}
+	if (pass != NULL) {
+		vj->pass = *pass;	/* ownership moves to the job */
+		memset(pass, 0, sizeof(*pass));
+	}
+	if (job_start(&vj->job) != 0) {
+		snprintf(err, errlen, "cannot start a worker: %s", strerror(errno));
+		secbuf_free(&vj->pass);
+		free(vj);
+		return -1;
+	}
+	v->busy = 1;
+	v->busy_op = op;
+	if (op == VOP_SAVE || op == VOP_LOCK)
+		v->state = VAULT_ST_SAVING;
+	return 0;
+}
+
+int
+vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct secbuf *pass,
+    char *err, size_t errlen)
+{
+	struct vault_rt *v = vault_rt_find(name);
+	enum vault_op op;
+
+	if (v == NULL) {
+		snprintf(err, errlen, "no such vault: %s", name);
+		return -1;
+	}
+	if (D.shutting_down) {
+		snprintf(err, errlen, "the daemon is shutting down");
+		return -1;
+	}
+	switch (cmd) {
+	case CTL_INIT:
+		op = VOP_INIT;
+		break;
+	case CTL_UNLOCK:
+		if (v->state != VAULT_ST_LOCKED) {
+			snprintf(err, errlen, "vault %s is already unlocked", name);
+			return -1;
+		}
+		op = VOP_UNLOCK;
+		break;
+	case CTL_LOCK:
+	case CTL_SYNC:
+		if (v->state == VAULT_ST_LOCKED) {
+			snprintf(err, errlen, "vault %s is locked", name);
+			return -1;
+		}
+		op = cmd == CTL_LOCK ? VOP_LOCK : VOP_SAVE;
+		break;
+	default:
+		snprintf(err, errlen, "unsupported command");
+		return -1;
+	}
+	return start_op(v, op, client, gen, pass, err, errlen);
+}
+
+/* A change in an unlocked vault: save now, or right after the save in progress. */
+void
+vault_changed(struct vault_rt *v)
+{
+	char err[256];
+
+	if (v->state == VAULT_ST_LOCKED || D.shutting_down)
+		return;
+	if (v->busy) {
+		v->pending_save = 1;
+		return;
+	}
+	if (start_op(v, VOP_SAVE, -1, 0, NULL, err, sizeof(err)) != 0)
+		log_error("vault %s: %s", v->name, err);
+}

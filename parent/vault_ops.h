@@ -1,0 +1,48 @@
+/*
+ * The vault operations that run on a worker thread: save, init, unlock,
+ * lock.  Each takes a struct vault_job holding copies of what it needs and
+ * leaves its result there; nothing here touches the daemon's shared state.
+ */
+#ifndef VS_VAULT_OPS_H
+#define VS_VAULT_OPS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "job.h"
+#include "secbuf.h"
+#include "store.h"
+
+enum vault_op { VOP_SAVE = 0, VOP_INIT, VOP_UNLOCK, VOP_LOCK };
+
+struct vault_job {
+	struct job job;
+	enum vault_op op;
+	struct cfg_vault v;		/* copy of the vault's config */
+	char dir[STORE_PATH_MAX];	/* StateDir/VAULT */
+	int system_mode;
+	uid_t owner_uid;
+	gid_t owner_gid;
+	struct secbuf pass;		/* INIT, UNLOCK; wiped by the op */
+	struct vault_saved prev;	/* state before the op */
+
+	/* results */
+	int rc;				/* 0 ok, else an exit code for vaultsyncctl */
+	char err[512];
+	int changed;			/* SAVE/LOCK: a new archive was written */
+	struct vault_saved st;		/* state after the op */
+	uint64_t files, bytes;
+
+	/* who asked (-1 = the daemon itself) */
+	int client;
+	uint32_t client_gen;
+};
+
+void vault_op_run(struct job *j);	/* dispatches on op */
+
+/* Main-thread helpers shared with vault.c. */
+int vault_path_is_mounted_tmpfs(const char *path);
+int vault_path_on_ram(const char *path);
+
+#endif

@@ -1,0 +1,345 @@
+"""Vault lifecycle: init, change-driven saves, lock, unlock, adoption, damage."""
+import hashlib
+import os
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import IS_ROOT, MODES, Daemon, binpath, pid_alive, wait_for
+from test_age_interop import age_tty
+from test_credentials import scan_memory
+
+PASS = "correct horse battery staple 42"
+
+
+def tree(root):
+    """Everything a vault round trip must keep: type, mode, content, mtime, link target."""
+    out = {}
+    for dp, dns, fns in os.walk(root):
+        for n in dns + fns:
+            p = os.path.join(dp, n)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("l", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("d", stat.S_IMODE(st.st_mode))
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = ("f", stat.S_IMODE(st.st_mode), st.st_mtime_ns,
+                                hashlib.sha256(f.read()).hexdigest())
+    return out
+
+
+def populate(root, owner=None):
+    """Secrets as their owner would write them (the test runs as root)."""
+    if owner is not None and owner != (os.geteuid(), os.getegid()):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(owner[1])
+                os.setuid(owner[0])
+                populate(root)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        return
+    os.makedirs(os.path.join(root, "ssh"), mode=0o700)
+    with open(os.path.join(root, "ssh", "id_ed25519"), "w") as f:
+        f.write("-----BEGIN OPENSSH PRIVATE KEY-----\nnot really\n")
+    os.chmod(os.path.join(root, "ssh", "id_ed25519"), 0o600)
+    with open(os.path.join(root, "token"), "wb") as f:
+        f.write(os.urandom(70000))
+    os.symlink("ssh/id_ed25519", os.path.join(root, "default-key"))
+    os.makedirs(os.path.join(root, "a", "b", "c"))
+    open(os.path.join(root, "a", "b", "c", "empty"), "w").close()
+
+
+class VaultEnv:
+    def __init__(self, factory, workdir, user_mode):
+        self.user_mode = user_mode
+        if user_mode:
+            # User mode needs RAM under Path: /dev/shm is tmpfs.
+            self.shm = tempfile.mkdtemp(prefix="vs-it-", dir="/dev/shm")
+            os.chmod(self.shm, 0o755)
+            path = os.path.join(self.shm, "vault")
+            os.makedirs(path)
+            vconf = "Vault v\n  Path %s\n  Mount no\n" % path
+        else:
+            self.shm = None
+            path = os.path.join(workdir, "mnt")
+            vconf = "Vault v\n  Path %s\n  Mount yes\n  MountSize 16M\n" % path
+        self.path = path
+        self.d = factory(user_mode=user_mode, vault_conf=vconf,
+                         extra_conf="WatcherDebounce 100ms\n")
+        if user_mode and self.shm and IS_ROOT:
+            for dp, dns, fns in os.walk(self.shm):
+                for n in dns + fns + [""]:
+                    os.chown(os.path.join(dp, n), self.d.ident.uid, self.d.ident.gid)
+        self.passfile = os.path.join(workdir, "pass")
+        with open(self.passfile, "w") as f:
+            f.write(PASS + "\n")
+        os.chmod(self.passfile, 0o600)
+        if user_mode and IS_ROOT:
+            os.chown(self.passfile, self.d.ident.uid, self.d.ident.gid)
+        self.state = os.path.join(workdir, "state", "v")
+        self.owner = (self.d.ident.uid, self.d.ident.gid) if user_mode else (0, 0)
+        self.archive = os.path.join(self.state, "vault.tar.age")
+
+    def ctl(self, *args, check=True):
+        r = self.d.ctl(*args, check=False)
+        if check:
+            assert r.returncode == 0, (args, r.stdout, r.stderr, self.d.read_log()[-3000:])
+        return r
+
+    def vstate(self):
+        return self.d.status()["vaults"][0]
+
+    def cleanup(self):
+        if self.shm:
+            shutil.rmtree(self.shm, ignore_errors=True)
+
+
+@pytest.fixture(params=MODES)
+def venv(request, daemon_factory, workdir):
+    e = VaultEnv(daemon_factory, workdir, request.param)
+    yield e
+    e.d.stop()
+    if not e.user_mode and os.path.ismount(e.path):
+        subprocess.run(["umount", "-l", e.path])
+    e.cleanup()
+
+
+def test_init_save_lock_unlock_round_trip(venv):
+    d = venv.d.start()
+    assert venv.vstate()["state"] == "locked"
+    r = venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    assert "initialised" in r.stdout
+    assert venv.vstate()["state"] in ("unlocked", "dirty")
+    for n in ("identity.age", "recipient", "key", "state", "vault.tar.age"):
+        assert os.path.exists(os.path.join(venv.state, n)), n
+    assert stat.S_IMODE(os.stat(os.path.join(venv.state, "identity.age")).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.join(venv.state, "key")).st_mode) == 0o600
+    if not venv.user_mode:
+        with open("/proc/self/mountinfo") as f:
+            line = [l for l in f if " %s " % venv.path in l][0]
+        assert "nosuid" in line and "nodev" in line and "noexec" in line
+        assert "tmpfs" in line and "size=16384k" in line and "mode=700" in line
+    populate(venv.path, venv.owner)
+    want = tree(venv.path)
+    # The change is saved without being asked.
+    wait_for(lambda: venv.vstate()["last_save_at"] is not None and
+             os.path.getmtime(venv.archive) > 0 and _archive_has(venv, want), timeout=10,
+             what="change-driven save")
+    r = venv.ctl("lock", "v")
+    assert "locked" in r.stdout
+    assert venv.vstate()["state"] == "locked"
+    assert not os.path.exists(os.path.join(venv.state, "unlocked"))
+    if venv.user_mode:
+        assert os.listdir(venv.path) == []
+    else:
+        assert not os.path.ismount(venv.path)
+    r = venv.ctl("unlock", "v", "--passphrase-file", venv.passfile)
+    assert "unlocked" in r.stdout
+    assert tree(venv.path) == want
+    # A wrong passphrase changes nothing.
+    venv.ctl("lock", "v")
+    with open(venv.passfile, "w") as f:
+        f.write("wrong\n")
+    r = venv.ctl("unlock", "v", "--passphrase-file", venv.passfile, check=False)
+    assert r.returncode == 1 and "identity.age" in r.stderr
+    assert venv.vstate()["state"] == "locked"
+    assert d.stop() == 0
+
+
+def _archive_has(venv, want):
+    """Decrypt the archive with the real age and compare the tree."""
+    try:
+        out = _restore(venv)
+    except AssertionError:
+        return False
+    try:
+        return tree(out) == want
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+_ids = {}
+
+
+def _identity(venv):
+    """The recovery line's first half, with the real age on a pty."""
+    if venv.state not in _ids:
+        idf = os.path.join(os.path.dirname(venv.passfile), "id.txt")
+        rc, out = age_tty(["-d", "-o", idf, os.path.join(venv.state, "identity.age")], PASS)
+        assert rc == 0, out
+        _ids[venv.state] = idf
+    return _ids[venv.state]
+
+
+def _restore(venv):
+    out = tempfile.mkdtemp(prefix="vs-restore-")
+    p1 = subprocess.Popen(["age", "-d", "-i", _identity(venv), venv.archive],
+                          stdout=subprocess.PIPE)
+    r = subprocess.run(["tar", "-x", "-p", "-C", out], stdin=p1.stdout, capture_output=True)
+    p1.wait()
+    assert p1.returncode == 0 and r.returncode == 0, r.stderr
+    return out
+
+
+def test_recovery_with_standard_tools(venv):
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    populate(venv.path, venv.owner)
+    venv.ctl("sync", "v")
+    want = tree(venv.path)
+    out = _restore(venv)
+    try:
+        assert tree(out) == want
+    finally:
+        shutil.rmtree(out)
+
+
+def test_unchanged_vault_makes_no_new_archive(venv):
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    populate(venv.path, venv.owner)
+    venv.ctl("sync", "v")
+    time.sleep(0.5)	# let the change-driven save settle too
+    venv.ctl("sync", "v")
+    st1 = os.stat(venv.archive)
+    r = venv.ctl("sync", "v")
+    assert "unchanged" in r.stdout
+    st2 = os.stat(venv.archive)
+    assert (st1.st_ino, st1.st_mtime_ns) == (st2.st_ino, st2.st_mtime_ns)
+    assert [n for n in os.listdir(venv.state) if n.startswith(".")] == []
+
+
+def test_damaged_archive_leaves_vault_untouched(venv):
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    populate(venv.path, venv.owner)
+    venv.ctl("lock", "v")
+    good = open(venv.archive, "rb").read()
+    for pos in (10, len(good) // 2, len(good) - 5):
+        bad = bytearray(good)
+        bad[pos] ^= 0x20
+        with open(venv.archive, "wb") as f:
+            f.write(bad)
+        r = venv.ctl("unlock", "v", "--passphrase-file", venv.passfile, check=False)
+        assert r.returncode == 1, r.stdout
+        assert "left as it was" in r.stderr or "authenticate" in r.stderr or "MAC" in r.stderr, r.stderr
+        assert venv.vstate()["state"] == "locked"
+        if venv.user_mode:
+            assert os.listdir(venv.path) == []
+        else:
+            assert not os.path.ismount(venv.path)
+    # Truncated at a chunk boundary.
+    with open(venv.archive, "wb") as f:
+        f.write(good[:len(good) - 17])
+    r = venv.ctl("unlock", "v", "--passphrase-file", venv.passfile, check=False)
+    assert r.returncode == 1
+    with open(venv.archive, "wb") as f:
+        f.write(good)
+    venv.ctl("unlock", "v", "--passphrase-file", venv.passfile)
+
+
+def test_no_secret_in_memory_after_unlock(venv):
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    populate(venv.path, venv.owner)
+    venv.ctl("lock", "v")
+    venv.ctl("unlock", "v", "--passphrase-file", venv.passfile)
+    ident = open(_identity(venv)).read()
+    secret_key = [l for l in ident.splitlines() if l.startswith("AGE-SECRET-KEY-1")][0]
+    st = venv.d.status()
+    pids = [st["daemon"]["pid"]] + [c["pid"] for c in st["children"] if c["pid"]]
+    for pid in pids:
+        for needle in (PASS.encode(), secret_key.encode(), secret_key.lower().encode()):
+            assert not scan_memory(pid, needle), (pid, needle[:12])
+
+
+def test_user_mode_refuses_disk_path(daemon_factory, workdir):
+    path = os.path.join(workdir, "diskvault")
+    os.makedirs(path)
+    d = daemon_factory(user_mode=True, vault_conf="Vault v\n  Path %s\n  Mount no\n" % path)
+    pf = os.path.join(workdir, "pass")
+    with open(pf, "w") as f:
+        f.write(PASS)
+    if IS_ROOT:
+        os.chown(pf, d.ident.uid, d.ident.gid)
+        os.chown(path, d.ident.uid, d.ident.gid)
+    d.start()
+    r = d.ctl("init", "v", "--passphrase-file", pf, check=False)
+    assert r.returncode == 66
+    assert "not on tmpfs or ramfs" in r.stderr
+    assert d.stop() == 0
+
+
+@pytest.mark.root
+def test_restart_adopts_unlocked_vault(daemon_factory, workdir):
+    e = VaultEnv(daemon_factory, workdir, False)
+    try:
+        e.d.start()
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        populate(e.path, e.owner)
+        e.ctl("sync", "v")
+        want = tree(e.path)
+        os.kill(e.d.proc.pid, signal.SIGKILL)
+        e.d.proc.wait()
+        assert os.path.ismount(e.path)
+        e.d.start()
+        assert e.vstate()["state"] in ("unlocked", "dirty")
+        assert "adopting the unlocked vault" in e.d.read_log()
+        assert tree(e.path) == want
+        e.ctl("lock", "v")
+        assert not os.path.ismount(e.path)
+    finally:
+        e.d.stop()
+        if os.path.ismount(e.path):
+            subprocess.run(["umount", "-l", e.path])
+
+
+def test_kill9_during_100_saves_never_tears_the_archive(daemon_factory, workdir):
+    e = VaultEnv(daemon_factory, workdir, not IS_ROOT)
+    rnd = random.Random(1234)
+    try:
+        e.d.start()
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        idf = _identity(e)
+        seen = [tree(e.path)]
+        for i in range(100):
+            with open(os.path.join(e.path, "f%d" % (i % 7)), "wb") as f:
+                f.write(os.urandom(rnd.randint(1, 400000)))
+            seen.append(tree(e.path))
+            sync = subprocess.Popen(e.d.ident.wrap([binpath("vaultsyncctl"), "-s", e.d.sock,
+                                                    "sync", "v"]), env=e.d.ident.env(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rnd.uniform(0, 0.03))
+            os.kill(e.d.proc.pid, signal.SIGKILL)
+            e.d.proc.wait()
+            sync.wait(10)
+            out = tempfile.mkdtemp(prefix="vs-kill-")
+            try:
+                p1 = subprocess.Popen([binpath("vs-age"), "-d", "-i", idf],
+                                      stdin=open(e.archive, "rb"), stdout=subprocess.PIPE)
+                r = subprocess.run(["tar", "-x", "-p", "-C", out], stdin=p1.stdout,
+                                   capture_output=True)
+                assert p1.wait() == 0 and r.returncode == 0, (i, r.stderr)
+                got = tree(out)
+            finally:
+                shutil.rmtree(out)
+            assert got in seen, "iteration %d: the archive is none of the saved states" % i
+            e.d.start()
+        assert not [n for n in os.listdir(e.state) if n.startswith(".vault.tar.age.")]
+    finally:
+        e.d.stop()
+        if not e.user_mode and os.path.ismount(e.path):
+            subprocess.run(["umount", "-l", e.path])
+        e.cleanup()
