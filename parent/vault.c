@@ -191,9 +191,11 @@ op_done(struct job *j)
 			break;
 		}
 	}
-	/* The tree under Path changed wholesale: rebuild the watches. */
-	if (vj->op != VOP_SAVE)
+	/* The tree under Path changed wholesale: rebuild the watches (and the vault array). */
+	if (vj->op != VOP_SAVE) {
 		watch_sync_vaults();
+		v = vault_rt_find(vj->v.name);
+	}
 	free(vj);
 	if (v->pending_save && v->state == VAULT_ST_UNLOCKED && !D.shutting_down) {
 		v->pending_save = 0;
