@@ -37,10 +37,9 @@
 #define EOF_MARKER	1024			/* two zero blocks */
 
 struct dirrec {
-	struct timespec	 mtime;
+	struct timespec	 mtime;		/* UTIME_OMIT if the entry had none */
 	mode_t		 mode;
 	int		 explicit;	/* from a directory entry, not made on the way */
-	int		 has_mtime;
 	char		 path[];
 };
 
@@ -275,9 +274,9 @@ ex_dirrec(struct ex *x, int k, int add)
 		x->dirs = v;
 		x->dircap = cap;
 	}
-	if ((slot = tsearch(d, &x->dirtree, dirrec_cmp)) == NULL) {
+	if ((slot = tsearch(d, &x->dirtree, dirrec_cmp)) == NULL || *slot != d) {
 		free(d);
-		ex_fail(x, "out of memory");
+		ex_fail(x, slot == NULL ? "out of memory" : "duplicate entry");
 		return NULL;
 	}
 	x->dirs[x->ndirs++] = d;
@@ -301,6 +300,7 @@ ex_count(struct ex *x)
 static int
 ex_parent(struct ex *x)
 {
+	char pb[128];
 	size_t plen;
 	int cur, fd, i;
 
@@ -318,7 +318,8 @@ ex_parent(struct ex *x)
 		fd = openat(cur, x->comp[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd == -1 && errno == ENOENT) {
 			if (mkdirat(cur, x->comp[i], 0700) == -1) {
-				ex_fail(x, "mkdir '%s': %s", x->comp[i], strerror(errno));
+				ex_fail(x, "mkdir '%s': %s",
+				    arc_printable(x->comp[i], pb, sizeof(pb)), strerror(errno));
 				goto fail;
 			}
 			if (ex_count(x) != 0 || ex_dirrec(x, i + 1, 1) == NULL)
@@ -327,9 +328,11 @@ ex_parent(struct ex *x)
 		}
 		if (fd == -1) {
 			if (errno == ELOOP || errno == ENOTDIR)
-				ex_fail(x, "parent '%s' is a symlink or not a directory", x->comp[i]);
+				ex_fail(x, "parent '%s' is a symlink or not a directory",
+				    arc_printable(x->comp[i], pb, sizeof(pb)));
 			else
-				ex_fail(x, "open '%s': %s", x->comp[i], strerror(errno));
+				ex_fail(x, "open '%s': %s",
+				    arc_printable(x->comp[i], pb, sizeof(pb)), strerror(errno));
 			goto fail;
 		}
 		if (cur != x->dest)
@@ -347,12 +350,31 @@ fail:
 }
 
 static int
+ex_mtime(struct ex *x, struct archive_entry *e, struct timespec ts[2])
+{
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1].tv_sec = 0;
+	ts[1].tv_nsec = UTIME_OMIT;
+	if (!archive_entry_mtime_is_set(e))
+		return 0;
+	ts[1].tv_sec = archive_entry_mtime(e);
+	ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+	if (ts[1].tv_nsec < 0 || ts[1].tv_nsec > 999999999) {
+		ex_fail(x, "bad mtime");
+		return -1;
+	}
+	return 0;
+}
+
+static int
 ex_dir(struct ex *x, struct archive_entry *e)
 {
+	struct timespec ts[2];
 	struct dirrec *d;
 	int pfd;
 
-	if ((pfd = ex_parent(x)) == -1)
+	if (ex_mtime(x, e, ts) != 0 || (pfd = ex_parent(x)) == -1)
 		return -1;
 	if (mkdirat(pfd, x->comp[x->ncomp - 1], 0700) == 0) {
 		if ((d = ex_dirrec(x, x->ncomp, 1)) == NULL)
@@ -373,10 +395,7 @@ ex_dir(struct ex *x, struct archive_entry *e)
 	}
 	d->explicit = 1;
 	d->mode = archive_entry_perm(e) & 0777;
-	if ((d->has_mtime = archive_entry_mtime_is_set(e)) != 0) {
-		d->mtime.tv_sec = archive_entry_mtime(e);
-		d->mtime.tv_nsec = archive_entry_mtime_nsec(e);
-	}
+	d->mtime = ts[1];
 	x->st->dirs++;
 	return 0;
 }
@@ -386,7 +405,7 @@ static int
 ex_open_dir(struct ex *x, const char *path)
 {
 	char *p, *q;
-	int cur = x->dest, fd;
+	int cur = x->dest, fd, saved;
 
 	if (strlen(path) > ARC_PATH_MAX)
 		return -1;
@@ -395,10 +414,13 @@ ex_open_dir(struct ex *x, const char *path)
 		if ((q = strchr(p, '/')) != NULL)
 			*q++ = '\0';
 		fd = openat(cur, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		saved = errno;
 		if (cur != x->dest)
 			close(cur);
-		if (fd == -1)
+		if (fd == -1) {
+			errno = saved;
 			return -1;
+		}
 		cur = fd;
 	}
 	return cur;
@@ -435,7 +457,7 @@ ex_finish_dirs(struct ex *x)
 			rc = fchown(fd, x->lim->owner_uid, x->lim->owner_gid);
 		if (rc == 0 && d->explicit)
 			rc = fchmod(fd, d->mode);
-		if (rc == 0 && d->explicit && d->has_mtime) {
+		if (rc == 0 && d->explicit && d->mtime.tv_nsec != UTIME_OMIT) {
 			ts[0].tv_sec = 0;
 			ts[0].tv_nsec = UTIME_OMIT;
 			ts[1] = d->mtime;
@@ -466,24 +488,6 @@ write_all(int fd, const unsigned char *p, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
-ex_mtime(struct ex *x, struct archive_entry *e, struct timespec ts[2])
-{
-	ts[0].tv_sec = 0;
-	ts[0].tv_nsec = UTIME_OMIT;
-	ts[1].tv_sec = 0;
-	ts[1].tv_nsec = UTIME_OMIT;
-	if (!archive_entry_mtime_is_set(e))
-		return 0;
-	ts[1].tv_sec = archive_entry_mtime(e);
-	ts[1].tv_nsec = archive_entry_mtime_nsec(e);
-	if (ts[1].tv_nsec < 0 || ts[1].tv_nsec > 999999999) {
-		ex_fail(x, "bad mtime");
-		return -1;
 	}
 	return 0;
 }

@@ -38,7 +38,7 @@ usage(int code)
 	FILE *f = code ? stderr : stdout;
 
 	fprintf(f,
-"usage: vaultsyncd [-dtT] [-f FILE] [--user] [--insecure-no-sandbox]\n"
+"usage: vaultsyncd [-dtT] [-f FILE] [--user] [--insecure-no-sandbox] [-1 [VAULT...]]\n"
 "\n"
 "Keeps RAM vaults (tmpfs directories of secrets) durable: each change is\n"
 "archived, encrypted with age and saved locally and to S3 or a directory\n"
@@ -52,6 +52,10 @@ usage(int code)
 "             reported by name before it exits (seccomp TRAP mode)\n"
 "  -t         check the configuration and exit (0 ok, 64 error)\n"
 "  -T         print the effective configuration and exit\n"
+"  -1 [VAULT...]\n"
+"             one-shot: start the children, save each named (default: every)\n"
+"             unlocked vault once, and exit (0 all saved, 1 a save failed);\n"
+"             for cron and scripts when no daemon runs\n"
 "  --user     user mode even when run as root: XDG paths, no mounts, no\n"
 "             privilege drop; children are confined by Landlock and seccomp\n"
 "  --insecure-no-sandbox\n"
@@ -184,6 +188,8 @@ daemon_child_ready(void)
 	    (int)getpid());
 	if (sd_watchdog_interval_ms() > 0)
 		timer_add(sd_watchdog_interval_ms(), watchdog_ping, NULL);
+	if (D.oneshot)
+		vault_oneshot_start();
 	log_info("ready: %zu vault(s), %s mode, control socket %s%s%s", D.nvaults,
 	    D.cfg.mode == CFG_SYSTEM ? "system" : "user", D.cfg.control_socket,
 	    D.cfg.status_api ? ", status API " : "", D.cfg.status_api ? D.status_url : "");
@@ -383,7 +389,7 @@ main(int argc, char **argv)
 	int ch, test = 0, dump = 0, user = 0, sfd, rc;
 	sigset_t mask;
 
-	while ((ch = getopt_long(argc, argv, "f:dtThV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:dtThV1", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			D.config_file = optarg;
@@ -401,6 +407,9 @@ main(int argc, char **argv)
 		case 'U':
 			user = 1;
 			break;
+		case '1':
+			D.oneshot = 1;
+			break;
 		case 'I':
 			D.insecure = 1;
 			break;
@@ -413,10 +422,11 @@ main(int argc, char **argv)
 			usage(EXIT_USAGE);
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc && !D.oneshot) {
 		fprintf(stderr, "vaultsyncd: unexpected argument: %s\n", argv[optind]);
 		usage(EXIT_USAGE);
 	}
+	D.oneshot_vaults = argv + optind;
 	refuse_secret_environment();
 
 	cfg_env_from_process(&D.env, (geteuid() != 0 || user) ? CFG_USER : CFG_SYSTEM);
@@ -433,6 +443,11 @@ main(int argc, char **argv)
 	}
 	if (test)
 		exit(0);
+	for (char **n = D.oneshot_vaults; D.oneshot && *n != NULL; n++)
+		if (cfg_vault_find(&D.cfg, *n) == NULL) {
+			fprintf(stderr, "vaultsyncd: -1: no vault named %s in %s\n", *n, D.cfg.file);
+			exit(EXIT_USAGE);
+		}
 
 	log_init("parent", LF_JSON, LL_INFO);
 	apply_log_settings();
@@ -497,10 +512,12 @@ main(int argc, char **argv)
 	for (;;) {
 		ev_run_once();
 		/* In-flight saves finish before we go; a second signal does not wait. */
+		if (D.oneshot && D.ready && !D.shutting_down && jobs_running() == 0)
+			daemon_shutdown(0);
 		if (D.shutting_down && !children_any_alive() && jobs_running() == 0) {
 			if (grace_timer >= 0)
 				timer_cancel(grace_timer);
-			finish(0);
+			finish(D.oneshot_failed ? 1 : 0);
 		}
 	}
 }

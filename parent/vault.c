@@ -149,6 +149,7 @@ op_done(struct job *j)
 	}
 	v->busy = 0;
 	if (vj->rc != 0) {
+		D.oneshot_failed |= D.oneshot;
 		v->consecutive_failures++;
 		msg_strlcpy(v->last_error, vj->err, sizeof(v->last_error));
 		log_error("vault %s: %s failed: %s", v->name, op_names[vj->op], vj->err);
@@ -309,4 +310,31 @@ vault_changed(struct vault_rt *v)
 	}
 	if (start_op(v, VOP_SAVE, -1, 0, NULL, err, sizeof(err)) != 0)
 		log_error("vault %s: %s", v->name, err);
+}
+
+/* vaultsyncd -1: one save of each selected vault, then the loop shuts down. */
+void
+vault_oneshot_start(void)
+{
+	size_t i;
+	char err[256];
+
+	for (i = 0; i < D.nvaults; i++) {
+		struct vault_rt *v = &D.vaults[i];
+		char **n;
+		int want = D.oneshot_vaults == NULL || *D.oneshot_vaults == NULL;
+
+		for (n = D.oneshot_vaults; !want && n != NULL && *n != NULL; n++)
+			want = strcmp(*n, v->name) == 0;
+		if (!want)
+			continue;
+		if (v->state == VAULT_ST_LOCKED) {
+			log_info("vault %s: locked, nothing to save", v->name);
+			continue;
+		}
+		if (start_op(v, VOP_SAVE, -1, 0, NULL, err, sizeof(err)) != 0) {
+			log_error("vault %s: %s", v->name, err);
+			D.oneshot_failed = 1;
+		}
+	}
 }

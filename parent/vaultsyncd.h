@@ -97,6 +97,7 @@ void vault_adopt_all(void);
 int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
 void vault_changed(struct vault_rt *v);
+void vault_oneshot_start(void);
 
 /* ---- status.c ---- */
 int status_send_snapshot(int fd, uint32_t seq);
@@ -139,6 +140,9 @@ struct daemon {
 	size_t nvaults;
 
 	int ready;
+	int oneshot;			/* -1: one save per vault, then exit */
+	char **oneshot_vaults;		/* NULL = all */
+	int oneshot_failed;
 	int shutting_down;		/* 1 graceful, 2 forced */
 	int64_t started_at;
 	uint64_t started_mono;

@@ -70,7 +70,8 @@ class VaultEnv:
             os.chmod(self.shm, 0o755)
             path = os.path.join(self.shm, "vault")
             os.makedirs(path)
-            vconf = "Vault v\n  Path %s\n  Mount no\n" % path
+            # MountSize still bounds what an unlock may extract.
+            vconf = "Vault v\n  Path %s\n  Mount no\n  MountSize 16M\n" % path
         else:
             self.shm = None
             path = os.path.join(workdir, "mnt")
@@ -343,3 +344,74 @@ def test_kill9_during_100_saves_never_tears_the_archive(daemon_factory, workdir)
         if not e.user_mode and os.path.ismount(e.path):
             subprocess.run(["umount", "-l", e.path])
         e.cleanup()
+
+
+def test_oneshot_saves_once_and_exits(venv):
+    d = venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    d.stop()	# the vault stays unlocked (adopted by the next run)
+    populate(venv.path, venv.owner)
+    want = tree(venv.path)
+    r = subprocess.run(d.argv() + ["-1", "v"], capture_output=True, text=True,
+                       env=d.ident.env(), timeout=60)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert _archive_has(venv, want)
+    assert not os.path.exists(d.sock)
+    # Unknown vault names are a usage error.
+    r = subprocess.run(d.argv() + ["-1", "nosuch"], capture_output=True, text=True,
+                       env=d.ident.env(), timeout=60)
+    assert r.returncode == 64 and "no vault named nosuch" in r.stderr
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("../escape", "file"), ("/abs/escape", "file"), ("a/../../escape", "file"),
+    ("link", "hardlink"), ("dev", "chr"), ("fifo", "fifo"), ("suid", "setuid"),
+    ("sym", "symlink-out"), ("big", "oversize"),
+])
+def test_hostile_archive_rejected_on_unlock(venv, workdir, name, kind):
+    import io
+    import tarfile
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    venv.ctl("lock", "v")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        good = tarfile.TarInfo("ok.txt")
+        good.size = 2
+        t.addfile(good, io.BytesIO(b"ok"))
+        ti = tarfile.TarInfo(name)
+        data = b"pwned"
+        if kind == "hardlink":
+            ti.type, ti.linkname = tarfile.LNKTYPE, "ok.txt"
+        elif kind == "chr":
+            ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
+        elif kind == "fifo":
+            ti.type = tarfile.FIFOTYPE
+        elif kind == "setuid":
+            ti.mode = 0o4755
+        elif kind == "symlink-out":
+            ti.type, ti.linkname = tarfile.SYMTYPE, "../../../etc/passwd"
+        elif kind == "oversize":
+            data = b"x" * (17 << 20)	# MountSize is 16M
+        if ti.type == tarfile.REGTYPE:
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+        else:
+            t.addfile(ti)
+    recipient = open(os.path.join(venv.state, "recipient")).read().strip()
+    enc = subprocess.run(["age", "-r", recipient], input=buf.getvalue(), capture_output=True)
+    assert enc.returncode == 0
+    with open(venv.archive, "wb") as f:
+        f.write(enc.stdout)
+    before = sorted(os.listdir(os.path.dirname(venv.path)))
+    r = venv.ctl("unlock", "v", "--passphrase-file", venv.passfile, check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "left as it was" in r.stderr
+    assert venv.vstate()["state"] == "locked"
+    assert sorted(os.listdir(os.path.dirname(venv.path))) == before
+    assert not os.path.exists(os.path.join(os.path.dirname(venv.path), "escape"))
+    assert not os.path.exists("/abs/escape")
+    if venv.user_mode:
+        assert os.listdir(venv.path) == []
+    else:
+        assert not os.path.ismount(venv.path)
