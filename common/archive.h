@@ -51,10 +51,11 @@ typedef ssize_t (*arc_read_fn)(void *arg, const void **buf, char *err, size_t er
 /*
  * Write a pax tar of the tree under vault_dirfd to out, entries sorted
  * bytewise within each directory, each directory before its contents.  In
- * the same pass: the SHA-256 of the stream and its HMAC-SHA-256 under
- * hmac_key (the content id).  Sockets, fifos, devices, setuid/setgid files
- * and escaping symlinks are skipped and counted in st->skipped; a path
- * longer than ARC_PATH_MAX or deeper than ARC_MAX_DEPTH is an error.  A file
+ * the same pass: the SHA-256 of the stream; the content id is HMAC-SHA-256
+ * under hmac_key of that digest.  Sockets, fifos, devices, setuid/setgid
+ * files, escaping symlinks and names with control characters (which the
+ * extractor refuses) are skipped and counted in st->skipped; a path longer
+ * than ARC_PATH_MAX or deeper than ARC_MAX_DEPTH is an error.  A file
  * that changes size while it is read keeps the size it had when its header
  * was written (zero padded or cut short): the stream is always valid and
  * the next save picks up the change.  st may be NULL.

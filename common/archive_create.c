@@ -1,14 +1,13 @@
 /*
- * The tar writer.  Every header field is filled from an fstat of the
- * object actually opened (never from a path lookup that a rename could
- * redirect), names are sorted bytewise, and libarchive runs unblocked:
- * headers and file data reach the sink in the order written, file data
- * without being copied, and the stream ends with tar's two zero blocks.
+ * The tar writer.  Files and directories are described by an fstat of the
+ * descriptor actually read (not of a name a rename could redirect), names
+ * are sorted bytewise, and libarchive runs unblocked: headers and data reach
+ * the sink in order, file data without being copied again, and the stream
+ * ends with tar's two zero blocks and no record padding.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,7 +93,7 @@ cr_write_cb(struct archive *a, void *arg, const void *buf, size_t len)
 		archive_set_error(a, EIO, "aborted");
 		return -1;
 	}
-	if (EVP_DigestUpdate(c->md, buf, len) != 1 || EVP_MAC_update(c->mac, buf, len) != 1) {
+	if (EVP_DigestUpdate(c->md, buf, len) != 1) {
 		cr_failx(c, "hashing the archive failed", NULL);
 		archive_set_error(a, EIO, "hash");
 		return -1;
@@ -493,7 +492,13 @@ arc_create(int vault_dirfd, arc_write_fn out, void *arg, const unsigned char hma
 		cr_libarchive_fail(c);
 		goto out;
 	}
+	/*
+	 * The content id is the HMAC of the stream's SHA-256, not of the stream:
+	 * the same keyed, unguessable-without-the-key id, for one pass over the
+	 * data instead of two (saves are CPU-bound on large vaults).
+	 */
 	if (EVP_DigestFinal_ex(c->md, sha256, &mdlen) != 1 || mdlen != 32 ||
+	    EVP_MAC_update(c->mac, sha256, 32) != 1 ||
 	    EVP_MAC_final(c->mac, content_id, &maclen, 32) != 1 || maclen != 32) {
 		arc_seterr(err, errlen, "SHA-256/HMAC finalisation failed");
 		goto out;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,12 +103,130 @@ sink_write(void *arg, const void *buf, size_t len)
 	return 0;
 }
 
-static int
-plain_write(void *arg, const void *buf, size_t len)
-{
-	struct sink *s = arg;
+/*
+ * Two stages on two cores: the job thread walks the vault, builds the tar
+ * stream and hashes it; an encryption thread seals and writes it.  They meet
+ * in a small ring of locked buffers (plaintext never reaches swap).
+ */
+#define RING_SLOTS	4
+#define RING_SLOT_LEN	(256u << 10)
 
-	return age_writer_write(s->w, buf, len, &s->ae);
+struct ring {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct secbuf slot[RING_SLOTS];
+	size_t fill[RING_SLOTS];
+	unsigned head, tail, count;	/* filled slots: tail..head */
+	unsigned cur;			/* the producer's slot */
+	int done, failed;
+	struct sink *sink;
+};
+
+static void *
+ring_consumer(void *arg)
+{
+	struct ring *r = arg;
+
+	for (;;) {
+		unsigned i;
+
+		pthread_mutex_lock(&r->mu);
+		while (r->count == 0 && !r->done)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->count == 0) {
+			pthread_mutex_unlock(&r->mu);
+			return NULL;
+		}
+		i = r->tail;
+		pthread_mutex_unlock(&r->mu);
+		if (!r->failed && age_writer_write(r->sink->w, r->slot[i].p, r->fill[i],
+		    &r->sink->ae) != 0)
+			r->failed = 1;
+		pthread_mutex_lock(&r->mu);
+		r->fill[i] = 0;
+		r->tail = (r->tail + 1) % RING_SLOTS;
+		r->count--;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+}
+
+/* Hand the current slot to the consumer and wait for a free one. */
+static void
+ring_push(struct ring *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->head = (r->head + 1) % RING_SLOTS;
+	r->count++;
+	pthread_cond_broadcast(&r->cv);
+	while (r->count == RING_SLOTS)
+		pthread_cond_wait(&r->cv, &r->mu);
+	r->cur = r->head;
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int
+ring_write(void *arg, const void *buf, size_t len)
+{
+	struct ring *r = arg;
+	const char *p = buf;
+
+	while (len > 0) {
+		size_t room = RING_SLOT_LEN - r->fill[r->cur];
+		size_t n = len < room ? len : room;
+
+		if (r->failed)
+			return -1;
+		memcpy(r->slot[r->cur].p + r->fill[r->cur], p, n);
+		r->fill[r->cur] += n;
+		p += n;
+		len -= n;
+		if (r->fill[r->cur] == RING_SLOT_LEN)
+			ring_push(r);
+	}
+	return 0;
+}
+
+static int
+ring_init(struct ring *r, struct sink *s)
+{
+	int i;
+
+	memset(r, 0, sizeof(*r));
+	r->sink = s;
+	for (i = 0; i < RING_SLOTS; i++)
+		if (secbuf_alloc(&r->slot[i], RING_SLOT_LEN) != 0)
+			return -1;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	return 0;
+}
+
+/* Flush the partial slot and wait for the consumer to drain everything. */
+static void
+ring_finish(struct ring *r)
+{
+	if (r->fill[r->cur] > 0) {
+		pthread_mutex_lock(&r->mu);
+		r->head = (r->head + 1) % RING_SLOTS;
+		r->count++;
+		pthread_mutex_unlock(&r->mu);
+	}
+	pthread_mutex_lock(&r->mu);
+	r->done = 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void
+ring_free(struct ring *r)
+{
+	int i;
+
+	for (i = 0; i < RING_SLOTS; i++)
+		secbuf_free(&r->slot[i]);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
 }
 
 /* Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set). */
@@ -119,8 +238,10 @@ do_save(struct vault_job *vj)
 	char tmp[STORE_PATH_MAX + 32], dst[STORE_PATH_MAX], err[256];
 	struct arc_stats as;
 	struct sink s;
+	struct ring ring;
+	pthread_t consumer;
 	size_t nr;
-	int vfd, rc = -1;
+	int vfd, rc = -1, arc_rc;
 
 	memset(&s, 0, sizeof(s));
 	s.fd = -1;
@@ -148,9 +269,19 @@ do_save(struct vault_job *vj)
 		goto fail;
 	}
 	memset(&as, 0, sizeof(as));
-	if (arc_create(vfd, plain_write, &s, key, sha, cid, &as, err, sizeof(err)) != 0) {
-		set_err(vj, 1, "archive %s: %s%s%s", vj->v.path, err, s.ae.msg[0] ? ": " : "",
-		    s.ae.msg);
+	if (ring_init(&ring, &s) != 0 || pthread_create(&consumer, NULL, ring_consumer,
+	    &ring) != 0) {
+		set_err(vj, 1, "cannot start the encryption stage: %s", strerror(errno));
+		ring_free(&ring);
+		goto fail;
+	}
+	arc_rc = arc_create(vfd, ring_write, &ring, key, sha, cid, &as, err, sizeof(err));
+	ring_finish(&ring);
+	pthread_join(consumer, NULL);
+	ring_free(&ring);
+	if (arc_rc != 0 || ring.failed) {
+		set_err(vj, 1, "archive %s: %s%s%s", vj->v.path, arc_rc ? err : "",
+		    arc_rc && s.ae.msg[0] ? ": " : "", s.ae.msg);
 		goto fail;
 	}
 	if (age_writer_finish(s.w, &s.ae) != 0) {

@@ -199,6 +199,18 @@ set_mtime(int dfd, const char *path, time_t sec, long nsec)
 }
 
 static int
+truncate_at(int dfd, const char *path, off_t len)
+{
+	int fd, rc;
+
+	if ((fd = openat(dfd, path, O_WRONLY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = ftruncate(fd, len);
+	close(fd);
+	return rc;
+}
+
+static int
 exists_at(int dfd, const char *path)
 {
 	struct stat sb;
@@ -624,6 +636,17 @@ test_determinism(void **state)
 	mbuf_free(&m2);
 	mbuf_free(&m3);
 
+	/* The content id is the keyed MAC of the stream's digest. */
+	{
+		unsigned char mac[32];
+		size_t maclen = 0;
+
+		assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key1, 32, sha1, 32,
+		    mac, sizeof(mac), &maclen));
+		assert_int_equal(maclen, 32);
+		assert_memory_equal(mac, cid1, 32);
+	}
+
 	/* Another HMAC key: another content id, the same stream. */
 	create_ok(v, key2, &m2, sha2, cid2, NULL);
 	assert_memory_equal(sha1, sha2, 32);
@@ -867,6 +890,88 @@ test_create_sink_failure(void **state)
 	assert_true(m.len <= 100000);
 	assert_int_equal(m.after_fail, 0);
 	mbuf_free(&m);
+	close(v);
+}
+
+/*
+ * Files that change between their header and their data: the sink, called
+ * with each header as it is written, truncates one and extends another.
+ */
+struct mutator {
+	struct mbuf m;
+	int vfd;
+	int shrunk, grown;
+};
+
+static int
+mutating_write(void *arg, const void *buf, size_t len)
+{
+	struct mutator *mu = arg;
+	int fd;
+
+	if (len == 512 && !mu->shrunk && strncmp(buf, "shrinkme", 100) == 0) {
+		assert_int_equal(truncate_at(mu->vfd, "shrinkme", 1000), 0);
+		mu->shrunk = 1;
+	}
+	if (len == 512 && !mu->grown && strncmp(buf, "growme", 100) == 0) {
+		fd = openat(mu->vfd, "growme", O_WRONLY | O_APPEND | O_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, big, 70000), 70000);
+		close(fd);
+		mu->grown = 1;
+	}
+	return mbuf_write(&mu->m, buf, len);
+}
+
+static void
+test_create_changing_files(void **state)
+{
+	struct arc_limits lim = default_limits();
+	struct arc_stats st;
+	struct mutator mu;
+	struct stat sb;
+	unsigned char sha[32], cid[32], *got;
+	char err[256];
+	int v, d, fd;
+
+	(void)state;
+	v = fresh_dir("vault");
+	mk_file(v, "growme", big, 1000, 0600, 1, 0);
+	mk_file(v, "shrinkme", big, 300000, 0600, 1, 0);
+	memset(&mu, 0, sizeof(mu));
+	mu.vfd = v;
+	if (arc_create(v, mutating_write, &mu, key1, sha, cid, &st, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_true(mu.shrunk && mu.grown);
+	assert_int_equal(st.bytes, 301000);
+
+	d = fresh_dir("stage");
+	if (extract_buf(mu.m.p, mu.m.len, 0, d, &lim, sha, &st, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	got = malloc(300000);
+	assert_non_null(got);
+	assert_int_equal(fstatat(d, "growme", &sb, 0), 0);
+	assert_int_equal(sb.st_size, 1000);
+	fd = openat(d, "growme", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(read(fd, got, 1000), 1000);
+	assert_memory_equal(got, big, 1000);
+	close(fd);
+	assert_int_equal(fstatat(d, "shrinkme", &sb, 0), 0);
+	assert_int_equal(sb.st_size, 300000);
+	fd = openat(d, "shrinkme", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(read(fd, got, 300000), 300000);
+	assert_memory_equal(got, big, 1000);
+	{
+		size_t i;
+
+		for (i = 1000; i < 300000; i++)
+			if (got[i] != 0)
+				fail_msg("byte %zu of the shrunk file is not zero", i);
+	}
+	close(fd);
+	free(got);
+	close(d);
+	mbuf_free(&mu.m);
 	close(v);
 }
 
@@ -1692,6 +1797,7 @@ main(void)
 		cmocka_unit_test(test_create_skips),
 		cmocka_unit_test(test_create_limits),
 		cmocka_unit_test(test_create_sink_failure),
+		cmocka_unit_test(test_create_changing_files),
 		cmocka_unit_test(test_age_adapter),
 		cmocka_unit_test(test_hostile_paths),
 		cmocka_unit_test(test_hostile_types),

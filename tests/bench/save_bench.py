@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Benchmark: saving and unlocking a vault, against the standard-tool pipeline
+run side by side on the same data.  Prints figures and ratios; asserts nothing.
+
+  make bench-save       (or: python3 tests/bench/save_bench.py [BUILD_DIR])
+
+Save:   vaultsyncctl sync (archive, hash, encrypt, temp file, fsync, rename,
+        fsync dir) against  tar -cf - -C VAULT . | age -r R > out && sync out
+        for a 512 MiB one-file vault and a 10,000-file vault, with the archive
+        directory on tmpfs (CPU only) and on the real disk.
+Unlock: vaultsyncctl unlock against  age -d -i KEY out | tar -x  (the unlock
+        figure also pays scrypt for identity.age; it is shown separately).
+Memory: peak resident size of the parent across a 512 MiB save.
+"""
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                        os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+REPS = int(os.environ.get("VS_BENCH_REPS", "3"))
+PASS = "bench passphrase"
+
+
+def touch_one(vault):
+    """A new mtime on one file: the next save is a real one, not "unchanged"."""
+    for dp, _, fns in os.walk(vault):
+        if fns:
+            os.utime(os.path.join(dp, sorted(fns)[0]), None)
+            return
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def sh(cmd, **kw):
+    subprocess.run(cmd, shell=True, check=True, **kw)
+
+
+def make_big(path):
+    with open(os.path.join(path, "big.bin"), "wb") as f:
+        for _ in range(512):
+            f.write(os.urandom(1 << 20))
+
+
+def make_many(path):
+    for i in range(10000):
+        d = os.path.join(path, "d%03d" % (i // 100))
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "f%05d" % i), "wb") as f:
+            f.write(os.urandom(512 + (i * 37) % 2048))
+
+
+class Daemon:
+    def __init__(self, work, vault, state):
+        self.work, self.vault, self.state = work, vault, state
+        self.conf = os.path.join(work, "vaultsyncd.conf")
+        with open(self.conf, "w") as f:
+            f.write("RuntimeDir %s/run\nStateDir %s\nLogLevel warning\nWatcherDebounce 60s\n"
+                    "StatusAPI no\nVault b\n  Path %s\n  Mount no\n  MountSize 1G\n"
+                    % (work, state, vault))
+        self.sock = os.path.join(work, "run", "ctl.sock")
+        self.passfile = os.path.join(work, "pass")
+        with open(self.passfile, "w") as f:
+            f.write(PASS + "\n")
+
+    def start(self):
+        self.p = subprocess.Popen([os.path.join(BUILD, "vaultsyncd-dev"), "-f", self.conf],
+                                  stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            if self.ctl("status", check=False).returncode in (0, 1):
+                return
+            time.sleep(0.05)
+        raise SystemExit("daemon did not start")
+
+    def ctl(self, *args, check=True):
+        return subprocess.run([os.path.join(BUILD, "vaultsyncctl"), "-s", self.sock] +
+                              list(args), capture_output=True, text=True, check=check)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(30)
+
+
+def bench_save(label, content, archive_base):
+    work = tempfile.mkdtemp(prefix="vs-bench-", dir="/dev/shm")
+    vault = os.path.join(work, "vault")
+    os.makedirs(vault)
+    content(vault)
+    state = tempfile.mkdtemp(prefix="vs-bench-state-", dir=archive_base)
+    d = Daemon(work, vault, state)
+    d.start()
+    try:
+        d.ctl("init", "b", "--passphrase-file", d.passfile)
+        recipient = open(os.path.join(state, "b", "recipient")).read().strip()
+        out = os.path.join(state, "baseline.tar.age")
+        ours, base = [], []
+        for i in range(REPS):
+            touch_one(vault)
+            ours.append(timed(lambda: d.ctl("sync", "b")))
+            base.append(timed(lambda: sh("tar -cf - -C %s . | age -r %s > %s && sync %s"
+                                         % (vault, recipient, out, out))))
+        mo, mb = statistics.median(ours), statistics.median(base)
+        print("  save %-26s vaultsync %7.3f s   tar|age+sync %7.3f s   ratio %.2fx"
+              % (label, mo, mb, mb / mo))
+        return d, work, state, recipient, mb / mo
+    except BaseException:
+        d.stop()
+        raise
+
+
+def main():
+    disk_base = os.environ.get("VS_BENCH_DISK", "/var/tmp")
+    print("vaultsync save/unlock benchmark (median of %d; ratio > 1: vaultsync faster)" % REPS)
+    results = {}
+    for content_name, content in (("512 MiB one file", make_big), ("10,000 files", make_many)):
+        for where, base in (("tmpfs", "/dev/shm"), ("disk", disk_base)):
+            d, work, state, recipient, ratio = bench_save("%s, %s" % (content_name, where),
+                                                          content, base)
+            results[(content_name, where)] = ratio
+            if content_name.startswith("512") and where == "tmpfs":
+                # Peak memory: a fresh parent (init's scrypt is not counted) and one save.
+                d.stop()
+                d.start()
+                touch_one(d.vault)
+                d.ctl("sync", "b")
+                with open("/proc/%d/status" % d.p.pid) as f:
+                    hwm = [l for l in f if l.startswith("VmHWM")][0].split()[1]
+                print("  peak resident memory of the parent during the 512 MiB save: %.1f MiB"
+                      " (aim: under 32 MiB)" % (int(hwm) / 1024))
+                # Unlock against age -d | tar -x.
+                d.ctl("lock", "b")
+                idf = os.path.join(work, "id.txt")
+                t_id = timed(lambda: sh("%s -d -p %s < %s/b/identity.age > %s" % (
+                    os.path.join(BUILD, "vs-age"), d.passfile, state, idf)))
+                t_un = timed(lambda: d.ctl("unlock", "b", "--passphrase-file", d.passfile))
+                dest = tempfile.mkdtemp(dir="/dev/shm")
+                t_base = timed(lambda: sh("age -d -i %s %s/b/vault.tar.age | tar -x -C %s"
+                                          % (idf, state, dest)))
+                shutil.rmtree(dest)
+                print("  unlock 512 MiB: vaultsync %.3f s (of which scrypt for identity.age "
+                      "~%.3f s)   age -d | tar -x %.3f s   ratio %.2fx (%.2fx without scrypt)"
+                      % (t_un, t_id, t_base, t_base / t_un, t_base / max(t_un - t_id, 1e-3)))
+            d.stop()
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(state, ignore_errors=True)
+    print("aims: 512 MiB on tmpfs >= 2.5x (%s), on disk >= 1.5x (%s)" % (
+        "met" if results[("512 MiB one file", "tmpfs")] >= 2.5 else "NOT met",
+        "met" if results[("512 MiB one file", "disk")] >= 1.5 else "NOT met"))
+
+
+if __name__ == "__main__":
+    main()
