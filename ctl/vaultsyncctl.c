@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,22 +442,49 @@ read_line(int fd, struct secbuf *b)
 	}
 }
 
+/* Echo restored if a signal ends us at the prompt. */
+static int prompt_tty = -1;
+static struct termios prompt_saved;
+
+static void
+prompt_signal(int sig)
+{
+	if (prompt_tty != -1)
+		(void)tcsetattr(prompt_tty, TCSAFLUSH, &prompt_saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/*
+ * Echo goes off before the prompt is printed: an answer typed as soon as the
+ * prompt shows must never be echoed (TCSAFLUSH also drops any typed ahead).
+ */
 static int
 prompt(int tty, const char *what, struct secbuf *b)
 {
-	struct termios old, quiet;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
+	struct termios quiet;
+	size_t i;
 	int rc;
 
-	dprintf(tty, "%s", what);
-	if (tcgetattr(tty, &old) != 0)
+	if (tcgetattr(tty, &prompt_saved) != 0)
 		return -1;
-	quiet = old;
+	quiet = prompt_saved;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
+	prompt_tty = tty;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], prompt_signal);
 	if (tcsetattr(tty, TCSAFLUSH, &quiet) != 0)
-		return -1;
-	rc = read_line(tty, b);
-	(void)tcsetattr(tty, TCSAFLUSH, &old);
+		rc = -1;
+	else {
+		dprintf(tty, "%s", what);
+		rc = read_line(tty, b);
+	}
+	(void)tcsetattr(tty, TCSAFLUSH, &prompt_saved);
+	prompt_tty = -1;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], SIG_DFL);
 	dprintf(tty, "\n");
 	return rc;
 }

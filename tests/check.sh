@@ -54,8 +54,9 @@ for f in build-fuzz/fuzz_*; do
 	mkdir -p "$corpus"
 	cp -r tests/fuzz/corpus/"$name"/. "$corpus"/ 2>/dev/null || true
 	# A fresh copy of the seeds: the run adds to it, never to the tree.
+	# A crashing input lands in build-fuzz/ (ignored), not in the tree.
 	if "$f" -max_total_time="${VS_FUZZ_SECONDS:-15}" -timeout=10 -rss_limit_mb=2048 \
-	    "$corpus" >"$log/fuzz-$name" 2>&1; then
+	    -artifact_prefix=build-fuzz/"$name"- "$corpus" >"$log/fuzz-$name" 2>&1; then
 		passed=$((passed + 1))
 		echo "fuzz_$name: $(grep -E '^Done [0-9]+ runs' "$log/fuzz-$name")"
 	else

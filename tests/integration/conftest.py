@@ -4,6 +4,8 @@ import json
 import os
 import pwd
 import grp
+import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -53,6 +55,43 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def pty_run(argv, answers, env=None, timeout=60):
+    """Run argv with a pty as its terminal.  Each time the output ends in a
+    prompt (":") that has not been answered yet, write the next answer."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            if env is None:
+                os.execv(argv[0], [str(a) for a in argv])
+            os.execve(argv[0], [str(a) for a in argv], env)
+        finally:
+            os._exit(127)
+    seen, i = b"", 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 1)
+            if not r:
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            seen += data
+            if i < len(answers) and seen.rstrip().endswith(b":") and \
+                    seen.count(b":") > i:
+                os.write(fd, answers[i].encode() + b"\n")
+                i += 1
+        else:
+            os.kill(pid, 9)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
 
 
 class Identity:

@@ -7,13 +7,12 @@ it through a pseudo-terminal.
 """
 
 import os
-import pty
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from conftest import pty_run
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("VS_BUILD", REPO / "build"))
@@ -47,37 +46,8 @@ def payload(n, seed=1):
 
 
 def age_tty(args, passphrase, timeout=60):
-    """Run age with a pty as its terminal, answering every passphrase prompt."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.execv(AGE, ["age"] + [str(a) for a in args])
-        finally:
-            os._exit(127)
-    seen = b""
-    answered = 0
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 1)
-            if not r:
-                continue
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            seen += data
-            if seen.count(b"passphrase") > answered and seen.rstrip().endswith(b":"):
-                os.write(fd, passphrase.encode() + b"\n")
-                answered += 1
-        else:
-            os.kill(pid, 9)
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+    """Run age with a pty as its terminal, answering its passphrase prompts."""
+    return pty_run([AGE] + list(args), [passphrase] * 2, timeout=timeout)
 
 
 @pytest.fixture

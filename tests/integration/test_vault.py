@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, MODES, Daemon, binpath, pid_alive, wait_for
+from conftest import IS_ROOT, MODES, Daemon, binpath, pid_alive, pty_run, wait_for
 from test_age_interop import age_tty
 from test_credentials import scan_memory
 
@@ -415,3 +415,25 @@ def test_hostile_archive_rejected_on_unlock(venv, workdir, name, kind):
         assert os.listdir(venv.path) == []
     else:
         assert not os.path.ismount(venv.path)
+
+
+@pytest.mark.root
+def test_init_asks_twice_on_a_tty(daemon_factory, workdir):
+    e = VaultEnv(daemon_factory, workdir, False)
+    try:
+        e.d.start()
+        argv = [binpath("vaultsyncctl"), "-s", e.d.sock, "init", "v"]
+        rc, out = pty_run(argv, [PASS, PASS + "x"], e.d.ident.env())
+        assert rc == 64 and "do not match" in out, out
+        assert not os.path.exists(os.path.join(e.state, "identity.age"))
+        rc, out = pty_run(argv, [PASS, PASS], e.d.ident.env())
+        assert rc == 0 and "initialised" in out, out
+        assert PASS not in out		# never echoed
+        e.ctl("lock", "v")
+        rc, out = pty_run([binpath("vaultsyncctl"), "-s", e.d.sock, "unlock", "v"], [PASS],
+                          e.d.ident.env())
+        assert rc == 0 and "unlocked" in out, out
+    finally:
+        e.d.stop()
+        if os.path.ismount(e.path):
+            subprocess.run(["umount", "-l", e.path])
