@@ -127,6 +127,23 @@ $(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(wildcard common/*.h)
 	@mkdir -p $(FB)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS)
 
+# ---- S3 client: tests and tools ----
+# vs-s3 links the uploader's S3 objects (and its seccomp table, for -Z); the
+# unit test and the fuzzer link only the pure ones (no network, no libcurl calls).
+S3_PURE_SRC	:= uploader/s3xml.c uploader/s3util.c
+S3_OBJS		:= $(call obj,uploader/s3.c $(S3_PURE_SRC))
+$(B)/obj/tests/tools/vs-s3.o $(B)/obj/tests/unit/test_s3xml.o: ALL_CFLAGS += -Iuploader
+$(B)/vs-s3: $(B)/obj/tests/tools/vs-s3.o $(S3_OBJS) $(call obj,uploader/sandbox.c) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/tests/test_s3xml: $(B)/obj/tests/unit/test_s3xml.o $(call obj,$(S3_PURE_SRC)) $(LIBVS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+$(FB)/fuzz_s3xml: tests/fuzz/fuzz_s3xml.c $(S3_PURE_SRC) $(wildcard uploader/s3*.h) \
+		$(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p $(FB)
+	clang $(FUZZ_CFLAGS) -Iuploader -o $@ $< $(S3_PURE_SRC) $(COMMON_SRC) $(PKG_LIBS)
+# ---- end of S3 client block ----
+
 # ---- install ------------------------------------------------------------------
 install: $(PROGS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \

@@ -171,6 +171,118 @@ check_csecret(const void *p, const char **why)
 	return 0;
 }
 
+/*
+ * A relative remote key: [A-Za-z0-9._-] components separated by single
+ * slashes, none empty (a trailing slash marks a LIST prefix), none starting
+ * with a dot (so never "." or "..", and never a dir remote's temp names).
+ */
+int
+msg_valid_key(const char *key)
+{
+	size_t i, n = strnlen(key, UPL_KEY_MAX);
+	int start = 1;
+
+	if (n == 0 || n >= UPL_KEY_MAX)
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)key[i];
+
+		if (ch == '/') {
+			if (start)
+				return -1;
+			start = 1;
+			continue;
+		}
+		if (start && ch == '.')
+			return -1;
+		start = 0;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+check_cline(const void *p, const char **why)
+{
+	const struct msg_ctl_line *m = p;
+
+	REQUIRE(STR_OK(m->line), "ctl line: not terminated");
+	return 0;
+}
+
+static int
+check_uput(const void *p, const char **why)
+{
+	const struct msg_upl_put *m = p;
+
+	REQUIRE(m->cond <= UPL_COND_MAX, "upload put: condition out of range");
+	REQUIRE(STR_OK(m->vault) && STR_OK(m->key) && STR_OK(m->etag) &&
+	    STR_OK(m->content_id) && STR_OK(m->device_id), "upload put: string not terminated");
+	REQUIRE(msg_valid_key(m->key) == 0, "upload put: bad key");
+	REQUIRE(m->device_id[0] == '\0' || (msg_valid_key(m->device_id) == 0 &&
+	    strchr(m->device_id, '/') == NULL), "upload put: bad device id");
+	REQUIRE(m->cond != UPL_COND_IF_MATCH || m->etag[0] != '\0', "upload put: If-Match without ETag");
+	return 0;
+}
+
+static int
+check_uget(const void *p, const char **why)
+{
+	const struct msg_upl_get *m = p;
+
+	REQUIRE(STR_OK(m->vault) && STR_OK(m->key), "upload get: string not terminated");
+	REQUIRE(msg_valid_key(m->key) == 0, "upload get: bad key");
+	return 0;
+}
+
+static int
+check_uop(const void *p, const char **why)
+{
+	const struct msg_upl_op *m = p;
+
+	REQUIRE(m->op >= 1 && m->op <= UPL_OP_MAX, "upload op: unknown operation");
+	REQUIRE(STR_OK(m->vault) && STR_OK(m->key) && STR_OK(m->arg),
+	    "upload op: string not terminated");
+	REQUIRE(msg_valid_key(m->key) == 0, "upload op: bad key");
+	return 0;
+}
+
+static int
+check_uentry(const void *p, const char **why)
+{
+	const struct msg_upl_entry *m = p;
+
+	REQUIRE(STR_OK(m->key) && STR_OK(m->etag), "upload entry: string not terminated");
+	REQUIRE(msg_valid_key(m->key) == 0, "upload entry: bad key");
+	return 0;
+}
+
+static int
+check_umpu(const void *p, const char **why)
+{
+	const struct msg_upl_mpu *m = p;
+
+	REQUIRE(STR_OK(m->key) && STR_OK(m->upload_id), "upload mpu: string not terminated");
+	REQUIRE(msg_valid_key(m->key) == 0, "upload mpu: bad key");
+	return 0;
+}
+
+static int
+check_ures(const void *p, const char **why)
+{
+	const struct msg_upl_result *m = p;
+
+	REQUIRE(m->outcome <= UPL_OUTCOME_MAX, "upload result: outcome out of range");
+	REQUIRE(m->http_status >= 0 && m->http_status <= 999, "upload result: bad HTTP status");
+	REQUIRE((m->flags & ~(uint32_t)(UPL_F_MULTIPART | UPL_F_WEAK_CAS)) == 0,
+	    "upload result: unknown flags");
+	REQUIRE(STR_OK(m->etag) && STR_OK(m->content_id) && STR_OK(m->error),
+	    "upload result: string not terminated");
+	return 0;
+}
+
 static int
 check_none(const void *p, const char **why)
 {
@@ -212,6 +324,13 @@ static const struct msg_spec msg_table[MSG_TYPE_MAX + 1] = {
 	    PEER_PARENT, 0, check_cres),
 	SPEC(MSG_CTL_SECRET, "CTL_SECRET", struct msg_ctl_secret,
 	    PEER_CTL, 0, check_csecret),
+	SPEC(MSG_UPL_PUT, "UPL_PUT", struct msg_upl_put, PEER_PARENT, 1, check_uput),
+	SPEC(MSG_UPL_GET, "UPL_GET", struct msg_upl_get, PEER_PARENT, 1, check_uget),
+	SPEC(MSG_UPL_OP, "UPL_OP", struct msg_upl_op, PEER_PARENT, 0, check_uop),
+	SPEC(MSG_UPL_ENTRY, "UPL_ENTRY", struct msg_upl_entry, PEER_UPLOADER, 0, check_uentry),
+	SPEC(MSG_UPL_MPU, "UPL_MPU", struct msg_upl_mpu, PEER_UPLOADER, 0, check_umpu),
+	SPEC(MSG_UPL_RESULT, "UPL_RESULT", struct msg_upl_result, PEER_UPLOADER, 0, check_ures),
+	SPEC(MSG_CTL_LINE, "CTL_LINE", struct msg_ctl_line, PEER_PARENT, 0, check_cline),
 };
 
 /* Layouts are part of the protocol: catch accidental padding or growth. */
@@ -222,7 +341,13 @@ _Static_assert(sizeof(struct msg_watch_newdir) == 264, "newdir");
 _Static_assert(sizeof(struct msg_cred_info) == 608, "cred");
 _Static_assert(sizeof(struct msg_snap_daemon) == 480, "snap daemon");
 _Static_assert(sizeof(struct msg_snap_child) == 160, "snap child");
-_Static_assert(sizeof(struct msg_snap_vault) == 1192, "snap vault");
+_Static_assert(sizeof(struct msg_snap_vault) == 1216, "snap vault");
+_Static_assert(sizeof(struct msg_upl_put) == 488, "upload put");
+_Static_assert(sizeof(struct msg_upl_get) == 272, "upload get");
+_Static_assert(sizeof(struct msg_upl_op) == 520, "upload op");
+_Static_assert(sizeof(struct msg_upl_entry) == 344, "upload entry");
+_Static_assert(sizeof(struct msg_upl_mpu) == 456, "upload mpu");
+_Static_assert(sizeof(struct msg_upl_result) == 440, "upload result");
 _Static_assert(sizeof(struct msg_ctl_secret) == 1032, "ctl secret");
 _Static_assert(sizeof(struct msg_ctl_request) == 328, "ctl request");
 _Static_assert(sizeof(struct msg_ctl_result) == 1032, "ctl result");

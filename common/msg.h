@@ -64,7 +64,14 @@ enum msg_type {
 	MSG_CTL_REQUEST,	/* ctl -> parent */
 	MSG_CTL_RESULT,		/* parent -> ctl: final answer to a request */
 	MSG_CTL_SECRET,		/* ctl -> parent: the passphrase a request needs */
-	MSG_TYPE_MAX = MSG_CTL_SECRET,
+	MSG_UPL_PUT,		/* parent -> uploader: store the passed fd's bytes under a key */
+	MSG_UPL_GET,		/* parent -> uploader: fetch a key into the passed fd */
+	MSG_UPL_OP,		/* parent -> uploader: HEAD, LIST, DELETE, ABORT */
+	MSG_UPL_ENTRY,		/* uploader -> parent: one object of a LIST */
+	MSG_UPL_MPU,		/* uploader -> parent: a multipart upload was created */
+	MSG_UPL_RESULT,		/* uploader -> parent: the end of one request */
+	MSG_CTL_LINE,		/* parent -> ctl: one line of a multi-line answer */
+	MSG_TYPE_MAX = MSG_CTL_LINE,
 };
 
 /* Frozen: layout must never change. */
@@ -115,7 +122,7 @@ enum cred_state {
 	CRED_ST_BAD_FILE,	/* wrong mode, symlink, not a regular file, too big */
 	CRED_ST_BAD_SYNTAX,	/* parse error or required key missing */
 	CRED_ST_EXPIRED,
-	CRED_ST_REJECTED,	/* the server said no (later) */
+	CRED_ST_REJECTED,	/* the server said no */
 	CRED_ST_MAX = CRED_ST_REJECTED,
 };
 
@@ -186,6 +193,10 @@ struct msg_snap_vault {
 	int64_t last_push_at;
 	int64_t last_ok_push_at;
 	uint64_t archive_bytes;	/* size of the local archive, 0 = none */
+	int64_t next_push_at;	/* unix seconds of the next retry, 0 = none pending */
+	uint64_t uploaded_bytes;	/* by the last successful push */
+	uint32_t pushed;	/* 1: the remote holds the last saved archive */
+	uint32_t weak_cas;	/* 1: the server ignored a conditional header */
 	char name[64];
 	char path[256];
 	char remote[288];
@@ -203,12 +214,15 @@ struct msg_snap_end {
 enum ctl_cmd {
 	CTL_STATUS = 1, CTL_VERSION, CTL_RELOAD, CTL_STOP,
 	CTL_INIT, CTL_UNLOCK, CTL_LOCK, CTL_SYNC,	/* INIT and UNLOCK are followed by CTL_SECRET */
-	CTL_CMD_MAX = CTL_SYNC,
+	CTL_PUSH, CTL_PULL, CTL_HISTORY,		/* PULL is followed by CTL_SECRET */
+	CTL_CMD_MAX = CTL_HISTORY,
 };
+
+#define CTL_F_FORCE	0x1	/* push --force: overwrite the remote latest */
 
 struct msg_ctl_request {
 	uint32_t cmd;		/* enum ctl_cmd */
-	uint32_t flags;
+	uint32_t flags;		/* CTL_F_* */
 	char vault[64];		/* "" = all / not applicable */
 	char arg[256];
 };
@@ -225,6 +239,89 @@ struct msg_ctl_secret {
 	uint32_t pad;
 	char secret[1024];
 };
+
+struct msg_ctl_line {
+	char line[1024];
+};
+
+/*
+ * Uploader requests.  Keys are relative to the vault's own place on the
+ * remote (Prefix/VAULT/): "vault.tar.age", "identity.age", "history/...",
+ * "conflicts/..."; both ends check them with msg_valid_key().  Each request
+ * carries an id that its ENTRY, MPU and RESULT messages repeat.
+ */
+#define UPL_KEY_MAX	192
+#define UPL_ETAG_MAX	128
+
+enum upl_cond { UPL_COND_NONE = 0, UPL_COND_IF_NONE_MATCH, UPL_COND_IF_MATCH, UPL_COND_MAX = UPL_COND_IF_MATCH };
+
+struct msg_upl_put {
+	uint32_t id;
+	uint32_t cond;		/* enum upl_cond */
+	uint64_t size;		/* bytes of the fd to send, from offset 0 */
+	char vault[64];
+	char key[UPL_KEY_MAX];
+	char etag[UPL_ETAG_MAX];	/* IF_MATCH */
+	char content_id[24];	/* object metadata: 16 hex digits of the keyed content id */
+	char device_id[64];
+};
+
+struct msg_upl_get {
+	uint32_t id;
+	uint32_t pad;
+	uint64_t max;		/* refuse objects larger than this */
+	char vault[64];
+	char key[UPL_KEY_MAX];
+};
+
+enum upl_op { UPL_HEAD = 1, UPL_LIST, UPL_DELETE, UPL_ABORT, UPL_OP_MAX = UPL_ABORT };
+
+struct msg_upl_op {
+	uint32_t id;
+	uint32_t op;		/* enum upl_op */
+	char vault[64];
+	char key[UPL_KEY_MAX];	/* LIST: a sub-prefix ("history/") */
+	char arg[256];		/* ABORT: the upload id */
+};
+
+struct msg_upl_entry {
+	uint32_t id;
+	uint32_t pad;
+	uint64_t size;
+	int64_t mtime;		/* unix seconds */
+	char key[UPL_KEY_MAX];	/* relative, as in requests */
+	char etag[UPL_ETAG_MAX];
+};
+
+struct msg_upl_mpu {
+	uint32_t id;
+	uint32_t pad;
+	char key[UPL_KEY_MAX];
+	char upload_id[256];
+};
+
+/* Same values as the uploader's own classification of a reply. */
+enum upl_outcome {
+	UPL_OK = 0, UPL_NOT_FOUND, UPL_CONFLICT, UPL_AUTH, UPL_RETRY, UPL_FAILED,
+	UPL_OUTCOME_MAX = UPL_FAILED,
+};
+#define UPL_F_MULTIPART	0x1	/* the object went up in parts */
+#define UPL_F_WEAK_CAS	0x2	/* the server ignored the condition; a HEAD compared instead */
+
+struct msg_upl_result {
+	uint32_t id;
+	uint32_t outcome;	/* enum upl_outcome */
+	int32_t http_status;	/* 0: no HTTP reply */
+	uint32_t flags;		/* UPL_F_* */
+	uint64_t bytes;		/* sent (PUT) or received (GET), or the object's size (HEAD) */
+	int64_t mtime;
+	char etag[UPL_ETAG_MAX];
+	char content_id[24];
+	char error[256];
+};
+
+/* A relative remote key as defined above: 0 valid, -1 not. */
+int msg_valid_key(const char *key);
 
 /* A decoded message: header, payload (validated), and the fd if one came. */
 struct msg {
@@ -246,6 +343,13 @@ struct msg {
 		struct msg_ctl_request creq;
 		struct msg_ctl_result cres;
 		struct msg_ctl_secret csecret;
+		struct msg_ctl_line cline;
+		struct msg_upl_put uput;
+		struct msg_upl_get uget;
+		struct msg_upl_op uop;
+		struct msg_upl_entry uentry;
+		struct msg_upl_mpu umpu;
+		struct msg_upl_result ures;
 		uint8_t raw[MSG_MAX_PAYLOAD];
 	} u;
 };

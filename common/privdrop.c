@@ -80,7 +80,8 @@ set_rlimits(const struct sb_policy *p, int system_mode)
 	struct rlimit zero = { 0, 0 };
 	struct rlimit nofile = { p->nofile, p->nofile };
 
-	if (setrlimit(RLIMIT_CORE, &zero) == -1 || setrlimit(RLIMIT_FSIZE, &zero) == -1)
+	if (setrlimit(RLIMIT_CORE, &zero) == -1 ||
+	    (!p->may_write_files && setrlimit(RLIMIT_FSIZE, &zero) == -1))
 		return -1;
 	if (p->nofile && setrlimit(RLIMIT_NOFILE, &nofile) == -1)
 		return -1;
@@ -126,10 +127,11 @@ privdrop_apply(const struct privdrop *pd, char *err, size_t errlen)
 	STEP(set_rlimits(pd->policy, pd->system_mode) == 0, "rlimits");
 	STEP(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, "PR_SET_DUMPABLE");
 	STEP(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS");
-	if (!pd->system_mode) {
+	if (!pd->system_mode || pd->ndirfds > 0) {
 		int abi = 0;
 
-		if (sandbox_landlock(pd->policy->landlock_deny_tcp, &abi, &why) != 0 &&
+		if (sandbox_landlock(pd->policy->landlock_deny_tcp, pd->dirfds, pd->ndirfds, &abi,
+		    &why) != 0 &&
 		    step_failed(pd, why, errno, err, errlen) != 0)
 			return -1;
 	}

@@ -31,6 +31,13 @@ struct privdrop {
 	unsigned self_peer;
 	const char *jobargs[PRIVDROP_MAX_JOBARGS];	/* -C: the child's own job arguments */
 	int njobargs;
+	/*
+	 * Directories the child may use (its dir: remotes).  Landlock confines
+	 * it to beneath them, in system mode too: a directory fd outside the
+	 * chroot would otherwise lead out of it.
+	 */
+	int dirfds[8];
+	int ndirfds;
 };
 
 /* 0 ok; -1 with a message in err. */

@@ -100,6 +100,12 @@ add_rule(scmp_filter_ctx ctx, const struct sb_rule *r)
 	case SB_MASKED_EQ:
 		cmp = (struct scmp_arg_cmp){ r->arg, SCMP_CMP_MASKED_EQ, r->mask, r->val };
 		break;
+	case SB_LT:
+		cmp = (struct scmp_arg_cmp){ r->arg, SCMP_CMP_LT, r->val, 0 };
+		break;
+	case SB_GT:
+		cmp = (struct scmp_arg_cmp){ r->arg, SCMP_CMP_GT, r->val, 0 };
+		break;
 	case SB_EQ_SELF_PID:
 		cmp = (struct scmp_arg_cmp){ r->arg, SCMP_CMP_EQ, (uint64_t)getpid(), 0 };
 		break;
@@ -135,9 +141,14 @@ sandbox_seccomp(const struct sb_policy *p, int trap, int log_fd, unsigned self_p
 		*why = "seccomp_init";
 		return -1;
 	}
-	for (i = 0; i < sandbox_common_nrules; i++)
-		if ((rc = add_rule(ctx, &sandbox_common_rules[i])) < 0)
+	for (i = 0; i < sandbox_common_nrules; i++) {
+		const struct sb_rule *r = &sandbox_common_rules[i];
+
+		if (p->own_open && (r->nr == SCMP_SYS(openat) || r->nr == SCMP_SYS(open)))
+			continue;
+		if ((rc = add_rule(ctx, r)) < 0)
 			goto bad_rule;
+	}
 	for (i = 0; i < p->nrules; i++)
 		if ((rc = add_rule(ctx, &p->rules[i])) < 0)
 			goto bad_rule;
@@ -174,13 +185,24 @@ struct ll_attr {
 	uint64_t scoped;		/* ABI 6 */
 };
 
+struct ll_path_beneath {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+/* What a passed directory allows: plain files and directories, nothing that executes or is special. */
+#define LL_DIR_ACCESS	(LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
+	LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR | \
+	LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR | \
+	LANDLOCK_ACCESS_FS_MAKE_REG)
+
 int
-sandbox_landlock(int deny_tcp, int *abip, const char **why)
+sandbox_landlock(int deny_tcp, const int *dirfds, int ndirs, int *abip, const char **why)
 {
 	struct ll_attr attr;
 	size_t attr_size;
 	long abi;
-	int fd;
+	int fd, i;
 
 	abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
 	if (abip != NULL)
@@ -213,7 +235,21 @@ sandbox_landlock(int deny_tcp, int *abip, const char **why)
 		*why = "landlock_create_ruleset";
 		return -1;
 	}
-	/* No rules: every handled access is denied everywhere. */
+	/* Beneath the passed directories only; everywhere else every handled access is denied. */
+	for (i = 0; i < ndirs; i++) {
+		struct ll_path_beneath pb = { LL_DIR_ACCESS, dirfds[i] };
+
+		if (abi >= 3)
+			pb.allowed_access |= LANDLOCK_ACCESS_FS_TRUNCATE;
+		if (syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) != 0) {
+			int e = errno;
+
+			close(fd);
+			errno = e;
+			*why = "landlock_add_rule";
+			return -1;
+		}
+	}
 	if (syscall(SYS_landlock_restrict_self, fd, 0) != 0) {
 		int e = errno;
 

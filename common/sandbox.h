@@ -18,7 +18,7 @@
 enum sb_act { SB_ALLOW = 0, SB_EACCES, SB_EPERM };
 
 /* Argument compare: none, arg == val, (arg & mask) == val. */
-enum sb_cmp { SB_ANY = 0, SB_EQ, SB_MASKED_EQ, SB_EQ_SELF_PID };
+enum sb_cmp { SB_ANY = 0, SB_EQ, SB_MASKED_EQ, SB_EQ_SELF_PID, SB_LT, SB_GT };
 
 struct sb_rule {
 	int nr;			/* SCMP_SYS(name) */
@@ -33,6 +33,8 @@ struct sb_rule {
 #define SB_EACCES_SYS(name)		{ SCMP_SYS(name), SB_EACCES, SB_ANY, 0, 0, 0 }
 #define SB_ALLOW_ARG(name, i, v)	{ SCMP_SYS(name), SB_ALLOW, SB_EQ, i, 0, v }
 #define SB_ALLOW_MASKED(name, i, m, v)	{ SCMP_SYS(name), SB_ALLOW, SB_MASKED_EQ, i, m, v }
+#define SB_EACCES_LT(name, i, v)	{ SCMP_SYS(name), SB_EACCES, SB_LT, i, 0, v }
+#define SB_EACCES_GT(name, i, v)	{ SCMP_SYS(name), SB_EACCES, SB_GT, i, 0, v }
 
 struct sb_policy {
 	const char *name;
@@ -41,6 +43,8 @@ struct sb_policy {
 	int landlock_deny_tcp;	/* user mode: deny TCP bind/connect as well */
 	int allow_fork;		/* 0: RLIMIT_NPROC 0 (system mode) */
 	unsigned long nofile;	/* RLIMIT_NOFILE */
+	int own_open;		/* 1: the table has its own open/openat rows (no common EACCES) */
+	int may_write_files;	/* 1: no RLIMIT_FSIZE 0 (files under directories it was passed) */
 };
 
 /* Each child's table, defined in its own directory. */
@@ -56,8 +60,12 @@ extern const struct sb_policy statusd_policy;
 int sandbox_seccomp(const struct sb_policy *p, int trap, int log_fd,
     unsigned self_peer, const char **why);
 
-/* Deny all filesystem access (and TCP if asked).  -1 if Landlock is unavailable. */
-int sandbox_landlock(int deny_tcp, int *abi, const char **why);
+/*
+ * Deny all filesystem access (and TCP if asked) except beneath the n
+ * directories in dirfds, where files may be read, written, created, renamed
+ * and removed.  -1 if Landlock is unavailable.
+ */
+int sandbox_landlock(int deny_tcp, const int *dirfds, int n, int *abi, const char **why);
 
 /* The common rows, exported so the policy test can show what they are. */
 extern const struct sb_rule sandbox_common_rules[];

@@ -53,7 +53,18 @@ usage(int code)
 "  unlock VAULT [--passphrase-file FILE|-]\n"
 "                            decrypt the latest archive into the vault\n"
 "  lock VAULT                save, wipe and unmount the vault\n"
-"  sync VAULT                save now and print the result\n"
+"  sync VAULT                save now, push if the remote lags, print the result\n"
+"  push VAULT [--force]      push now and write a history copy; --force\n"
+"                            overwrites a remote latest another device wrote\n"
+"                            (ends a conflict, losing that version's place\n"
+"                            as latest: it stays in the remote's history only\n"
+"                            if that device wrote one)\n"
+"  pull VAULT [--version KEY] [--passphrase-file FILE|-]\n"
+"                            download the remote latest (or history KEY),\n"
+"                            verify it by decrypting, make it the local\n"
+"                            archive and, if unlocked, the vault's contents;\n"
+"                            ends a conflict\n"
+"  history VAULT             list the remote's history copies\n"
 "\n"
 "Options:\n"
 "  -s SOCKET   control socket (default: $VAULTSYNC_SOCKET, else\n"
@@ -196,18 +207,27 @@ connect_daemon(const char *path)
 }
 
 static void
-request(int fd, uint32_t cmd, const char *vault)
+request_full(int fd, uint32_t cmd, const char *vault, uint32_t flags, const char *arg)
 {
 	struct msg_ctl_request rq;
 
 	memset(&rq, 0, sizeof(rq));
 	rq.cmd = cmd;
+	rq.flags = flags;
 	if (vault != NULL)
 		msg_strlcpy(rq.vault, vault, sizeof(rq.vault));
+	if (arg != NULL)
+		msg_strlcpy(rq.arg, arg, sizeof(rq.arg));
 	if (msg_send(fd, PEER_CTL, MSG_CTL_REQUEST, ++seq, &rq, sizeof(rq), -1) != 0) {
 		fprintf(stderr, "%s: send: %s\n", progname, strerror(errno));
 		exit(EXIT_NODAEMON);
 	}
+}
+
+static void
+request(int fd, uint32_t cmd, const char *vault)
+{
+	request_full(fd, cmd, vault, 0, NULL);
 }
 
 static const char *
@@ -324,7 +344,7 @@ cmd_status(int fd, int as_json, const char *only)
 
 			if (only != NULL && strcmp(only, v->name) != 0)
 				break;
-			json_array_append_new(vaults, json_pack(
+			json_t *jv = json_pack(
 			    "{s:s, s:s, s:s*, s:s, s:{s:s, s:s*, s:i}, s:o, s:o, s:o, s:i, s:s*, s:s*}",
 			    "name", v->name, "path", v->path,
 			    "remote", v->remote[0] ? v->remote : NULL,
@@ -337,7 +357,18 @@ cmd_status(int fd, int as_json, const char *only)
 			    "last_ok_push_at", json_time(v->last_ok_push_at),
 			    "consecutive_failures", (int)v->consecutive_failures,
 			    "last_error", v->last_error[0] ? v->last_error : NULL,
-			    "remote_etag", v->remote_etag[0] ? v->remote_etag : NULL));
+			    "remote_etag", v->remote_etag[0] ? v->remote_etag : NULL);
+
+			json_object_set_new(jv, "pushed", json_boolean(v->pushed));
+			json_object_set_new(jv, "next_push_at", json_time(v->next_push_at));
+			json_object_set_new(jv, "uploaded_bytes", json_integer((json_int_t)v->uploaded_bytes));
+			json_object_set_new(jv, "archive_bytes", json_integer((json_int_t)v->archive_bytes));
+			json_object_set_new(jv, "content_id", v->content_id[0] ?
+			    json_string(v->content_id) : json_null());
+			/* The server ignored a conditional write: another device could be overwritten. */
+			json_object_set_new(jv, "compare_and_swap", json_string(v->weak_cas ?
+			    "head-check" : "conditional"));
+			json_array_append_new(vaults, jv);
 			break;
 		}
 		case MSG_SNAP_END:
@@ -389,6 +420,10 @@ cmd_status(int fd, int as_json, const char *only)
 			const char *reason = json_string_value(json_object_get(w, "reason"));
 			const char *remote = json_string_value(json_object_get(e, "remote"));
 
+			const char *lerr = json_string_value(json_object_get(e, "last_error"));
+			const char *retry = json_string_value(json_object_get(e, "next_push_at"));
+			const char *okp = json_string_value(json_object_get(e, "last_ok_push_at"));
+
 			printf("vault %s: %s, %s -> %s, watcher %s%s%s\n",
 			    json_string_value(json_object_get(e, "name")),
 			    json_string_value(json_object_get(e, "state")),
@@ -396,6 +431,11 @@ cmd_status(int fd, int as_json, const char *only)
 			    remote ? remote : "(local only)",
 			    json_string_value(json_object_get(w, "mode")),
 			    reason ? " — " : "", reason ? reason : "");
+			if (remote != NULL)
+				printf("  last good push %s%s%s\n", okp ? okp : "never",
+				    retry ? ", next attempt " : "", retry ? retry : "");
+			if (lerr != NULL)
+				printf("  error: %s\n", lerr);
 		}
 	}
 	json_decref(root);
@@ -534,11 +574,12 @@ get_passphrase(const char *file, int twice, struct secbuf *pass)
 }
 
 static int
-cmd_vault(int fd, uint32_t cmd, const char *vault, struct secbuf *pass)
+cmd_vault(int fd, uint32_t cmd, const char *vault, uint32_t flags, const char *arg,
+    struct secbuf *pass)
 {
 	struct msg m;
 
-	request(fd, cmd, vault);
+	request_full(fd, cmd, vault, flags, arg);
 	if (pass != NULL) {
 		struct msg_ctl_secret sec;
 
@@ -553,12 +594,17 @@ cmd_vault(int fd, uint32_t cmd, const char *vault, struct secbuf *pass)
 		}
 		explicit_bzero(&sec, sizeof(sec));
 	}
-	/* init and unlock run scrypt, lock and sync write the archive: wait long. */
-	if (recv_one_timeout(fd, &m, 600000) != MSG_OK || m.hdr.type != MSG_CTL_RESULT) {
-		fprintf(stderr, "%s: no answer from the daemon\n", progname);
-		return EXIT_UNHEALTHY;
+	/* init and unlock run scrypt, lock and sync write the archive, push uploads: wait long. */
+	for (;;) {
+		if (recv_one_timeout(fd, &m, 600000) != MSG_OK) {
+			fprintf(stderr, "%s: no answer from the daemon\n", progname);
+			return EXIT_UNHEALTHY;
+		}
+		if (m.hdr.type == MSG_CTL_RESULT)
+			result_exit(&m.u.cres);
+		if (m.hdr.type == MSG_CTL_LINE)
+			printf("%s\n", m.u.cline.line);
 	}
-	result_exit(&m.u.cres);
 }
 
 int
@@ -628,18 +674,35 @@ main(int argc, char **argv)
 		fd = connect_daemon(path);
 		return cmd_simple(fd, strcmp(cmd, "reload") == 0 ? CTL_RELOAD : CTL_STOP);
 	}
-	if (strcmp(cmd, "init") == 0 || strcmp(cmd, "unlock") == 0 ||
-	    strcmp(cmd, "lock") == 0 || strcmp(cmd, "sync") == 0) {
-		int secret = cmd[0] == 'i' || cmd[0] == 'u';
-		const char *vault = NULL, *file = NULL;
+	{
+		static const struct {
+			const char *name;
+			uint32_t cmd;
+			int secret;	/* 1: a passphrase; 2: asked twice */
+		} vcmds[] = {
+			{ "init", CTL_INIT, 2 }, { "unlock", CTL_UNLOCK, 1 }, { "lock", CTL_LOCK, 0 },
+			{ "sync", CTL_SYNC, 0 }, { "push", CTL_PUSH, 0 }, { "pull", CTL_PULL, 1 },
+			{ "history", CTL_HISTORY, 0 },
+		};
+		const char *vault = NULL, *file = NULL, *version = NULL;
 		struct secbuf pass;
-		uint32_t c = cmd[0] == 'i' ? CTL_INIT : cmd[0] == 'u' ? CTL_UNLOCK :
-		    cmd[0] == 'l' ? CTL_LOCK : CTL_SYNC;
+		uint32_t flags = 0;
+		size_t k;
 
+		for (k = 0; k < sizeof(vcmds) / sizeof(vcmds[0]); k++)
+			if (strcmp(cmd, vcmds[k].name) == 0)
+				break;
+		if (k == sizeof(vcmds) / sizeof(vcmds[0]))
+			goto unknown;
 		for (; optind < argc; optind++) {
-			if (secret && strcmp(argv[optind], "--passphrase-file") == 0 &&
+			if (vcmds[k].secret && strcmp(argv[optind], "--passphrase-file") == 0 &&
 			    optind + 1 < argc)
 				file = argv[++optind];
+			else if (vcmds[k].cmd == CTL_PUSH && strcmp(argv[optind], "--force") == 0)
+				flags |= CTL_F_FORCE;
+			else if (vcmds[k].cmd == CTL_PULL && strcmp(argv[optind], "--version") == 0 &&
+			    optind + 1 < argc)
+				version = argv[++optind];
 			else if (argv[optind][0] == '-' || vault != NULL)
 				usage(EXIT_USAGE);
 			else
@@ -648,11 +711,13 @@ main(int argc, char **argv)
 		if (vault == NULL)
 			usage(EXIT_USAGE);
 		/* Ask before connecting: a slow typist must not hold a daemon slot. */
-		if (secret)
-			get_passphrase(file, c == CTL_INIT, &pass);
+		if (vcmds[k].secret)
+			get_passphrase(file, vcmds[k].secret == 2, &pass);
 		fd = connect_daemon(path);
-		return cmd_vault(fd, c, vault, secret ? &pass : NULL);
+		return cmd_vault(fd, vcmds[k].cmd, vault, flags, version,
+		    vcmds[k].secret ? &pass : NULL);
 	}
+unknown:
 	fprintf(stderr, "%s: unknown command: %s\n", progname, cmd);
 	usage(EXIT_USAGE);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,18 +29,78 @@
 #define STABLE_MS	30000	/* running this long resets the backoff */
 #define HELLO_TIMEOUT_MS 10000
 
-typedef void (*handler_fn)(struct child_proc *c, struct msg *m);
+/* A handler returns NULL, or why the message breaks the protocol. */
+typedef const char *(*handler_fn)(struct child_proc *c, struct msg *m);
 
 struct dispatch {
 	uint32_t type;
 	handler_fn fn;
 };
 
-static void on_watch_change(struct child_proc *c, struct msg *m) { (void)c; watch_on_change(&m->u.wchange); }
-static void on_watch_newdir(struct child_proc *c, struct msg *m) { (void)c; watch_on_newdir(&m->u.wnewdir); }
-static void on_watch_overflow(struct child_proc *c, struct msg *m) { (void)c; (void)m; watch_on_overflow(); }
+static const char *on_watch_change(struct child_proc *c, struct msg *m) { (void)c; watch_on_change(&m->u.wchange); return NULL; }
+static const char *on_watch_newdir(struct child_proc *c, struct msg *m) { (void)c; watch_on_newdir(&m->u.wnewdir); return NULL; }
+static const char *on_watch_overflow(struct child_proc *c, struct msg *m) { (void)c; (void)m; watch_on_overflow(); return NULL; }
+static const char *on_upl_result(struct child_proc *c, struct msg *m) { (void)c; return upl_on_result(&m->u.ures); }
+static const char *on_upl_entry(struct child_proc *c, struct msg *m) { (void)c; return upl_on_entry(&m->u.uentry); }
+static const char *on_upl_mpu(struct child_proc *c, struct msg *m) { (void)c; return upl_on_mpu(&m->u.umpu); }
+
+/*
+ * Credential rotation without reading credentials: the metadata of each file
+ * as the current uploader found it; a change means a fresh uploader.
+ */
+static struct stat cred_st[MAX_CREDFILES];
+static int cred_st_ok[MAX_CREDFILES];
+static size_t ncred_st;
 
 static void
+creds_snapshot(void)
+{
+	size_t i;
+
+	for (i = 0; i < D.ncreds; i++)
+		cred_st_ok[i] = stat(D.creds[i].path, &cred_st[i]) == 0;
+	ncred_st = D.ncreds;
+}
+
+static void restart_uploader(const char *why);
+
+int
+children_creds_changed(void)
+{
+	struct stat st;
+	size_t i;
+	int ok;
+
+	if (ncred_st != D.ncreds)
+		return 0;	/* a reload is restarting it anyway */
+	for (i = 0; i < D.ncreds; i++) {
+		ok = stat(D.creds[i].path, &st) == 0;
+		if (ok != cred_st_ok[i] || (ok && (st.st_ino != cred_st[i].st_ino ||
+		    st.st_dev != cred_st[i].st_dev || st.st_size != cred_st[i].st_size ||
+		    st.st_mtim.tv_sec != cred_st[i].st_mtim.tv_sec ||
+		    st.st_mtim.tv_nsec != cred_st[i].st_mtim.tv_nsec ||
+		    st.st_ctim.tv_nsec != cred_st[i].st_ctim.tv_nsec ||
+		    st.st_mode != cred_st[i].st_mode))) {
+			log_info("credentials %s changed; restarting the uploader to read them",
+			    D.creds[i].path);
+			restart_uploader("credentials file changed");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+expiry_fired(void *arg)
+{
+	(void)arg;
+	log_info("credentials are about to expire; restarting the uploader to read them again");
+	restart_uploader("credentials about to expire");
+}
+
+#define EXPIRY_MARGIN_S	60
+
+static const char *
 on_cred_info(struct child_proc *c, struct msg *m)
 {
 	size_t i;
@@ -49,15 +110,22 @@ on_cred_info(struct child_proc *c, struct msg *m)
 	for (i = 0; i < D.ncreds; i++) {
 		if (strcmp(D.creds[i].path, m->u.cred.path) == 0 &&
 		    strcmp(D.creds[i].name, m->u.cred.name) == 0) {
+			int64_t now = (int64_t)time(NULL), at = m->u.cred.expiry - EXPIRY_MARGIN_S;
+
 			if (D.creds[i].state != m->u.cred.state)
 				log_info("credentials %s: %s", m->u.cred.path,
 				    m->u.cred.state == CRED_ST_OK ? "ok" : m->u.cred.error);
+			/* Re-read shortly before they expire; if that gives nothing newer, wait for a change. */
+			if (m->u.cred.expiry > 0 && m->u.cred.expiry != D.creds[i].expiry && at > now)
+				(void)timer_add((uint64_t)(at - now) * 1000, expiry_fired, NULL);
 			D.creds[i] = m->u.cred;
-			return;
+			return NULL;
 		}
 	}
+	/* Not a violation: an uploader on its way out after a reload may still report the old files. */
 	log_warn("uploader reported credentials %s that were not configured; ignored",
 	    m->u.cred.path);
+	return NULL;
 }
 
 /* After HELLO, only these types are accepted from each child. */
@@ -69,6 +137,9 @@ static const struct dispatch watcher_table[] = {
 };
 static const struct dispatch uploader_table[] = {
 	{ MSG_CRED_INFO, on_cred_info },
+	{ MSG_UPL_RESULT, on_upl_result },
+	{ MSG_UPL_ENTRY, on_upl_entry },
+	{ MSG_UPL_MPU, on_upl_mpu },
 	{ 0, NULL },
 };
 static const struct dispatch statusd_table[] = {
@@ -204,6 +275,8 @@ on_hello(struct child_proc *c, struct msg *m)
 	log_info("%s started (pid %d)", msg_role_name(c->role), (int)c->pid);
 	send_initial_config(c);
 	daemon_child_ready();
+	if (c->role == ROLE_UPLOADER)
+		remote_uploader_ready();
 }
 
 static void
@@ -254,7 +327,10 @@ chan_readable(int fd, uint32_t events, void *arg)
 			violation(c, buf);
 			return;
 		}
-		t->fn(c, &m);
+		if ((why = t->fn(c, &m)) != NULL) {
+			violation(c, why);
+			return;
+		}
 	}
 }
 
@@ -361,6 +437,9 @@ child_reaped(struct child_proc *c, int status)
 	}
 	c->last_exit = status;
 	c->pid = 0;
+	if (c->role == ROLE_UPLOADER)
+		upl_lost(status >= 0 ? "the uploader exited before answering" :
+		    "the uploader was killed before answering");
 	if (D.shutting_down) {
 		c->state = CHILD_ST_STOPPED;
 		return;
@@ -394,12 +473,22 @@ lift(int fd)
 	return fcntl(fd, F_DUPFD_CLOEXEC, 16);
 }
 
+/*
+ * The fds a child gets: 3 channel, 4 log, 5 its job fd (watcher: inotify,
+ * statusd: the listener), and for the uploader its dir: remotes at 8.. .
+ */
+struct child_fds {
+	int job;
+	int dirs[UPL_DIRFD_SLOTS];
+	int ndirs;
+};
+
 static void __attribute__((noreturn))
-exec_child(struct child_proc *c, int chan, int logfd, int jobfd, char **argv)
+exec_child(struct child_proc *c, int chan, int logfd, struct child_fds *f, char **argv)
 {
 	char *envp[] = { NULL };
 	sigset_t none;
-	int sig;
+	int sig, i;
 
 	/* Blocked and ignored signals survive exec: give the child a clean slate. */
 	sigemptyset(&none);
@@ -408,25 +497,143 @@ exec_child(struct child_proc *c, int chan, int logfd, int jobfd, char **argv)
 		signal(sig, SIG_DFL);
 	chan = lift(chan);
 	logfd = lift(logfd);
-	if (jobfd >= 0)
-		jobfd = lift(jobfd);
-	if (chan < 0 || logfd < 0 || (jobfd < 0 && c->role != ROLE_UPLOADER) ||
+	if (f->job >= 0)
+		f->job = lift(f->job);
+	for (i = 0; i < f->ndirs; i++)
+		if ((f->dirs[i] = lift(f->dirs[i])) < 0)
+			_exit(127);
+	if (chan < 0 || logfd < 0 || (f->job < 0 && c->role != ROLE_UPLOADER) ||
 	    dup2(D.devnull_fd, 0) == -1 || dup2(D.devnull_fd, 1) == -1 ||
 	    dup2(chan, CHILD_FD_CHAN) == -1 || dup2(logfd, CHILD_FD_LOG) == -1 ||
-	    (jobfd >= 0 && dup2(jobfd, CHILD_FD_JOB) == -1))
+	    (f->job >= 0 && dup2(f->job, CHILD_FD_JOB) == -1))
 		_exit(127);
-	close_range(jobfd >= 0 ? CHILD_FD_JOB + 1 : CHILD_FD_JOB, ~0U, 0);
+	for (i = 0; i < f->ndirs; i++)
+		if (dup2(f->dirs[i], UPL_DIRFD_BASE + i) == -1)
+			_exit(127);
+	close_range(f->job >= 0 ? CHILD_FD_JOB + 1 : CHILD_FD_JOB, UPL_DIRFD_BASE - 1, 0);
+	close_range(UPL_DIRFD_BASE + (unsigned)f->ndirs, ~0U, 0);
 	execve(c->bin, argv, envp);
 	dprintf(2, "vaultsyncd: exec %s: %s\n", c->bin, strerror(errno));
 	_exit(127);
 }
 
+/*
+ * A dir: remote's directory, opened for the uploader.  Created if missing
+ * (its parent must exist), owned by PrivsepUser in system mode so that the
+ * unprivileged uploader can write it.
+ */
+static int
+open_remote_dir(const struct cfg_vault *v)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(v->remote_dir, 0700) == 0 && D.cfg.mode == CFG_SYSTEM &&
+	    chown(v->remote_dir, D.privsep_uid, D.privsep_gid) != 0)
+		log_error("vault %s: chown %s: %s", v->name, v->remote_dir, strerror(errno));
+	if ((fd = open(v->remote_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		log_error("vault %s: remote directory %s: %s", v->name, v->remote_dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && D.cfg.mode == CFG_SYSTEM && st.st_uid != D.privsep_uid)
+		log_warn("vault %s: remote directory %s is owned by uid %u, not %s: the "
+		    "uploader may not be able to write it", v->name, v->remote_dir,
+		    (unsigned)st.st_uid, D.cfg.privsep_user);
+	return fd;
+}
+
+/* What the uploader was started with, so that a reload can tell whether it must restart. */
+static uint64_t uploader_sig;
+
+static uint64_t
+fnv(uint64_t h, const char *s)
+{
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (h ^ 0xff) * 1099511628211ull;	/* a separator: "ab","c" != "a","bc" */
+}
+
+static uint64_t
+uploader_signature(void)
+{
+	char num[32];
+	uint64_t h = 14695981039346656037ull;
+	size_t i;
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)D.cfg.multipart_threshold);
+	h = fnv(h, num);
+	for (i = 0; i < D.cfg.nvaults; i++) {
+		const struct cfg_vault *v = &D.cfg.vaults[i];
+
+		if (v->remote_kind == CFG_REMOTE_NONE)
+			continue;
+		h = fnv(fnv(fnv(h, v->name), v->remote), v->remote_dir);
+		h = fnv(fnv(fnv(h, v->endpoint), v->region), v->credentials_file);
+		h = fnv(h, v->path_style ? "1" : "0");
+	}
+	return h;
+}
+
+/* The uploader's job arguments: credentials, threshold, one per remote. */
+static size_t
+uploader_args(char **argv, size_t n, size_t max, struct child_fds *f)
+{
+	static char credargs[MAX_CREDFILES][CFG_PATH_MAX + CFG_NAME_MAX + 8];
+	static char remargs[CFG_MAX_VAULTS][1024];
+	static char thr[32];
+	size_t i, j;
+
+	for (i = 0; i < D.ncreds && n + 2 < max; i++) {
+		snprintf(credargs[i], sizeof(credargs[i]), "%c:%s=%s",
+		    D.creds[i].source == CRED_SRC_SYSTEMD ? 's' : 'f', D.creds[i].name,
+		    D.creds[i].path);
+		argv[n++] = "-C";
+		argv[n++] = credargs[i];
+	}
+	snprintf(thr, sizeof(thr), "t:%llu", (unsigned long long)D.cfg.multipart_threshold);
+	argv[n++] = "-C";
+	argv[n++] = thr;
+	for (i = 0; i < D.cfg.nvaults && n + 2 < max; i++) {
+		const struct cfg_vault *v = &D.cfg.vaults[i];
+
+		if (v->remote_kind == CFG_REMOTE_S3) {
+			for (j = 0; j < D.ncreds; j++)
+				if (strcmp(D.creds[j].path, v->credentials_file) == 0)
+					break;
+			if (j == D.ncreds)
+				continue;
+			snprintf(remargs[i], sizeof(remargs[i]), "r:%s|s3|%zu|%d|%s|%s|%s|%s",
+			    v->name, j, v->path_style ? 1 : 0, v->region, v->bucket, v->prefix,
+			    v->endpoint);
+		} else if (v->remote_kind == CFG_REMOTE_DIR) {
+			int fd;
+
+			if (f->ndirs == UPL_DIRFD_SLOTS) {
+				log_error("vault %s: more than %d dir: remotes; not pushed", v->name,
+				    UPL_DIRFD_SLOTS);
+				continue;
+			}
+			if ((fd = open_remote_dir(v)) == -1)
+				continue;
+			f->dirs[f->ndirs] = fd;
+			snprintf(remargs[i], sizeof(remargs[i]), "r:%s|dir|%d", v->name,
+			    UPL_DIRFD_BASE + f->ndirs);
+			f->ndirs++;
+		} else
+			continue;
+		argv[n++] = "-C";
+		argv[n++] = remargs[i];
+	}
+	return n;
+}
+
 /* The argv a child gets: mode, identity, chroot, job args, debug, insecure. */
 static void
 build_argv(struct child_proc *c, char **argv, size_t max, char *ids, size_t idslen,
-    char credargs[][CFG_PATH_MAX + CFG_NAME_MAX + 8])
+    struct child_fds *f)
 {
-	size_t n = 0, i;
+	size_t n = 0;
 
 	argv[n++] = (char *)c->bin;
 	argv[n++] = "-m";
@@ -439,13 +646,9 @@ build_argv(struct child_proc *c, char **argv, size_t max, char *ids, size_t idsl
 		argv[n++] = D.chroot_dir;
 	}
 	if (c->role == ROLE_UPLOADER) {
-		for (i = 0; i < D.ncreds && n + 4 < max; i++) {
-			snprintf(credargs[i], CFG_PATH_MAX + CFG_NAME_MAX + 8, "%c:%s=%s",
-			    D.creds[i].source == CRED_SRC_SYSTEMD ? 's' : 'f',
-			    D.creds[i].name, D.creds[i].path);
-			argv[n++] = "-C";
-			argv[n++] = credargs[i];
-		}
+		n = uploader_args(argv, n, max - 3, f);
+		uploader_sig = uploader_signature();
+		creds_snapshot();
 	}
 	if (D.debug)
 		argv[n++] = "-d";
@@ -457,17 +660,19 @@ build_argv(struct child_proc *c, char **argv, size_t max, char *ids, size_t idsl
 void
 child_start(struct child_proc *c)
 {
-	static char credargs[MAX_CREDFILES][CFG_PATH_MAX + CFG_NAME_MAX + 8];
-	char *argv[16 + 2 * MAX_CREDFILES];
+	char *argv[16 + 2 * (MAX_CREDFILES + CFG_MAX_VAULTS)];
+	struct child_fds f;
 	char ids[32];
-	int chan[2], logp[2], jobfd = -1;
+	int chan[2], logp[2], i;
 	pid_t pid;
 
+	memset(&f, 0, sizeof(f));
+	f.job = -1;
 	if (c->role == ROLE_WATCHER)
-		jobfd = D.inotify_fd;
+		f.job = D.inotify_fd;
 	else if (c->role == ROLE_STATUSD)
-		jobfd = D.status_fd;
-	build_argv(c, argv, sizeof(argv) / sizeof(argv[0]), ids, sizeof(ids), credargs);
+		f.job = D.status_fd;
+	build_argv(c, argv, sizeof(argv) / sizeof(argv[0]), ids, sizeof(ids), &f);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) == -1)
 		fatal("socketpair");
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, logp) == -1)
@@ -476,9 +681,11 @@ child_start(struct child_proc *c)
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid == 0)
-		exec_child(c, chan[1], logp[1], jobfd, argv);
+		exec_child(c, chan[1], logp[1], &f, argv);
 	close(chan[1]);
 	close(logp[1]);
+	for (i = 0; i < f.ndirs; i++)
+		close(f.dirs[i]);
 	c->pid = pid;
 	c->chan = chan[0];
 	c->logfd = logp[0];
@@ -559,6 +766,18 @@ children_stop_all(int hard)
 	}
 }
 
+static void
+restart_uploader(const char *why)
+{
+	struct child_proc *u = child_by_role(ROLE_UPLOADER);
+
+	if (u->pidfd < 0 || D.shutting_down)
+		return;
+	child_kill(u, why);
+	u->killed_for_violation = 0;
+	u->backoff_ms = BACKOFF_MIN_MS;
+}
+
 /* After a reload: what a running child needs to hear, or a restart. */
 void
 children_config_changed(int creds_changed)
@@ -571,9 +790,10 @@ children_config_changed(int creds_changed)
 
 		proc_send(w, MSG_WATCHER_CONFIG, &m, sizeof(m));
 	}
-	/* New credential files are opened only by a fresh uploader. */
-	if (creds_changed && u->pidfd >= 0) {
-		child_kill(u, "credentials configuration changed");
+	/* New credential files and remotes are opened only by a fresh uploader. */
+	if ((creds_changed || uploader_signature() != uploader_sig) && u->pidfd >= 0) {
+		child_kill(u, creds_changed ? "credentials configuration changed" :
+		    "remote configuration changed");
 		u->killed_for_violation = 0;
 		u->backoff_ms = BACKOFF_MIN_MS;
 	}

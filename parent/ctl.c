@@ -128,6 +128,26 @@ handle_request(struct client *cl, const struct msg *m)
 		    sizeof(err)) != 0)
 			send_result(cl->fd, 1, "%s", err);
 		break;
+	case CTL_PUSH:
+	case CTL_HISTORY: {
+		struct vault_rt *v = vault_rt_find(rq->vault);
+		int rc;
+
+		if (v == NULL) {
+			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
+			break;
+		}
+		log_info("%s %s%s requested by uid %u (pid %d)", rq->cmd == CTL_PUSH ? "push" :
+		    "history", rq->vault, rq->flags & CTL_F_FORCE ? " --force" : "",
+		    (unsigned)cl->uid, (int)cl->pid);
+		rc = rq->cmd == CTL_PUSH ?
+		    remote_push_request(v, (int)(cl - clients), cl->gen,
+			(rq->flags & CTL_F_FORCE) != 0, err, sizeof(err)) :
+		    remote_history_request(v, (int)(cl - clients), cl->gen, err, sizeof(err));
+		if (rc != 0)
+			send_result(cl->fd, 1, "%s", err);
+		break;
+	}
 	case CTL_STOP:
 		log_info("stop requested by uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
 		send_result(cl->fd, 0, "stopping");
@@ -177,6 +197,22 @@ ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
 	vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
 	va_end(ap);
 	(void)msg_send(clients[client].fd, PEER_PARENT, MSG_CTL_RESULT, 0, &r, sizeof(r), -1);
+}
+
+void
+ctl_line(int client, uint32_t gen, const char *fmt, ...)
+{
+	struct msg_ctl_line l;
+	va_list ap;
+
+	if (client < 0 || client >= MAX_CLIENTS || clients[client].fd == -1 ||
+	    clients[client].gen != gen)
+		return;
+	memset(&l, 0, sizeof(l));
+	va_start(ap, fmt);
+	vsnprintf(l.line, sizeof(l.line), fmt, ap);
+	va_end(ap);
+	(void)msg_send(clients[client].fd, PEER_PARENT, MSG_CTL_LINE, 0, &l, sizeof(l), -1);
 }
 
 static void

@@ -14,7 +14,7 @@
 #include "vaultsyncd.h"
 
 #define MAX_FDS		128
-#define MAX_TIMERS	32
+#define MAX_TIMERS	512
 
 struct ev_slot {
 	int fd;

@@ -26,11 +26,13 @@
 #include "vaultsyncd.h"
 
 #define SHUTDOWN_GRACE_MS	10000
+#define SHUTDOWN_PUSH_GRACE_MS	120000	/* a push in flight at SIGTERM may take this long */
 #define STARTUP_TIMEOUT_MS	15000
 
 struct daemon D;
 
 static int startup_timer = -1, grace_timer = -1;
+static int children_stopping;
 
 static void __attribute__((noreturn))
 usage(int code)
@@ -117,7 +119,8 @@ grace_expired(void *arg)
 {
 	(void)arg;
 	grace_timer = -1;
-	log_warn("children did not stop within %d ms; killing them", SHUTDOWN_GRACE_MS);
+	log_warn("shutdown took too long; killing the children");
+	children_stopping = 1;
 	children_stop_all(1);
 }
 
@@ -128,10 +131,14 @@ daemon_shutdown(int forced)
 		forced_exit();
 	D.shutting_down = 1;
 	sd_notifyf("STOPPING=1\nSTATUS=stopping");
-	log_info("shutting down");
 	ctl_close();
-	children_stop_all(0);
-	grace_timer = timer_add(SHUTDOWN_GRACE_MS, grace_expired, NULL);
+	/* Pushes in flight finish first (the uploader must live for them); then the children go. */
+	if (remote_any_busy())
+		log_info("shutting down after the push in progress");
+	else
+		log_info("shutting down");
+	grace_timer = timer_add(remote_any_busy() ? SHUTDOWN_PUSH_GRACE_MS : SHUTDOWN_GRACE_MS,
+	    grace_expired, NULL);
 }
 
 static void
@@ -270,6 +277,7 @@ daemon_reload(char *err, size_t errlen)
 
 	sd_notifyf("RELOADING=1");
 	if (cfg_load(&n, D.config_file, D.explicit_file, &D.env, &ce) != 0) {
+		D.config_ok = 0;	/* no pruning on the word of a configuration we cannot read */
 		if (ce.line > 0)
 			snprintf(err, errlen, "%s:%d: %s", ce.file, ce.line, ce.msg);
 		else
@@ -278,6 +286,7 @@ daemon_reload(char *err, size_t errlen)
 		sd_notifyf("READY=1");
 		return -1;
 	}
+	D.config_ok = 1;
 	keep_startup_settings(&n, &D.cfg);
 	collect_creds(&n, nc, &nn);
 	creds_changed = nn != D.ncreds;
@@ -434,6 +443,7 @@ main(int argc, char **argv)
 		cfg_default_file(&D.env, default_file, sizeof(default_file));
 		D.config_file = default_file;
 	}
+	D.config_ok = 1;	/* set before the load: a failed one exits */
 	if (cfg_load(&D.cfg, D.config_file, D.explicit_file, &D.env, &ce) != 0)
 		config_error(&ce);
 	if (dump) {
@@ -512,8 +522,13 @@ main(int argc, char **argv)
 	for (;;) {
 		ev_run_once();
 		/* In-flight saves finish before we go; a second signal does not wait. */
-		if (D.oneshot && D.ready && !D.shutting_down && jobs_running() == 0)
+		if (D.oneshot && D.ready && !D.shutting_down && jobs_running() == 0 &&
+		    !remote_any_busy())
 			daemon_shutdown(0);
+		if (D.shutting_down && !children_stopping && !remote_any_busy()) {
+			children_stopping = 1;
+			children_stop_all(0);
+		}
 		if (D.shutting_down && !children_any_alive() && jobs_running() == 0) {
 			if (grace_timer >= 0)
 				timer_cancel(grace_timer);

@@ -14,7 +14,7 @@ static int
 vault_healthy(const struct vault_rt *v)
 {
 	return v->state != VAULT_ST_ERROR && v->state != VAULT_ST_CONFLICT &&
-	    v->consecutive_failures == 0;
+	    v->consecutive_failures == 0 && v->push_failures == 0 && !v->rs.conflict;
 }
 
 int
@@ -106,8 +106,10 @@ status_send_snapshot(int fd, uint32_t seq)
 			snprintf(sv.content_id, sizeof(sv.content_id), "%.16s", v->st.content_id);
 		if (v->consecutive_failures > 0 && sv.state == VAULT_ST_UNLOCKED)
 			sv.state = VAULT_ST_ERROR;
-		else if (sv.state == VAULT_ST_UNLOCKED && v->st.dirty)
+		else if (sv.state == VAULT_ST_UNLOCKED &&
+		    (cv->remote_kind != CFG_REMOTE_NONE ? remote_lags(v) : v->st.dirty))
 			sv.state = VAULT_ST_DIRTY;
+		remote_status(v, &sv);
 		if (send(fd, MSG_SNAP_VAULT, seq, &sv, sizeof(sv)) != 0)
 			return -1;
 	}

@@ -256,3 +256,72 @@ store_recipients(const struct cfg_vault *v, const char *dir, struct age_recipien
 	}
 	return 0;
 }
+
+/* Values are ours or a server's ETag / upload id: one line each, no '\n' inside. */
+static int
+line_ok(const char *s)
+{
+	return strchr(s, '\n') == NULL;
+}
+
+int
+store_remote_read(const char *dir, struct vault_remote *r)
+{
+	char *buf, *line, *save = NULL, err[256];
+	size_t len;
+
+	memset(r, 0, sizeof(*r));
+	if (store_read_small(dir, "remote", 4096, &buf, &len, err, sizeof(err)) != 0)
+		return -1;
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+
+		if (eq == NULL)
+			continue;
+		*eq++ = '\0';
+#define STR(name) else if (strcmp(line, #name) == 0 && strlen(eq) < sizeof(r->name)) \
+		memcpy(r->name, eq, strlen(eq) + 1)
+#define INT(name) else if (strcmp(line, #name) == 0) r->name = strtoll(eq, NULL, 10)
+		if (0)
+			;
+		STR(etag);
+		STR(pushed_sha256);
+		STR(mpu_key);
+		STR(mpu_id);
+		INT(conflict);
+		INT(identity_pushed);
+		INT(weak_cas);
+		INT(last_push_at);
+		INT(last_ok_push_at);
+		INT(history_at);
+		else if (strcmp(line, "uploaded_bytes") == 0)
+			r->uploaded_bytes = strtoull(eq, NULL, 10);
+#undef STR
+#undef INT
+	}
+	free(buf);
+	return 0;
+}
+
+int
+store_remote_write(const char *dir, const struct vault_remote *r, char *err, size_t errlen)
+{
+	char buf[2048];
+	int n;
+
+	if (!line_ok(r->etag) || !line_ok(r->mpu_key) || !line_ok(r->mpu_id)) {
+		snprintf(err, errlen, "refusing to write a value with a newline");
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "etag=%s\npushed_sha256=%s\nconflict=%d\nidentity_pushed=%d\n"
+	    "weak_cas=%d\nlast_push_at=%lld\nlast_ok_push_at=%lld\nhistory_at=%lld\n"
+	    "uploaded_bytes=%llu\nmpu_key=%s\nmpu_id=%s\n", r->etag, r->pushed_sha256, r->conflict,
+	    r->identity_pushed, r->weak_cas, (long long)r->last_push_at,
+	    (long long)r->last_ok_push_at, (long long)r->history_at,
+	    (unsigned long long)r->uploaded_bytes, r->mpu_key, r->mpu_id);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		snprintf(err, errlen, "remote state too long");
+		return -1;
+	}
+	return store_write_atomic(dir, "remote", buf, (size_t)n, 0600, err, errlen);
+}

@@ -6,6 +6,9 @@
  *   key             32 random bytes: HMAC key for content ids (never leaves the machine)
  *   state           last saved plaintext hash, content id, ETag, dirty flag
  *   unlocked        present while the vault is unlocked (for adoption on restart)
+ *   remote          what the remote holds: its ETag, the hash pushed, conflict,
+ *                   an unfinished multipart upload (written by the main thread
+ *                   only, while "state" is written by the save jobs)
  * Every write is atomic: temp file, fsync, rename, fsync of the directory.
  */
 #ifndef VS_STORE_H
@@ -28,6 +31,22 @@ struct vault_saved {
 	int64_t saved_at;
 	uint64_t archive_bytes;
 };
+
+/* The remote side, StateDir/VAULT/remote. */
+struct vault_remote {
+	char etag[128];		/* of the latest object as we last wrote or read it */
+	char pushed_sha256[65];	/* plaintext hash of what the remote latest holds, "" = nothing */
+	int conflict;		/* another device wrote latest: no overwrite until pull/push --force */
+	int identity_pushed;
+	int weak_cas;		/* the server ignored a condition (HEAD compared instead) */
+	int64_t last_push_at, last_ok_push_at, history_at;
+	uint64_t uploaded_bytes;
+	char mpu_key[192];	/* a multipart upload that may have been left unfinished */
+	char mpu_id[256];
+};
+
+int store_remote_read(const char *dir, struct vault_remote *r);
+int store_remote_write(const char *dir, const struct vault_remote *r, char *err, size_t errlen);
 
 void store_dir(const struct cfg *c, const struct cfg_vault *v, char *buf, size_t len);
 void store_file(const char *dir, const char *name, char *buf, size_t len);

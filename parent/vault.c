@@ -168,9 +168,16 @@ op_done(struct job *j)
 			log_info("vault %s: %s (%llu files, %llu bytes)", v->name, vj->changed ?
 			    "saved" : "unchanged, no new archive", (unsigned long long)vj->files,
 			    (unsigned long long)vj->bytes);
-			reply(vj, 0, "vault %s: %s, %llu files, %llu bytes, archive %llu bytes",
-			    v->name, vj->changed ? "saved" : "unchanged", (unsigned long long)vj->files,
-			    (unsigned long long)vj->bytes, (unsigned long long)vj->st.archive_bytes);
+			{
+				char m[512];
+
+				snprintf(m, sizeof(m), "vault %s: %s, %llu files, %llu bytes, "
+				    "archive %llu bytes", v->name, vj->changed ? "saved" : "unchanged",
+				    (unsigned long long)vj->files, (unsigned long long)vj->bytes,
+				    (unsigned long long)vj->st.archive_bytes);
+				/* A tick is save then push: a waiting client hears both. */
+				remote_kick(v, vj->client, vj->client_gen, m);
+			}
 			break;
 		case VOP_INIT:
 			v->state = VAULT_ST_UNLOCKED;
@@ -189,6 +196,7 @@ op_done(struct job *j)
 			log_info("vault %s: locked%s", v->name, vj->changed ? " after a final save" : "");
 			reply(vj, 0, "vault %s locked%s", v->name,
 			    vj->changed ? " (final save written)" : "");
+			remote_kick(v, -1, 0, NULL);
 			break;
 		}
 	}

@@ -22,6 +22,9 @@
 #define EXIT_FORCED	130
 
 #define NCHILDREN	3	/* watcher, uploader, statusd: index = role - 1 */
+/* The uploader's dir: remotes, at fds 8..15 (its seccomp table knows these numbers). */
+#define UPL_DIRFD_BASE	8
+#define UPL_DIRFD_SLOTS	8
 #define MAX_CREDFILES	(CFG_MAX_VAULTS + 1)
 
 /* ---- ev.c: epoll over fds, one timerfd for all timers ---- */
@@ -62,8 +65,11 @@ int children_any_alive(void);
 struct child_proc *child_by_role(uint32_t role);
 int proc_send(struct child_proc *c, uint32_t type, const void *p, size_t len);
 void children_config_changed(int creds_changed);
+int children_creds_changed(void);	/* 1: a credentials file changed, the uploader restarts */
 
 /* ---- watch.c ---- */
+#define PUSH_WAITERS	8
+
 struct vault_rt {
 	char name[CFG_NAME_MAX];
 	uint32_t state;			/* enum vault_state */
@@ -78,6 +84,26 @@ struct vault_rt {
 	int64_t last_change_at;
 	char watch_reason[128];
 	char last_error[256];
+
+	/* remote.c: the push side */
+	struct vault_remote rs;		/* as in StateDir/VAULT/remote */
+	int rs_loaded;
+	int push_busy;			/* a push sequence runs */
+	int push_step;
+	int push_timer_set, push_timer;	/* the retry */
+	uint32_t push_failures;		/* consecutive */
+	int64_t next_push_at;
+	char push_sha[65];		/* hash of the archive being pushed */
+	char push_cid[24];
+	uint64_t push_bytes;
+	int want_history, want_force;	/* asked for by vaultsyncctl push */
+	int force;			/* this sequence overwrites latest */
+	char push_error[256];
+	struct { int client; uint32_t gen; char prefix[256]; } waiters[PUSH_WAITERS];
+	int nwaiters;
+	char logged_error[256];		/* rate limit for identical errors */
+	int64_t logged_at;
+	unsigned suppressed;
 };
 int watch_init(void);
 void watch_sync_vaults(void);		/* after (re)load: add/drop vault roots */
@@ -86,11 +112,48 @@ void watch_on_newdir(const struct msg_watch_newdir *m);
 void watch_on_overflow(void);
 struct vault_rt *vault_rt_find(const char *name);
 
+/* ---- upload.c: requests to the uploader ---- */
+typedef void (*upl_done_fn)(const char *vault, const struct msg_upl_result *r, void *arg);
+typedef void (*upl_entry_fn)(const char *vault, const struct msg_upl_entry *e, void *arg);
+typedef void (*upl_mpu_fn)(const char *vault, const struct msg_upl_mpu *m, void *arg);
+struct upl_cbs {
+	upl_done_fn done;
+	upl_entry_fn entry;
+	upl_mpu_fn mpu;
+	void *arg;
+};
+int upl_available(void);
+int upl_put(const char *vault, const char *key, int fd, uint64_t size, uint32_t cond,
+    const char *etag, const char *content_id, const struct upl_cbs *cb);
+int upl_get(const char *vault, const char *key, int fd, uint64_t max, const struct upl_cbs *cb);
+int upl_op(const char *vault, uint32_t op, const char *key, const char *arg,
+    const struct upl_cbs *cb);
+const char *upl_on_result(const struct msg_upl_result *r);	/* NULL, or a violation */
+const char *upl_on_entry(const struct msg_upl_entry *e);
+const char *upl_on_mpu(const struct msg_upl_mpu *m);
+void upl_lost(const char *why);
+
+/* ---- remote.c: pushes, history, conflicts ---- */
+void remote_load(struct vault_rt *v);
+/* Push if the remote lags (or flags ask); a ctl client may wait for the outcome. */
+void remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix);
+int remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force,
+    char *err, size_t errlen);
+int remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err,
+    size_t errlen);
+void remote_uploader_ready(void);
+void remote_status(const struct vault_rt *v, struct msg_snap_vault *sv);
+int remote_lags(const struct vault_rt *v);
+void remote_forget(struct vault_rt *v);	/* the vault left the config */
+int remote_any_busy(void);
+
 /* ---- ctl.c ---- */
 int ctl_listen(void);
 void ctl_close(void);
 void ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+void ctl_line(int client, uint32_t gen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- vault.c ---- */
 void vault_adopt_all(void);
@@ -140,6 +203,7 @@ struct daemon {
 	size_t nvaults;
 
 	int ready;
+	int config_ok;			/* the last (re)load succeeded: pruning allowed */
 	int oneshot;			/* -1: one save per vault, then exit */
 	char **oneshot_vaults;		/* NULL = all */
 	int oneshot_failed;

@@ -1,22 +1,29 @@
 /*
  * vaultsync-uploader: the only process that ever holds S3 credentials.  It
  * opens and parses its credentials files itself while still privileged,
- * then closes its sandbox, and reports to the parent where the credentials
- * came from and when they expire, never what they are.
+ * resolves its endpoints and loads the CA bundle, then closes its sandbox.
+ * From then on it serves the parent's requests one at a time: the archive
+ * bytes come and go only through fds the parent passes.  It reports where
+ * its credentials came from and when they expire, never what they are.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "child.h"
 #include "creds.h"
 #include "log.h"
+#include "remote.h"
 
 #define MAX_CREDS	(PRIVDROP_MAX_JOBARGS)
+#define NET_FAILURES_REEXEC	3	/* then exit: the parent re-execs us, we re-resolve */
+#define EXIT_REEXEC	75
 
 struct cred_slot {
 	struct msg_cred_info info;
@@ -27,6 +34,19 @@ struct cred_slot {
 static struct child c;
 static struct cred_slot slots[MAX_CREDS];
 static int nslots;
+static struct upl_remote remotes[UPL_MAX_REMOTES];
+static int nremotes;
+
+void
+upl_seterr(struct msg_upl_result *res, uint32_t outcome, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->outcome = outcome;
+	va_start(ap, fmt);
+	vsnprintf(res->error, sizeof(res->error), fmt, ap);
+	va_end(ap);
+}
 
 /* -C KIND:NAME=PATH, KIND f (file) or s (systemd credential). */
 static int
@@ -36,8 +56,6 @@ parse_credarg(const char *arg, struct msg_cred_info *info)
 	size_t nlen;
 
 	memset(info, 0, sizeof(*info));
-	if ((arg[0] != 'f' && arg[0] != 's') || arg[1] != ':')
-		return -1;
 	info->source = arg[0] == 's' ? CRED_SRC_SYSTEMD : CRED_SRC_FILE;
 	arg += 2;
 	if ((eq = strchr(arg, '=')) == NULL || eq[1] != '/')
@@ -47,6 +65,71 @@ parse_credarg(const char *arg, struct msg_cred_info *info)
 		return -1;
 	memcpy(info->name, arg, nlen);
 	msg_strlcpy(info->path, eq + 1, sizeof(info->path));
+	return 0;
+}
+
+/* Split s at '|' into at most n fields (s is modified). */
+static int
+split(char *s, char **f, int n)
+{
+	int i = 0;
+
+	while (i < n) {
+		f[i++] = s;
+		if ((s = strchr(s, '|')) == NULL)
+			break;
+		*s++ = '\0';
+	}
+	return s == NULL ? i : -1;
+}
+
+int
+upl_remote_parse(const char *arg, struct upl_remote *r, struct s3_remote_cfg *s3cfg)
+{
+	char buf[1024], *f[8], *end;
+	unsigned long v;
+	int n;
+
+	memset(r, 0, sizeof(*r));
+	memset(s3cfg, 0, sizeof(*s3cfg));
+	r->dirfd = -1;
+	if (strlen(arg) >= sizeof(buf))
+		return -1;
+	memcpy(buf, arg, strlen(arg) + 1);
+	n = split(buf, f, 8);
+	if (n < 3 || strlen(f[0]) == 0 || strlen(f[0]) >= sizeof(r->vault) ||
+	    msg_valid_key(f[0]) != 0 || strchr(f[0], '/') != NULL)
+		return -1;
+	msg_strlcpy(r->vault, f[0], sizeof(r->vault));
+	errno = 0;
+	v = strtoul(f[2], &end, 10);
+	if (errno != 0 || *end != '\0' || end == f[2])
+		return -1;
+	if (strcmp(f[1], "dir") == 0 && n == 3) {
+		if (v < UPL_DIRFD_FIRST || v > UPL_DIRFD_LAST)
+			return -1;
+		r->kind = UPL_KIND_DIR;
+		r->dirfd = (int)v;
+		snprintf(r->base, sizeof(r->base), "%s/", r->vault);
+		return 0;
+	}
+	if (strcmp(f[1], "s3") != 0 || n != 8 || v >= (unsigned long)nslots ||
+	    (strcmp(f[3], "0") != 0 && strcmp(f[3], "1") != 0) ||
+	    strlen(f[4]) >= sizeof(s3cfg->region) || strlen(f[5]) >= sizeof(s3cfg->bucket) ||
+	    strlen(f[7]) >= sizeof(s3cfg->endpoint))
+		return -1;
+	r->kind = UPL_KIND_S3;
+	r->cred = (int)v;
+	s3cfg->path_style = f[3][0] == '1';
+	msg_strlcpy(s3cfg->region, f[4], sizeof(s3cfg->region));
+	msg_strlcpy(s3cfg->bucket, f[5], sizeof(s3cfg->bucket));
+	msg_strlcpy(s3cfg->endpoint, f[7], sizeof(s3cfg->endpoint));
+	r->tls = strncmp(f[7], "https://", 8) == 0;
+	if (f[6][0] != '\0' && msg_valid_key(f[6]) != 0)
+		return -1;
+	if ((size_t)snprintf(r->base, sizeof(r->base), "%s%s%s/", f[6], f[6][0] ? "/" : "",
+	    r->vault) >= sizeof(r->base))
+		return -1;
 	return 0;
 }
 
@@ -81,6 +164,137 @@ load_slot(struct cred_slot *s)
 }
 
 static void
+send_cred(struct cred_slot *s)
+{
+	if (child_send(&c, MSG_CRED_INFO, &s->info, sizeof(s->info)) != 0)
+		fatal("send CRED_INFO");
+}
+
+/* The credentials a request may use, or NULL (with the slot's state telling why). */
+static const struct creds *
+creds_for(const struct upl_remote *r)
+{
+	struct cred_slot *s = &slots[r->cred];
+
+	if (!s->loaded)
+		return NULL;
+	if (s->creds.expiry != 0 && s->creds.expiry <= (int64_t)time(NULL)) {
+		if (s->info.state != CRED_ST_EXPIRED) {
+			s->info.state = CRED_ST_EXPIRED;
+			msg_strlcpy(s->info.error, "credentials have expired", sizeof(s->info.error));
+			send_cred(s);
+		}
+		return NULL;
+	}
+	return &s->creds;
+}
+
+/* The server's verdict on the credentials, told to the parent when it changes. */
+static void
+judge_creds(const struct upl_remote *r, const struct msg_upl_result *res)
+{
+	struct cred_slot *s = &slots[r->cred];
+
+	if (r->kind != UPL_KIND_S3 || !s->loaded || s->info.state == CRED_ST_EXPIRED)
+		return;
+	if (res->outcome == UPL_AUTH && s->info.state != CRED_ST_REJECTED) {
+		s->info.state = CRED_ST_REJECTED;
+		msg_strlcpy(s->info.error, res->error, sizeof(s->info.error));
+		send_cred(s);
+	} else if (res->outcome != UPL_AUTH && res->http_status != 0 &&
+	    s->info.state == CRED_ST_REJECTED) {
+		s->info.state = CRED_ST_OK;
+		s->info.error[0] = '\0';
+		send_cred(s);
+	}
+}
+
+static void
+emit_entry(void *arg, const struct msg_upl_entry *e)
+{
+	(void)arg;
+	if (child_send(&c, MSG_UPL_ENTRY, e, sizeof(*e)) != 0)
+		fatal("send UPL_ENTRY");
+}
+
+static void
+emit_mpu(void *arg, const struct msg_upl_mpu *m)
+{
+	(void)arg;
+	if (child_send(&c, MSG_UPL_MPU, m, sizeof(*m)) != 0)
+		fatal("send UPL_MPU");
+}
+
+static struct upl_remote *
+remote_by_vault(const char *vault)
+{
+	int i;
+
+	for (i = 0; i < nremotes; i++)
+		if (strcmp(remotes[i].vault, vault) == 0)
+			return &remotes[i];
+	return NULL;
+}
+
+static void
+serve(struct msg *m)
+{
+	static const struct upl_emit em = { emit_entry, emit_mpu, NULL };
+	struct msg_upl_result res;
+	struct upl_remote *r;
+	const char *vault;
+
+	memset(&res, 0, sizeof(res));
+	res.outcome = UPL_FAILED;
+	switch (m->hdr.type) {
+	case MSG_UPL_PUT:
+		res.id = m->u.uput.id;
+		vault = m->u.uput.vault;
+		break;
+	case MSG_UPL_GET:
+		res.id = m->u.uget.id;
+		vault = m->u.uget.vault;
+		break;
+	case MSG_UPL_OP:
+		res.id = m->u.uop.id;
+		vault = m->u.uop.vault;
+		break;
+	default:
+		fatalx("unexpected %s from the parent", msg_type_name(m->hdr.type));
+	}
+	if ((r = remote_by_vault(vault)) == NULL)
+		upl_seterr(&res, UPL_FAILED, "vault %s has no remote here", vault);
+	else if (r->kind == UPL_KIND_DIR) {
+		if (m->hdr.type == MSG_UPL_PUT)
+			dirr_put(r, &m->u.uput, m->fd, &res);
+		else if (m->hdr.type == MSG_UPL_GET)
+			dirr_get(r, &m->u.uget, m->fd, &res);
+		else
+			dirr_op(r, &m->u.uop, &em, &res);
+	} else {
+		const struct creds *cr = creds_for(r);
+
+		if (m->hdr.type == MSG_UPL_PUT)
+			s3r_put(r, cr, &m->u.uput, m->fd, &em, &res);
+		else if (m->hdr.type == MSG_UPL_GET)
+			s3r_get(r, cr, &m->u.uget, m->fd, &res);
+		else
+			s3r_op(r, cr, &m->u.uop, &em, &res);
+		judge_creds(r, &res);
+	}
+	if (m->fd >= 0)
+		close(m->fd);
+	if (child_send(&c, MSG_UPL_RESULT, &res, sizeof(res)) != 0)
+		fatal("send UPL_RESULT");
+	/* Addresses are pinned at exec: a remote that keeps failing gets a fresh start. */
+	if (r != NULL && r->net_failures >= NET_FAILURES_REEXEC) {
+		log_info("%s: %u network failures in a row; restarting to resolve %s again",
+		    r->vault, r->net_failures, "the endpoint");
+		exit(EXIT_REEXEC);
+	}
+}
+
+static void
 read_channel(void)
 {
 	struct msg m;
@@ -97,7 +311,7 @@ read_channel(void)
 	}
 	if (rv == MSG_VIOLATION)
 		fatalx("bad message from parent: %s", why);
-	fatalx("unexpected %s from parent", msg_type_name(m.hdr.type));
+	serve(&m);
 }
 
 static void
@@ -107,6 +321,63 @@ wipe_all(void)
 
 	for (i = 0; i < nslots; i++)
 		creds_free(&slots[i].creds);
+}
+
+/* Before the sandbox: every job argument, credentials first (remotes name their slot). */
+static void
+setup(void)
+{
+	struct s3_remote_cfg s3cfg[UPL_MAX_REMOTES];
+	char err[256];
+	int i, have_s3 = 0;
+
+	for (i = 0; i < c.pd.njobargs; i++) {
+		const char *a = c.pd.jobargs[i];
+
+		if ((a[0] == 'f' || a[0] == 's') && a[1] == ':') {
+			if (nslots == MAX_CREDS || parse_credarg(a, &slots[nslots].info) != 0)
+				fatalx("bad -C argument");
+			load_slot(&slots[nslots++]);
+		}
+	}
+	for (i = 0; i < c.pd.njobargs; i++) {
+		const char *a = c.pd.jobargs[i];
+		char *end;
+
+		if (a[0] == 't' && a[1] == ':') {
+			errno = 0;
+			upl_multipart_threshold = strtoull(a + 2, &end, 10);
+			if (errno != 0 || *end != '\0' || upl_multipart_threshold < (5u << 20))
+				fatalx("bad multipart threshold");
+		} else if (a[0] == 'r' && a[1] == ':') {
+			struct upl_remote *r = &remotes[nremotes];
+			struct stat st;
+
+			if (nremotes == UPL_MAX_REMOTES ||
+			    upl_remote_parse(a + 2, r, &s3cfg[nremotes]) != 0)
+				fatalx("bad -C remote argument");
+			if (r->kind == UPL_KIND_DIR) {
+				if (fstat(r->dirfd, &st) != 0 || !S_ISDIR(st.st_mode))
+					fatalx("%s: fd %d is not a directory", r->vault, r->dirfd);
+				if (c.pd.ndirfds == (int)(sizeof(c.pd.dirfds) / sizeof(c.pd.dirfds[0])))
+					fatalx("too many dir: remotes");
+				c.pd.dirfds[c.pd.ndirfds++] = r->dirfd;
+			} else
+				have_s3 = 1;
+			nremotes++;
+		} else if (!((a[0] == 'f' || a[0] == 's') && a[1] == ':'))
+			fatalx("unknown -C argument");
+	}
+	if (have_s3 && s3_global_init(NULL, err, sizeof(err)) != 0)
+		fatalx("%s", err);
+	for (i = 0; i < nremotes; i++) {
+		struct upl_remote *r = &remotes[i];
+
+		if (r->kind != UPL_KIND_S3)
+			continue;
+		if ((r->s3 = s3_remote_new(&s3cfg[i], err, sizeof(err))) == NULL)
+			snprintf(r->s3_err, sizeof(r->s3_err), "%s", err);
+	}
 }
 
 int
@@ -119,14 +390,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "vaultsync-uploader: %s\n", err);
 		exit(64);
 	}
-	for (i = 0; i < c.pd.njobargs; i++) {
-		if (parse_credarg(c.pd.jobargs[i], &slots[nslots].info) != 0) {
-			fprintf(stderr, "vaultsync-uploader: bad -C argument\n");
-			exit(64);
-		}
-		load_slot(&slots[nslots++]);
-	}
 	atexit(wipe_all);
+	setup();
 	if (child_sandbox(&c, err, sizeof(err)) != 0)
 		fatal_code(CHILD_EXIT_SANDBOX, "sandbox: %s", err);
 	if (child_hello(&c, err, sizeof(err)) != 0)
@@ -138,9 +403,11 @@ main(int argc, char **argv)
 			log_info("credentials %s loaded (key ...%s)", in->path, in->key_hint);
 		else
 			log_warn("credentials %s: %s", in->path, in->error);
-		if (child_send(&c, MSG_CRED_INFO, in, sizeof(*in)) != 0)
-			fatal("send CRED_INFO");
+		send_cred(&slots[i]);
 	}
+	for (i = 0; i < nremotes; i++)
+		if (remotes[i].kind == UPL_KIND_S3 && remotes[i].s3 == NULL)
+			log_warn("vault %s: %s", remotes[i].vault, remotes[i].s3_err);
 
 	for (;;) {
 		struct pollfd pfd = { CHILD_FD_CHAN, POLLIN, 0 };

@@ -50,7 +50,8 @@ def test_system_mode_four_confined_processes(daemon_factory):
         if name == "watcher":
             assert job == {5: "anon_inode:inotify"}, job
         elif name == "uploader":
-            assert job == {}, job
+            # Its dir: remote, and nothing else (S3 remotes need no fd).
+            assert job == {8: os.path.join(d.dir, "remote")}, job
         else:
             # The passed listening socket, and libmicrohttpd's epoll set.
             assert job[5].startswith("socket:"), job
@@ -125,3 +126,21 @@ def test_policy_opening_passwd_and_vault_is_denied(workdir):
             r = subprocess.run([binpath("vs-policytest"), role, "openat", path],
                                capture_output=True, text=True)
             assert r.stdout.strip() == "RESULT errno EACCES", (role, path, r.stdout)
+
+
+def test_uploader_dir_remote_stays_beneath_its_directory(workdir):
+    """With a dir: remote the uploader may open files relative to the remote's
+    fd (seccomp allows the call), and Landlock keeps every path beneath it."""
+    remote = os.path.join(workdir, "remote")
+    os.makedirs(os.path.join(remote, "v"))
+    with open(os.path.join(remote, "v", "vault.tar.age"), "w") as f:
+        f.write("x")
+    with open(os.path.join(workdir, "outside"), "w") as f:
+        f.write("secret")
+    cases = [("v/vault.tar.age", "RESULT allowed"), ("../outside", "RESULT errno EACCES"),
+             ("/etc/passwd", "RESULT errno EACCES"),
+             ("v/../../outside", "RESULT errno EACCES")]
+    for path, want in cases:
+        r = subprocess.run([binpath("vs-policytest"), "uploader-dir", remote, path],
+                           capture_output=True, text=True)
+        assert r.stdout.strip() == want, (path, r.stdout, r.stderr)

@@ -62,7 +62,7 @@ def populate(root, owner=None):
 
 
 class VaultEnv:
-    def __init__(self, factory, workdir, user_mode):
+    def __init__(self, factory, workdir, user_mode, vault_extra="", extra_conf=""):
         self.user_mode = user_mode
         if user_mode:
             # User mode needs RAM under Path: /dev/shm is tmpfs.
@@ -77,8 +77,8 @@ class VaultEnv:
             path = os.path.join(workdir, "mnt")
             vconf = "Vault v\n  Path %s\n  Mount yes\n  MountSize 16M\n" % path
         self.path = path
-        self.d = factory(user_mode=user_mode, vault_conf=vconf,
-                         extra_conf="WatcherDebounce 100ms\n")
+        self.d = factory(user_mode=user_mode, vault_conf=vconf + vault_extra,
+                         extra_conf="WatcherDebounce 100ms\n" + extra_conf)
         if user_mode and self.shm and IS_ROOT:
             for dp, dns, fns in os.walk(self.shm):
                 for n in dns + fns + [""]:

@@ -102,12 +102,23 @@ main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: vs-policytest watcher|uploader|statusd CALL [ARG]\n"
-		    "       vs-policytest landlock PATH\n");
+		    "       vs-policytest landlock PATH\n"
+		    "       vs-policytest uploader-dir DIR PATH\n");
 		return 64;
 	}
 	if (strcmp(argv[1], "landlock-exhaust") == 0)
 		return landlock_exhaust(argv + 2);
 	landlock = strcmp(argv[1], "landlock") == 0;
+	/*
+	 * The uploader as it runs with a dir: remote: the directory at fd 8,
+	 * Landlock beneath it, its seccomp table; then openat(8, PATH).
+	 */
+	if (strcmp(argv[1], "uploader-dir") == 0) {
+		if (argc != 4)
+			return 64;
+		landlock = 2;
+		p = &uploader_policy;
+	}
 	if (!landlock && (p = policy_by_name(argv[1])) == NULL) {
 		fprintf(stderr, "vs-policytest: unknown policy %s\n", argv[1]);
 		return 64;
@@ -120,11 +131,22 @@ main(int argc, char **argv)
 		const char *why = "";
 
 		close(pfd[0]);
-		if (landlock) {
+		if (landlock == 2) {
+			int dfd = open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (dfd == -1 || dup2(dfd, 8) != 8 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+				_exit(70);
+			if (sandbox_landlock(0, (int[]){ 8 }, 1, NULL, &why) != 0 ||
+			    sandbox_seccomp(p, 0, -1, 0, &why) != 0) {
+				dprintf(2, "sandbox: %s: %s\n", why, strerror(errno));
+				_exit(70);
+			}
+			e = openat(8, argv[3], O_RDONLY | O_CLOEXEC) >= 0 ? 0 : errno;
+		} else if (landlock) {
 			/* As privdrop_apply does: Landlock needs no_new_privs. */
 			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 				_exit(70);
-			if (sandbox_landlock(0, NULL, &why) != 0) {
+			if (sandbox_landlock(0, NULL, 0, NULL, &why) != 0) {
 				dprintf(2, "landlock: %s: %s\n", why, strerror(errno));
 				_exit(70);
 			}

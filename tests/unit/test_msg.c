@@ -21,6 +21,7 @@ struct sample {
 	uint32_t type;
 	unsigned sender;
 	size_t size;
+	int fd;			/* what to decode with: 99 for types that carry one */
 	__typeof__(((struct msg *)0)->u) u;
 };
 
@@ -35,6 +36,7 @@ make_samples(struct sample *s, size_t *n)
 	s[i].type = (t);					\
 	s[i].sender = (who);					\
 	s[i].size = sizeof(s[i].u.field);			\
+	s[i].fd = -1;						\
 	i++;							\
 } while (0)
 	ADD(MSG_HELLO, PEER_WATCHER, hello);
@@ -71,6 +73,30 @@ make_samples(struct sample *s, size_t *n)
 	ADD(MSG_CTL_SECRET, PEER_CTL, csecret);
 	s[i - 1].u.csecret.len = 11;
 	memcpy(s[i - 1].u.csecret.secret, "correct horse", 11);
+	ADD(MSG_UPL_PUT, PEER_PARENT, uput);
+	s[i - 1].fd = 99;
+	s[i - 1].u.uput.cond = UPL_COND_IF_MATCH;
+	msg_strlcpy(s[i - 1].u.uput.vault, "work", 64);
+	msg_strlcpy(s[i - 1].u.uput.key, "vault.tar.age", UPL_KEY_MAX);
+	memset(s[i - 1].u.uput.etag, 'e', UPL_ETAG_MAX - 1);
+	ADD(MSG_UPL_GET, PEER_PARENT, uget);
+	s[i - 1].fd = 99;
+	msg_strlcpy(s[i - 1].u.uget.key, "history/20261201T000000Z-0123456789abcdef.tar.age",
+	    UPL_KEY_MAX);
+	ADD(MSG_UPL_OP, PEER_PARENT, uop);
+	s[i - 1].u.uop.op = UPL_LIST;
+	msg_strlcpy(s[i - 1].u.uop.key, "history/", UPL_KEY_MAX);
+	ADD(MSG_UPL_ENTRY, PEER_UPLOADER, uentry);
+	msg_strlcpy(s[i - 1].u.uentry.key, "conflicts/host-1.tar.age", UPL_KEY_MAX);
+	ADD(MSG_UPL_MPU, PEER_UPLOADER, umpu);
+	msg_strlcpy(s[i - 1].u.umpu.key, "vault.tar.age", UPL_KEY_MAX);
+	memset(s[i - 1].u.umpu.upload_id, 'u', 255);
+	ADD(MSG_UPL_RESULT, PEER_UPLOADER, ures);
+	s[i - 1].u.ures.outcome = UPL_CONFLICT;
+	s[i - 1].u.ures.http_status = 412;
+	s[i - 1].u.ures.flags = UPL_F_MULTIPART;
+	ADD(MSG_CTL_LINE, PEER_PARENT, cline);
+	memset(s[i - 1].u.cline.line, 'l', 1023);
 #undef ADD
 	*n = i;
 }
@@ -99,10 +125,10 @@ test_every_type_round_trips(void **state)
 	assert_int_equal(n, MSG_TYPE_MAX);
 	for (i = 0; i < n; i++) {
 		len = encode(&s[i], buf);
-		assert_int_equal(msg_decode(buf, len, s[i].sender, -1, &m, &why), MSG_OK);
+		assert_int_equal(msg_decode(buf, len, s[i].sender, s[i].fd, &m, &why), MSG_OK);
 		assert_int_equal(m.hdr.type, s[i].type);
 		assert_memory_equal(&m.u, &s[i].u, s[i].size);
-		assert_int_equal(m.fd, -1);
+		assert_int_equal(m.fd, s[i].fd);
 	}
 }
 
@@ -125,15 +151,15 @@ test_length_must_be_exact(void **state)
 		memcpy(&h, buf, sizeof(h));
 		h.len = (uint32_t)s[i].size + 1;
 		memcpy(buf, &h, sizeof(h));
-		assert_int_equal(msg_decode(buf, len, s[i].sender, -1, &m, &why), MSG_VIOLATION);
+		assert_int_equal(msg_decode(buf, len, s[i].sender, s[i].fd, &m, &why), MSG_VIOLATION);
 		h.len = (uint32_t)s[i].size - 1;
 		memcpy(buf, &h, sizeof(h));
-		assert_int_equal(msg_decode(buf, len, s[i].sender, -1, &m, &why), MSG_VIOLATION);
+		assert_int_equal(msg_decode(buf, len, s[i].sender, s[i].fd, &m, &why), MSG_VIOLATION);
 		/* Honest header, datagram longer or shorter than it says. */
 		h.len = (uint32_t)s[i].size;
 		memcpy(buf, &h, sizeof(h));
-		assert_int_equal(msg_decode(buf, len + 1, s[i].sender, -1, &m, &why), MSG_VIOLATION);
-		assert_int_equal(msg_decode(buf, len - 1, s[i].sender, -1, &m, &why), MSG_VIOLATION);
+		assert_int_equal(msg_decode(buf, len + 1, s[i].sender, s[i].fd, &m, &why), MSG_VIOLATION);
+		assert_int_equal(msg_decode(buf, len - 1, s[i].sender, s[i].fd, &m, &why), MSG_VIOLATION);
 		assert_string_equal(why, "payload length does not match its type");
 	}
 }
@@ -152,7 +178,7 @@ test_every_truncation_is_rejected(void **state)
 	for (i = 0; i < n; i++) {
 		len = encode(&s[i], buf);
 		for (cut = 0; cut < len; cut++)
-			assert_int_equal(msg_decode(buf, cut, s[i].sender, -1, &m, &why),
+			assert_int_equal(msg_decode(buf, cut, s[i].sender, s[i].fd, &m, &why),
 			    MSG_VIOLATION);
 	}
 }
@@ -181,7 +207,7 @@ test_every_bit_flip(void **state)
 			int rv;
 
 			buf[byte] ^= (unsigned char)(1u << (bit % 8));
-			rv = msg_decode(buf, len, s[i].sender, -1, &m, &why);
+			rv = msg_decode(buf, len, s[i].sender, s[i].fd, &m, &why);
 			/* len and flags: always caught.  type: only another type of the same size and sender may pass. */
 			if ((byte >= 4 && byte < 8) || (byte >= 12 && byte < 16))
 				assert_int_equal(rv, MSG_VIOLATION);
@@ -190,7 +216,7 @@ test_every_bit_flip(void **state)
 			if (rv == MSG_OK) {
 				memcpy(hdr, &m.hdr, sizeof(m.hdr));
 				memcpy(hdr + sizeof(m.hdr), &m.u, m.hdr.len);
-				assert_int_equal(msg_decode(hdr, len, s[i].sender, -1, &m2, &why),
+				assert_int_equal(msg_decode(hdr, len, s[i].sender, s[i].fd, &m2, &why),
 				    MSG_OK);
 			} else
 				assert_int_equal(rv, MSG_VIOLATION);

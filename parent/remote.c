@@ -1,0 +1,815 @@
+/*
+ * The push side of a vault: after a save, and whenever the remote lags the
+ * local archive, a sequence of uploader requests runs for the vault:
+ *
+ *   abort a multipart upload a killed uploader left → identity.age (once)
+ *   → vault.tar.age under If-Match (If-None-Match the first time)
+ *     → on 412: our archive under conflicts/, the vault marked conflict
+ *   → a history copy when HistoryInterval or vaultsyncctl push asks
+ *   → list history/ and prune to HistoryKeep
+ *
+ * One sequence per vault at a time; what the remote holds is persisted in
+ * StateDir/VAULT/remote, so a restart resumes where it stopped.  Failures
+ * retry with capped exponential backoff and jitter, never in a tight loop;
+ * identical errors are logged once a minute.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vault_ops.h"
+#include "vaultsyncd.h"
+
+#define RETRY_BASE_MS	1000
+#define RETRY_MAX_MS	(5 * 60 * 1000)
+#define LOG_REPEAT_S	60
+#define HISTORY_MAX	10000
+#define IDENTITY_GET_MAX	(64 * 1024)
+
+enum push_step {
+	PS_IDLE = 0, PS_ABORT, PS_IDENTITY, PS_LATEST, PS_CONFLICT_COPY, PS_HISTORY, PS_LIST,
+	PS_PRUNE,
+};
+
+static const struct cfg_vault *
+cfg_of(const struct vault_rt *v)
+{
+	return cfg_vault_find(&D.cfg, v->name);
+}
+
+static void
+state_dir(const struct vault_rt *v, char *buf, size_t len)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+
+	if (cv != NULL)
+		store_dir(&D.cfg, cv, buf, len);
+	else
+		buf[0] = '\0';
+}
+
+void
+remote_load(struct vault_rt *v)
+{
+	char dir[STORE_PATH_MAX];
+
+	if (v->rs_loaded)
+		return;
+	state_dir(v, dir, sizeof(dir));
+	(void)store_remote_read(dir, &v->rs);
+	v->rs_loaded = 1;
+}
+
+static void
+save_rs(struct vault_rt *v)
+{
+	char dir[STORE_PATH_MAX], err[256];
+
+	state_dir(v, dir, sizeof(dir));
+	if (store_remote_write(dir, &v->rs, err, sizeof(err)) != 0)
+		log_error("vault %s: %s", v->name, err);
+}
+
+int
+remote_lags(const struct vault_rt *v)
+{
+	return v->st.sha256[0] != '\0' && strcmp(v->st.sha256, v->rs.pushed_sha256) != 0;
+}
+
+/* Identical errors once a minute; a new error, or a recovery, at once. */
+static void
+log_push_error(struct vault_rt *v, const char *msg)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	if (strcmp(msg, v->logged_error) == 0 && now - v->logged_at < LOG_REPEAT_S) {
+		v->suppressed++;
+		log_debug("vault %s: %s", v->name, msg);
+		return;
+	}
+	if (v->suppressed > 0 && strcmp(msg, v->logged_error) == 0)
+		log_error("vault %s: %s (%u more times since)", v->name, msg, v->suppressed);
+	else
+		log_error("vault %s: %s", v->name, msg);
+	msg_strlcpy(v->logged_error, msg, sizeof(v->logged_error));
+	v->logged_at = now;
+	v->suppressed = 0;
+}
+
+static void
+reply_waiters(struct vault_rt *v, int code, const char *msg)
+{
+	int i;
+
+	for (i = 0; i < v->nwaiters; i++)
+		ctl_reply(v->waiters[i].client, v->waiters[i].gen, code, "%s%s%s",
+		    v->waiters[i].prefix, v->waiters[i].prefix[0] ? "; " : "", msg);
+	v->nwaiters = 0;
+}
+
+static void
+add_waiter(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
+{
+	if (client < 0)
+		return;
+	if (v->nwaiters == PUSH_WAITERS) {
+		ctl_reply(client, gen, 1, "vault %s: too many requests waiting for a push", v->name);
+		return;
+	}
+	v->waiters[v->nwaiters].client = client;
+	v->waiters[v->nwaiters].gen = gen;
+	msg_strlcpy(v->waiters[v->nwaiters].prefix, prefix != NULL ? prefix : "",
+	    sizeof(v->waiters[v->nwaiters].prefix));
+	v->nwaiters++;
+}
+
+struct retry_arg {
+	char name[CFG_NAME_MAX];
+	int timer;
+};
+
+static int push_start(struct vault_rt *v);
+
+static void
+retry_fired(void *arg)
+{
+	struct retry_arg *ra = arg;
+	struct vault_rt *v = vault_rt_find(ra->name);
+
+	if (v != NULL && v->push_timer_set && v->push_timer == ra->timer) {
+		v->push_timer_set = 0;
+		v->next_push_at = 0;
+		(void)push_start(v);
+	}
+	free(ra);
+}
+
+static void
+schedule_retry(struct vault_rt *v)
+{
+	uint64_t delay = RETRY_BASE_MS, jitter;
+	struct retry_arg *ra;
+	uint32_t i;
+
+	for (i = 1; i < v->push_failures && delay < RETRY_MAX_MS; i++)
+		delay *= 2;
+	if (delay > RETRY_MAX_MS)
+		delay = RETRY_MAX_MS;
+	/* Half fixed, half random: devices that failed together do not retry together. */
+	if (getrandom(&jitter, sizeof(jitter), 0) != sizeof(jitter))
+		jitter = 0;
+	delay = delay / 2 + jitter % (delay / 2 + 1);
+	if ((ra = calloc(1, sizeof(*ra))) == NULL)
+		fatal("calloc");
+	msg_strlcpy(ra->name, v->name, sizeof(ra->name));
+	ra->timer = timer_add(delay, retry_fired, ra);
+	v->push_timer = ra->timer;
+	v->push_timer_set = 1;
+	v->next_push_at = (int64_t)time(NULL) + (int64_t)((delay + 999) / 1000);
+	log_debug("vault %s: next push attempt in %llu ms", v->name, (unsigned long long)delay);
+}
+
+static void
+push_end(struct vault_rt *v, int ok)
+{
+	int again;
+
+	v->push_busy = 0;
+	v->push_step = PS_IDLE;
+	if (ok) {
+		if (v->push_failures > 0 || v->logged_error[0] != '\0')
+			log_info("vault %s: pushed after %u failed attempt(s)", v->name,
+			    v->push_failures);
+		v->push_failures = 0;
+		v->push_error[0] = '\0';
+		v->logged_error[0] = '\0';
+		v->suppressed = 0;
+	}
+	again = ok && (remote_lags(v) || v->want_history || v->want_force);
+	if (again && !D.shutting_down) {
+		(void)push_start(v);
+		return;
+	}
+	if (ok) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "pushed %s (ETag %s, %llu bytes uploaded)",
+		    v->rs.conflict ? "to conflicts/" : "vault.tar.age", v->rs.etag,
+		    (unsigned long long)v->rs.uploaded_bytes);
+		reply_waiters(v, v->rs.conflict ? 1 : 0, v->rs.conflict ?
+		    "conflict: another device wrote the remote latest; ours is under "
+		    "conflicts/ (vaultsyncctl pull or push --force)" : msg);
+	}
+}
+
+/* A failed step: count, tell, retry later.  Conflicts are not failures: they wait for a human. */
+static void
+push_failed(struct vault_rt *v, const char *what, const struct msg_upl_result *r)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "push: %s: %s", what, r->error[0] ? r->error : "failed");
+	msg_strlcpy(v->push_error, msg, sizeof(v->push_error));
+	v->push_failures++;
+	log_push_error(v, msg);
+	reply_waiters(v, 1, msg);
+	v->push_busy = 0;
+	v->push_step = PS_IDLE;
+	D.oneshot_failed |= D.oneshot;
+	if (!D.shutting_down && !D.oneshot)
+		schedule_retry(v);
+}
+
+static void step_done(const char *vault, const struct msg_upl_result *r, void *arg);
+static void on_mpu(const char *vault, const struct msg_upl_mpu *m, void *arg);
+
+static const struct upl_cbs step_cbs = { step_done, NULL, on_mpu, NULL };
+
+static int
+open_archive(struct vault_rt *v, const char *name, uint64_t *size)
+{
+	char dir[STORE_PATH_MAX], p[STORE_PATH_MAX];
+	off_t end;
+	int fd;
+
+	state_dir(v, dir, sizeof(dir));
+	store_file(dir, name, p, sizeof(p));
+	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	if ((end = lseek(fd, 0, SEEK_END)) < 0) {
+		close(fd);
+		return -1;
+	}
+	*size = (uint64_t)end;
+	return fd;
+}
+
+static void
+utc_stamp(char *buf, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* Send one PUT of a local file; on a local failure the step fails at once. */
+static void
+put_file(struct vault_rt *v, enum push_step step, const char *file, const char *key,
+    uint32_t cond, const char *etag)
+{
+	struct msg_upl_result r;
+	uint64_t size;
+	int fd;
+
+	v->push_step = step;
+	if ((fd = open_archive(v, file, &size)) == -1) {
+		memset(&r, 0, sizeof(r));
+		snprintf(r.error, sizeof(r.error), "open %s: %s", file, strerror(errno));
+		push_failed(v, key, &r);
+		return;
+	}
+	if (step == PS_LATEST || step == PS_CONFLICT_COPY || step == PS_HISTORY)
+		v->push_bytes = size;
+	if (upl_put(v->name, key, fd, size, cond, etag, v->push_cid, &step_cbs) != 0) {
+		memset(&r, 0, sizeof(r));
+		snprintf(r.error, sizeof(r.error), "the uploader is not available (%s)",
+		    strerror(errno));
+		close(fd);
+		push_failed(v, key, &r);
+		return;
+	}
+	close(fd);	/* the uploader has its own copy now */
+}
+
+static void
+do_latest(struct vault_rt *v)
+{
+	uint32_t cond = v->force ? UPL_COND_NONE : v->rs.etag[0] == '\0' ?
+	    UPL_COND_IF_NONE_MATCH : UPL_COND_IF_MATCH;
+
+	put_file(v, PS_LATEST, "vault.tar.age", "vault.tar.age", cond, v->rs.etag);
+}
+
+static void
+do_identity(struct vault_rt *v)
+{
+	if (v->rs.identity_pushed) {
+		do_latest(v);
+		return;
+	}
+	/* Never over another device's identity: vaults shared between devices share it. */
+	put_file(v, PS_IDENTITY, "identity.age", "identity.age", UPL_COND_IF_NONE_MATCH, NULL);
+}
+
+static void
+do_history(struct vault_rt *v)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+	char key[UPL_KEY_MAX], stamp[32];
+	int64_t now = (int64_t)time(NULL);
+	int due = cv != NULL && cv->history_interval_ms > 0 &&
+	    now - v->rs.history_at >= (int64_t)(cv->history_interval_ms / 1000);
+
+	if (!v->want_history && !due) {
+		push_end(v, 1);
+		return;
+	}
+	v->want_history = 0;
+	utc_stamp(stamp, sizeof(stamp));
+	snprintf(key, sizeof(key), "history/%s-%.16s.tar.age", stamp, v->push_cid[0] ?
+	    v->push_cid : "0000000000000000");
+	put_file(v, PS_HISTORY, "vault.tar.age", key, UPL_COND_NONE, NULL);
+}
+
+/* ---- pruning ---- */
+
+struct prune {
+	char vault[CFG_NAME_MAX];
+	char (*keys)[UPL_KEY_MAX];
+	size_t n, cap, next, ndelete;
+};
+
+static void prune_next(struct vault_rt *v, struct prune *p);
+
+/* history/YYYYmmddTHHMMSSZ-HASH16.tar.age: what we write, and all we ever delete. */
+static int
+is_history_key(const char *k)
+{
+	size_t i;
+
+	if (strlen(k) != 8 + 16 + 1 + 16 + 8 || strncmp(k, "history/", 8) != 0 ||
+	    k[16] != 'T' || k[23] != 'Z' || k[24] != '-' || strcmp(k + 41, ".tar.age") != 0)
+		return 0;
+	for (i = 8; i < 41; i++) {
+		if (i == 16 || i == 23 || i == 24)
+			continue;
+		if (i < 24 ? (k[i] < '0' || k[i] > '9') :
+		    !((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f')))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+prune_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
+{
+	struct prune *p = arg;
+
+	(void)vault;
+	if (!is_history_key(e->key) || p->n == HISTORY_MAX)
+		return;
+	if (p->n == p->cap) {
+		void *nk = realloc(p->keys, (p->cap = p->cap ? p->cap * 2 : 64) * sizeof(*p->keys));
+
+		if (nk == NULL)
+			return;
+		p->keys = nk;
+	}
+	msg_strlcpy(p->keys[p->n++], e->key, UPL_KEY_MAX);
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+prune_free(struct prune *p)
+{
+	free(p->keys);
+	free(p);
+}
+
+static void
+prune_deleted(const char *vault, const struct msg_upl_result *r, void *arg)
+{
+	struct prune *p = arg;
+	struct vault_rt *v = vault_rt_find(vault);
+
+	if (v == NULL) {
+		prune_free(p);
+		return;
+	}
+	if (r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) {
+		push_failed(v, "prune history", r);
+		prune_free(p);
+		return;
+	}
+	log_info("vault %s: pruned %s", v->name, p->keys[p->next - 1]);
+	prune_next(v, p);
+}
+
+static void
+prune_next(struct vault_rt *v, struct prune *p)
+{
+	static const struct upl_cbs cbs = { prune_deleted, NULL, NULL, NULL };
+	struct upl_cbs c = cbs;
+
+	if (p->next == p->ndelete) {
+		prune_free(p);
+		push_end(v, 1);
+		return;
+	}
+	c.arg = p;
+	v->push_step = PS_PRUNE;
+	if (upl_op(v->name, UPL_DELETE, p->keys[p->next++], NULL, &c) != 0) {
+		struct msg_upl_result r;
+
+		memset(&r, 0, sizeof(r));
+		snprintf(r.error, sizeof(r.error), "the uploader is not available");
+		prune_free(p);
+		push_failed(v, "prune history", &r);
+	}
+}
+
+static void
+prune_listed(const char *vault, const struct msg_upl_result *r, void *arg)
+{
+	struct prune *p = arg;
+	struct vault_rt *v = vault_rt_find(vault);
+	const struct cfg_vault *cv;
+
+	if (v == NULL) {
+		prune_free(p);
+		return;
+	}
+	if (r->outcome != UPL_OK) {
+		prune_free(p);
+		push_failed(v, "list history", r);
+		return;
+	}
+	cv = cfg_of(v);
+	/* The floor: HistoryKeep below 1, or a configuration that did not load, prunes nothing. */
+	if (cv == NULL || cv->history_keep < 1 || !D.config_ok ||
+	    p->n <= (size_t)cv->history_keep) {
+		prune_free(p);
+		push_end(v, 1);
+		return;
+	}
+	qsort(p->keys, p->n, sizeof(*p->keys), key_cmp);
+	p->ndelete = p->n - (size_t)cv->history_keep;	/* the oldest sort first */
+	prune_next(v, p);
+}
+
+static void
+do_prune(struct vault_rt *v)
+{
+	static const struct upl_cbs cbs = { prune_listed, prune_entry, NULL, NULL };
+	struct upl_cbs c = cbs;
+	struct prune *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("calloc");
+	msg_strlcpy(p->vault, v->name, sizeof(p->vault));
+	c.arg = p;
+	v->push_step = PS_LIST;
+	if (upl_op(v->name, UPL_LIST, "history/", NULL, &c) != 0) {
+		struct msg_upl_result r;
+
+		memset(&r, 0, sizeof(r));
+		snprintf(r.error, sizeof(r.error), "the uploader is not available");
+		prune_free(p);
+		push_failed(v, "list history", &r);
+	}
+}
+
+/* ---- the sequence ---- */
+
+static void
+on_mpu(const char *vault, const struct msg_upl_mpu *m, void *arg)
+{
+	struct vault_rt *v = vault_rt_find(vault);
+
+	(void)arg;
+	if (v == NULL)
+		return;
+	/* Kept until the upload ends: if the uploader dies first, the next push aborts it. */
+	msg_strlcpy(v->rs.mpu_key, m->key, sizeof(v->rs.mpu_key));
+	msg_strlcpy(v->rs.mpu_id, m->upload_id, sizeof(v->rs.mpu_id));
+	save_rs(v);
+}
+
+static void
+conflict_copy(struct vault_rt *v)
+{
+	char key[UPL_KEY_MAX], stamp[32];
+
+	utc_stamp(stamp, sizeof(stamp));
+	snprintf(key, sizeof(key), "conflicts/%s-%s.tar.age", D.cfg.device_id, stamp);
+	if (msg_valid_key(key) != 0)
+		snprintf(key, sizeof(key), "conflicts/device-%s.tar.age", stamp);
+	put_file(v, PS_CONFLICT_COPY, "vault.tar.age", key, UPL_COND_NONE, NULL);
+}
+
+static void
+step_done(const char *vault, const struct msg_upl_result *r, void *arg)
+{
+	struct vault_rt *v = vault_rt_find(vault);
+	int64_t now = (int64_t)time(NULL);
+
+	(void)arg;
+	if (v == NULL)
+		return;
+	if (v->rs.mpu_id[0] != '\0' && (v->push_step == PS_LATEST || v->push_step ==
+	    PS_CONFLICT_COPY || v->push_step == PS_HISTORY) && r->outcome != UPL_RETRY) {
+		/* The uploader finished or aborted it itself. */
+		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
+	}
+	switch (v->push_step) {
+	case PS_ABORT:
+		if (r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) {
+			push_failed(v, "abort an unfinished upload", r);
+			return;
+		}
+		log_info("vault %s: aborted the unfinished upload of %s", v->name, v->rs.mpu_key);
+		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
+		save_rs(v);
+		do_identity(v);
+		return;
+	case PS_IDENTITY:
+		if (r->outcome == UPL_CONFLICT)
+			log_warn("vault %s: the remote already holds an identity.age; kept it",
+			    v->name);
+		else if (r->outcome != UPL_OK) {
+			push_failed(v, "identity.age", r);
+			return;
+		}
+		v->rs.identity_pushed = 1;
+		save_rs(v);
+		do_latest(v);
+		return;
+	case PS_LATEST:
+		v->rs.last_push_at = now;
+		if (r->outcome == UPL_CONFLICT ||
+		    (r->outcome == UPL_NOT_FOUND && v->rs.etag[0] != '\0')) {
+			/* 412, or (AWS) 404 for If-Match on a key that is gone: written elsewhere. */
+			log_error("vault %s: the remote latest was written by another device (%s); "
+			    "saving ours under conflicts/ and overwriting nothing until "
+			    "vaultsyncctl pull or push --force", v->name, r->error);
+			v->rs.conflict = 1;
+			save_rs(v);
+			conflict_copy(v);
+			return;
+		}
+		if (r->outcome != UPL_OK) {
+			save_rs(v);
+			push_failed(v, "vault.tar.age", r);
+			return;
+		}
+		msg_strlcpy(v->rs.etag, r->etag, sizeof(v->rs.etag));
+		msg_strlcpy(v->rs.pushed_sha256, v->push_sha, sizeof(v->rs.pushed_sha256));
+		v->rs.conflict = 0;
+		v->rs.weak_cas = (r->flags & UPL_F_WEAK_CAS) != 0;
+		v->rs.last_ok_push_at = now;
+		v->rs.uploaded_bytes = r->bytes;
+		v->force = 0;
+		save_rs(v);
+		log_info("vault %s: pushed vault.tar.age (%llu bytes%s, ETag %s)", v->name,
+		    (unsigned long long)r->bytes, r->flags & UPL_F_MULTIPART ? ", multipart" : "",
+		    r->etag);
+		do_history(v);
+		return;
+	case PS_CONFLICT_COPY:
+		if (r->outcome != UPL_OK) {
+			push_failed(v, "conflicts/ copy", r);
+			return;
+		}
+		/* The conflict copy holds this archive: nothing more to push until resolved. */
+		v->rs.uploaded_bytes = r->bytes;
+		msg_strlcpy(v->rs.pushed_sha256, v->push_sha, sizeof(v->rs.pushed_sha256));
+		save_rs(v);
+		push_end(v, 1);
+		return;
+	case PS_HISTORY:
+		if (r->outcome != UPL_OK) {
+			push_failed(v, "history copy", r);
+			return;
+		}
+		v->rs.history_at = now;
+		save_rs(v);
+		log_info("vault %s: history copy written", v->name);
+		do_prune(v);
+		return;
+	default:
+		log_warn("vault %s: an uploader result in no push step", v->name);
+		return;
+	}
+}
+
+/*
+ * Start a sequence if there is something to push.  Returns 1 if one runs,
+ * 0 if not; waiters are answered unless a save in progress will kick again.
+ */
+static int
+push_start(struct vault_rt *v)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+	char dir[STORE_PATH_MAX];
+
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || v->push_busy)
+		return v->push_busy;
+	if (v->push_timer_set) {
+		reply_waiters(v, 1, v->push_error[0] ? v->push_error :
+		    "push failed; a retry is scheduled");
+		return 0;
+	}
+	if (v->busy && (v->busy_op == VOP_SAVE || v->busy_op == VOP_LOCK))
+		return 0;	/* the save's completion kicks us again */
+	remote_load(v);
+	state_dir(v, dir, sizeof(dir));
+	if (!store_exists(dir, "vault.tar.age") || !store_exists(dir, "identity.age")) {
+		reply_waiters(v, 0, "nothing saved yet, nothing to push");
+		return 0;
+	}
+	if (v->want_force) {
+		v->force = 1;
+		v->want_force = 0;
+	}
+	if (v->rs.conflict && !v->force) {
+		reply_waiters(v, 1, "conflict: not pushed; resolve with vaultsyncctl pull or "
+		    "push --force");
+		return 0;
+	}
+	if (!remote_lags(v) && !v->want_history && !v->force) {
+		reply_waiters(v, 0, "the remote is up to date");
+		return 0;
+	}
+	if (!upl_available() || children_creds_changed()) {
+		/* The uploader's HELLO kicks every vault again. */
+		reply_waiters(v, 1, "push: the uploader is not running; it will be retried");
+		return 0;
+	}
+	v->push_busy = 1;
+	msg_strlcpy(v->push_sha, v->st.sha256, sizeof(v->push_sha));
+	snprintf(v->push_cid, sizeof(v->push_cid), "%.16s", v->st.content_id);
+	if (v->rs.mpu_id[0] != '\0') {
+		static const struct upl_cbs c = { step_done, NULL, NULL, NULL };
+
+		v->push_step = PS_ABORT;
+		if (upl_op(v->name, UPL_ABORT, v->rs.mpu_key, v->rs.mpu_id, &c) == 0)
+			return 1;
+		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
+	}
+	do_identity(v);
+	return 1;
+}
+
+void
+remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+
+	remote_load(v);
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
+		if (client >= 0)
+			ctl_reply(client, gen, 0, "%s", prefix != NULL ? prefix : "");
+		return;
+	}
+	add_waiter(v, client, gen, prefix);
+	(void)push_start(v);	/* if busy, push_end looks again */
+}
+
+int
+remote_any_busy(void)
+{
+	size_t i;
+
+	for (i = 0; i < D.nvaults; i++)
+		if (D.vaults[i].push_busy)
+			return 1;
+	return 0;
+}
+
+int
+remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, char *err,
+    size_t errlen)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
+		snprintf(err, errlen, "vault %s has no Remote", v->name);
+		return -1;
+	}
+	v->want_history = 1;
+	if (force)
+		v->want_force = 1;
+	/* An explicit request does not wait for the backoff (the old timer finds itself stale). */
+	v->push_timer_set = 0;
+	v->next_push_at = 0;
+	remote_kick(v, client, gen, "");
+	return 0;
+}
+
+/* ---- vaultsyncctl history ---- */
+
+struct hist {
+	int client;
+	uint32_t gen;
+	unsigned n;
+};
+
+static void
+hist_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
+{
+	struct hist *h = arg;
+	char when[32] = "-";
+	time_t t = (time_t)e->mtime;
+	struct tm tm;
+
+	(void)vault;
+	if (strncmp(e->key, "history/", 8) != 0)
+		return;
+	if (t > 0 && gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ctl_line(h->client, h->gen, "%s  %12llu  %s  %s", e->key + 8,
+	    (unsigned long long)e->size, when, e->etag);
+	h->n++;
+}
+
+static void
+hist_done(const char *vault, const struct msg_upl_result *r, void *arg)
+{
+	struct hist *h = arg;
+
+	if (r->outcome == UPL_OK)
+		ctl_reply(h->client, h->gen, 0, "vault %s: %u history version(s)", vault, h->n);
+	else
+		ctl_reply(h->client, h->gen, 1, "vault %s: listing history failed: %s", vault,
+		    r->error);
+	free(h);
+}
+
+int
+remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err, size_t errlen)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+	struct upl_cbs c = { hist_done, hist_entry, NULL, NULL };
+	struct hist *h;
+
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
+		snprintf(err, errlen, "vault %s has no Remote", v->name);
+		return -1;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		fatal("calloc");
+	h->client = client;
+	h->gen = gen;
+	c.arg = h;
+	if (upl_op(v->name, UPL_LIST, "history/", NULL, &c) != 0) {
+		free(h);
+		snprintf(err, errlen, "the uploader is not available");
+		return -1;
+	}
+	return 0;
+}
+
+/* A fresh uploader: every vault whose remote lags gets its push. */
+void
+remote_uploader_ready(void)
+{
+	size_t i;
+
+	for (i = 0; i < D.nvaults; i++)
+		remote_kick(&D.vaults[i], -1, 0, NULL);
+}
+
+void
+remote_forget(struct vault_rt *v)
+{
+	reply_waiters(v, 1, "the vault was removed from the configuration");
+	v->push_timer_set = 0;
+}
+
+void
+remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
+		return;
+	sv->last_push_at = v->rs.last_push_at;
+	sv->last_ok_push_at = v->rs.last_ok_push_at;
+	sv->uploaded_bytes = v->rs.uploaded_bytes;
+	sv->pushed = !remote_lags(v) && v->rs.pushed_sha256[0] != '\0';
+	sv->weak_cas = (uint32_t)v->rs.weak_cas;
+	sv->next_push_at = v->push_timer_set ? v->next_push_at : 0;
+	sv->consecutive_failures += v->push_failures;
+	msg_strlcpy(sv->remote_etag, v->rs.etag, sizeof(sv->remote_etag));
+	if (v->push_error[0] != '\0' && v->last_error[0] == '\0')
+		msg_strlcpy(sv->last_error, v->push_error, sizeof(sv->last_error));
+	if (v->rs.conflict)
+		sv->state = VAULT_ST_CONFLICT;
+	else if (v->push_failures > 0)
+		sv->state = VAULT_ST_ERROR;
+	else if (v->push_busy && sv->state != VAULT_ST_SAVING)
+		sv->state = VAULT_ST_PUSHING;
+}
