@@ -180,6 +180,7 @@ check: deps-test
 bench: all
 	@/usr/bin/python3 tests/bench/status_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/save_bench.py $(abspath $(B))
+	@/usr/bin/python3 tests/bench/push_bench.py $(abspath $(B))
 
 asan:
 	@$(MAKE) --no-print-directory SAN=1 all

@@ -29,7 +29,12 @@ count_pytest() {	# $1 = output file, $2 = exit code
 }
 
 log=$(mktemp -d)
-trap 'rm -rf "$log"' EXIT
+s3dir=$log/s3
+# The S3 server is stopped however the run ends; INT/TERM/HUP exit through EXIT.
+trap 'tests/s3/rgw-stop.sh "$s3dir"; rm -rf "$log"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 for b in build build-asan; do
 	echo "== unit tests ($b)"
@@ -64,6 +69,23 @@ for f in build-fuzz/fuzz_*; do
 		tail -40 "$log/fuzz-$name"
 	fi
 done
+
+# One throwaway Ceph RGW on 127.0.0.1 for both integration runs (the s3
+# fixture in tests/integration/s3server.py).  If it does not start, the
+# tests that need it fail with the reason, rather than being skipped.
+echo "== S3 test server (Ceph RGW)"
+t0=$SECONDS
+if tests/s3/rgw-start.sh "$s3dir" >"$log/rgw-start" 2>&1; then
+	set -a
+	# shellcheck source=/dev/null
+	. "$s3dir/s3.env"
+	set +a
+	echo "radosgw on $VS_S3_ENDPOINT, started in $((SECONDS - t0)) s"
+else
+	cat "$log/rgw-start"
+	VS_S3_START_ERROR=$(tail -n 60 "$log/rgw-start")
+	export VS_S3_START_ERROR
+fi
 
 for b in build build-asan; do
 	echo "== integration tests ($b)"

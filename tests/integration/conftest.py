@@ -280,3 +280,7 @@ def pytest_collection_modifyitems(config, items):
 
 MODES = [pytest.param(False, id="system", marks=pytest.mark.root),
          pytest.param(True, id="user")]
+
+
+# The S3 test server (Ceph RGW on 127.0.0.1): the session fixture "s3".
+from s3server import s3, s3_rgw_guard  # noqa: E402,F401
