@@ -64,6 +64,31 @@ int arc_create(int vault_dirfd, arc_write_fn out, void *arg, const unsigned char
     unsigned char sha256[32], unsigned char content_id[32], struct arc_stats *st,
     char *err, size_t errlen);
 
+/*
+ * An output for arc_create_sink.  room, when not NULL, returns where the
+ * sink will store the next stream bytes and how many fit (at least one):
+ * file contents are then read straight into that memory, and a write of
+ * exactly that memory need not be copied.  It stays valid until the next
+ * write.
+ */
+struct arc_sink {
+	arc_write_fn write;
+	void *(*room)(void *arg, size_t *len);
+	void *arg;
+};
+
+/*
+ * arc_create into an arc_sink.  With sha256 NULL the stream is not hashed
+ * here and content_id is left alone: the caller hashes what it is given
+ * (on another core, say) and derives the id with arc_content_id.
+ */
+int arc_create_sink(int vault_dirfd, const struct arc_sink *sink,
+    const unsigned char hmac_key[32], unsigned char sha256[32], unsigned char content_id[32],
+    struct arc_stats *st, char *err, size_t errlen);
+/* The content id of a stream with this SHA-256: 0, or -1 if OpenSSL fails. */
+int arc_content_id(const unsigned char hmac_key[32], const unsigned char sha256[32],
+    unsigned char content_id[32]);
+
 struct arc_limits {
 	uint64_t max_total_bytes;	/* sum of regular file sizes, e.g. the vault's MountSize */
 	uint64_t max_entry_bytes;	/* one file */

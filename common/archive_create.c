@@ -3,7 +3,9 @@
  * descriptor actually read (not of a name a rename could redirect), names
  * are sorted bytewise, and libarchive runs unblocked: headers and data reach
  * the sink in order, file data without being copied again, and the stream
- * ends with tar's two zero blocks and no record padding.
+ * ends with tar's two zero blocks and no record padding.  A sink that offers
+ * room has file contents read straight into it, so the bytes are copied
+ * once, by the kernel, on their way from the vault to the encryption.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +18,6 @@
 #define ARC_USE_LIBARCHIVE
 #include <archive.h>		/* this module's header, then libarchive's */
 #include <archive_entry.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 #include "secbuf.h"
@@ -26,11 +27,9 @@
 struct cr {
 	struct archive		*a;
 	struct archive_entry	*e;
-	EVP_MD_CTX		*md;
-	EVP_MAC_CTX		*mac;
-	arc_write_fn		 out;
-	void			*arg;
-	struct secbuf		 buf;		/* file contents pass through here */
+	EVP_MD_CTX		*md;		/* NULL: the caller hashes */
+	const struct arc_sink	*sink;
+	struct secbuf		 buf;		/* file contents, if the sink has no room */
 	struct arc_stats	*st;
 	char			*err;
 	size_t			 errlen;
@@ -93,12 +92,12 @@ cr_write_cb(struct archive *a, void *arg, const void *buf, size_t len)
 		archive_set_error(a, EIO, "aborted");
 		return -1;
 	}
-	if (EVP_DigestUpdate(c->md, buf, len) != 1) {
+	if (c->md != NULL && EVP_DigestUpdate(c->md, buf, len) != 1) {
 		cr_failx(c, "hashing the archive failed", NULL);
 		archive_set_error(a, EIO, "hash");
 		return -1;
 	}
-	if (c->out(c->arg, buf, len) != 0) {
+	if (c->sink->write(c->sink->arg, buf, len) != 0) {
 		int saved = errno;
 
 		c->failed = 1;
@@ -147,17 +146,45 @@ cr_data(struct cr *c, const void *p, size_t len)
 	return 0;
 }
 
+/* Our own buffer, made on first use: most sinks offer room instead. */
+static unsigned char *
+cr_scratch(struct cr *c)
+{
+	if (c->buf.p == NULL && secbuf_alloc(&c->buf, READ_CHUNK) != 0) {
+		cr_fail(c, "read buffer");
+		return NULL;
+	}
+	return c->buf.p;
+}
+
+/* Where the next read of file contents goes, and how much fits there. */
+static unsigned char *
+cr_room(struct cr *c, size_t *len)
+{
+	unsigned char *p;
+
+	if (c->sink->room != NULL &&
+	    (p = c->sink->room(c->sink->arg, len)) != NULL && *len > 0)
+		return p;
+	*len = READ_CHUNK;
+	return cr_scratch(c);
+}
+
 /* Exactly size bytes of fd: the size its header promised. */
 static int
 cr_copy(struct cr *c, int fd, uint64_t size)
 {
 	uint64_t left = size;
+	unsigned char *p;
 	size_t want;
 	ssize_t n;
 
 	while (left > 0) {
-		want = left < c->buf.cap ? (size_t)left : c->buf.cap;
-		n = read(fd, c->buf.p, want);
+		if ((p = cr_room(c, &want)) == NULL)
+			return -1;
+		if (want > left)
+			want = (size_t)left;
+		n = read(fd, p, want);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
@@ -166,12 +193,15 @@ cr_copy(struct cr *c, int fd, uint64_t size)
 		}
 		if (n == 0)
 			break;
-		if (cr_data(c, c->buf.p, (size_t)n) != 0)
+		if (cr_data(c, p, (size_t)n) != 0)
 			return -1;
 		left -= (uint64_t)n;
 	}
-	if (left > 0)
+	if (left > 0) {
+		if (cr_scratch(c) == NULL)
+			return -1;
 		memset(c->buf.p, 0, c->buf.cap);
+	}
 	while (left > 0) {
 		want = left < c->buf.cap ? (size_t)left : c->buf.cap;
 		if (cr_data(c, c->buf.p, want) != 0)
@@ -181,6 +211,10 @@ cr_copy(struct cr *c, int fd, uint64_t size)
 	return 0;
 }
 
+/*
+ * cr_file and cr_subdir return 1, having written nothing, when name turns
+ * out not to be what the caller took it for.
+ */
 static int
 cr_file(struct cr *c, int dfd, const char *name)
 {
@@ -188,9 +222,10 @@ cr_file(struct cr *c, int dfd, const char *name)
 	int fd, rc;
 
 	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) == -1) {
-		/* Gone or replaced since readdir: the change is the next save's. */
-		if (errno == ENOENT || errno == ELOOP || errno == ENXIO)
+		if (errno == ENOENT)
 			return 0;
+		if (errno == ELOOP || errno == ENXIO)
+			return 1;
 		cr_fail(c, "open");
 		return -1;
 	}
@@ -201,7 +236,7 @@ cr_file(struct cr *c, int dfd, const char *name)
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		close(fd);
-		return 0;
+		return 1;
 	}
 	if (sb.st_mode & (S_ISUID | S_ISGID)) {
 		cr_skip(c, "setuid/setgid file");
@@ -253,8 +288,10 @@ cr_subdir(struct cr *c, int dfd, const char *name, int depth)
 	int fd, rc;
 
 	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_DIRECTORY)) == -1) {
-		if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR)
+		if (errno == ENOENT)
 			return 0;
+		if (errno == ELOOP || errno == ENOTDIR)
+			return 1;
 		cr_fail(c, "open");
 		return -1;
 	}
@@ -273,10 +310,47 @@ cr_subdir(struct cr *c, int dfd, const char *name, int depth)
 	return rc;
 }
 
+/* Dispatch on an lstat of name. */
 static int
-cr_entry(struct cr *c, int dfd, const char *name, int depth)
+cr_stat_entry(struct cr *c, int dfd, const char *name, int depth)
 {
 	struct stat sb;
+	int rc = 0;
+
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		cr_fail(c, "stat");
+		return -1;
+	}
+	switch (sb.st_mode & S_IFMT) {
+	case S_IFDIR:
+		rc = cr_subdir(c, dfd, name, depth);
+		break;
+	case S_IFREG:
+		rc = cr_file(c, dfd, name);
+		break;
+	case S_IFLNK:
+		rc = cr_symlink(c, dfd, name, &sb, depth);
+		break;
+	case S_IFSOCK:
+		cr_skip(c, "socket");
+		break;
+	case S_IFIFO:
+		cr_skip(c, "fifo");
+		break;
+	default:
+		cr_skip(c, "device node");
+		break;
+	}
+	/* Replaced again since the stat: the change is the next save's. */
+	return rc == 1 ? 0 : rc;
+}
+
+/* name, of the type readdir reported (DT_UNKNOWN if it did not say). */
+static int
+cr_entry(struct cr *c, int dfd, const char *name, unsigned char type, int depth)
+{
 	size_t base = c->plen, n = strlen(name);
 	int rc = 0;
 
@@ -295,32 +369,20 @@ cr_entry(struct cr *c, int dfd, const char *name, int depth)
 	} else if (arc_has_control(name)) {
 		/* The extractor refuses such names; they would make the archive unusable. */
 		cr_skip(c, "control character in name");
-	} else if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
-		if (errno != ENOENT) {
-			cr_fail(c, "stat");
-			rc = -1;
-		}
 	} else {
-		switch (sb.st_mode & S_IFMT) {
-		case S_IFDIR:
-			rc = cr_subdir(c, dfd, name, depth);
-			break;
-		case S_IFREG:
+		/*
+		 * Files and directories are described by an fstat of what was
+		 * opened anyway, so trusting readdir's type for them saves a
+		 * stat per entry; one replaced since readdir gets the stat.
+		 */
+		if (type == DT_REG)
 			rc = cr_file(c, dfd, name);
-			break;
-		case S_IFLNK:
-			rc = cr_symlink(c, dfd, name, &sb, depth);
-			break;
-		case S_IFSOCK:
-			cr_skip(c, "socket");
-			break;
-		case S_IFIFO:
-			cr_skip(c, "fifo");
-			break;
-		default:
-			cr_skip(c, "device node");
-			break;
-		}
+		else if (type == DT_DIR)
+			rc = cr_subdir(c, dfd, name, depth);
+		else
+			rc = 1;
+		if (rc == 1)
+			rc = cr_stat_entry(c, dfd, name, depth);
 	}
 	c->plen = base;
 	c->path[base] = '\0';
@@ -333,7 +395,10 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names in dfd, sorted; one allocation holds the pointers and the strings. */
+/*
+ * The names in dfd, sorted; one allocation holds the pointers and the
+ * strings.  Each string is preceded by its readdir d_type byte.
+ */
 static char **
 cr_names(struct cr *c, int dfd, size_t *count)
 {
@@ -356,7 +421,7 @@ cr_names(struct cr *c, int dfd, size_t *count)
 			break;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		len = strlen(de->d_name) + 1;
+		len = strlen(de->d_name) + 2;
 		if (used + len > cap) {
 			cap = cap ? cap * 2 : 4096;
 			while (used + len > cap)
@@ -365,7 +430,8 @@ cr_names(struct cr *c, int dfd, size_t *count)
 				goto fail;
 			arena = tmp;
 		}
-		memcpy(arena + used, de->d_name, len);
+		arena[used] = (char)de->d_type;
+		memcpy(arena + used + 1, de->d_name, len - 1);
 		used += len;
 		n++;
 	}
@@ -380,8 +446,8 @@ cr_names(struct cr *c, int dfd, size_t *count)
 	if (used > 0)
 		memcpy(tmp, arena, used);
 	for (i = 0, off = 0; i < n; i++) {
-		v[i] = tmp + off;
-		off += strlen(v[i]) + 1;
+		v[i] = tmp + off + 1;
+		off += strlen(v[i]) + 2;
 	}
 	free(arena);
 	if (n > 1)
@@ -407,27 +473,24 @@ cr_dir(struct cr *c, int dfd, int depth)
 	if ((names = cr_names(c, dfd, &n)) == NULL)
 		return -1;
 	for (i = 0; i < n && rc == 0; i++)
-		rc = cr_entry(c, dfd, names[i], depth + 1);
+		rc = cr_entry(c, dfd, names[i], (unsigned char)names[i][-1], depth + 1);
 	free(names);
 	return rc;
 }
 
-static int
-cr_open(struct cr *c, const unsigned char hmac_key[32])
+/*
+ * The content id is the HMAC of the stream's SHA-256, not of the stream:
+ * the same keyed, unguessable-without-the-key id, for one pass over the
+ * data instead of two (saves are CPU-bound on large vaults).
+ */
+int
+arc_content_id(const unsigned char hmac_key[32], const unsigned char sha256[32],
+    unsigned char content_id[32])
 {
-	OSSL_PARAM params[2];
-	EVP_MAC *mac;
+	size_t len = 0;
 
-	if ((c->md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
-		return -1;
-	if ((mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
-		return -1;
-	c->mac = EVP_MAC_CTX_new(mac);
-	EVP_MAC_free(mac);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (c->mac == NULL || EVP_MAC_init(c->mac, hmac_key, 32, params) != 1)
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, hmac_key, 32, sha256, 32,
+	    content_id, 32, &len) == NULL || len != 32)
 		return -1;
 	return 0;
 }
@@ -437,11 +500,21 @@ arc_create(int vault_dirfd, arc_write_fn out, void *arg, const unsigned char hma
     unsigned char sha256[32], unsigned char content_id[32], struct arc_stats *st,
     char *err, size_t errlen)
 {
+	struct arc_sink sink = { out, NULL, arg };
+
+	return arc_create_sink(vault_dirfd, &sink, hmac_key, sha256, content_id, st, err,
+	    errlen);
+}
+
+int
+arc_create_sink(int vault_dirfd, const struct arc_sink *sink, const unsigned char hmac_key[32],
+    unsigned char sha256[32], unsigned char content_id[32], struct arc_stats *st,
+    char *err, size_t errlen)
+{
 	struct arc_stats local;
 	struct cr *c;
 	locale_t loc, prevloc;
 	unsigned int mdlen = 0;
-	size_t maclen = 0;
 	int rootfd = -1, rc = -1;
 
 	if (st == NULL)
@@ -452,17 +525,13 @@ arc_create(int vault_dirfd, arc_write_fn out, void *arg, const unsigned char hma
 		return -1;
 	}
 	loc = arc_locale_enter(&prevloc);
-	c->out = out;
-	c->arg = arg;
+	c->sink = sink;
 	c->st = st;
 	c->err = err;
 	c->errlen = errlen;
-	if (cr_open(c, hmac_key) != 0) {
-		arc_seterr(err, errlen, "SHA-256/HMAC initialisation failed");
-		goto out;
-	}
-	if (secbuf_alloc(&c->buf, READ_CHUNK) != 0) {
-		arc_seterr(err, errlen, "read buffer: %s", strerror(errno));
+	if (sha256 != NULL && ((c->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)) {
+		arc_seterr(err, errlen, "SHA-256 initialisation failed");
 		goto out;
 	}
 	/* A descriptor of our own: the caller's may be O_PATH or partly read. */
@@ -492,14 +561,8 @@ arc_create(int vault_dirfd, arc_write_fn out, void *arg, const unsigned char hma
 		cr_libarchive_fail(c);
 		goto out;
 	}
-	/*
-	 * The content id is the HMAC of the stream's SHA-256, not of the stream:
-	 * the same keyed, unguessable-without-the-key id, for one pass over the
-	 * data instead of two (saves are CPU-bound on large vaults).
-	 */
-	if (EVP_DigestFinal_ex(c->md, sha256, &mdlen) != 1 || mdlen != 32 ||
-	    EVP_MAC_update(c->mac, sha256, 32) != 1 ||
-	    EVP_MAC_final(c->mac, content_id, &maclen, 32) != 1 || maclen != 32) {
+	if (c->md != NULL && (EVP_DigestFinal_ex(c->md, sha256, &mdlen) != 1 || mdlen != 32 ||
+	    arc_content_id(hmac_key, sha256, content_id) != 0)) {
 		arc_seterr(err, errlen, "SHA-256/HMAC finalisation failed");
 		goto out;
 	}
@@ -512,7 +575,6 @@ out:
 	if (rootfd != -1)
 		close(rootfd);
 	EVP_MD_CTX_free(c->md);
-	EVP_MAC_CTX_free(c->mac);
 	secbuf_free(&c->buf);
 	explicit_bzero(c, sizeof(*c));
 	free(c);

@@ -123,6 +123,13 @@ sanitize(char *dst, size_t dstlen, const char *src)
 void
 log_emit(enum log_level level, const char *proc, int pid, const char *msg)
 {
+	log_emit_fields(level, proc, pid, msg, NULL);
+}
+
+void
+log_emit_fields(enum log_level level, const char *proc, int pid, const char *msg,
+    const char *fields)
+{
 	char ts[40], buf[4096];
 
 	if (level > LL_DEBUG)
@@ -134,7 +141,8 @@ log_emit(enum log_level level, const char *proc, int pid, const char *msg)
 		json_escape(emsg, sizeof(emsg), msg);
 		json_escape(eproc, sizeof(eproc), proc);
 		printf("{\"time\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,"
-		    "\"msg\":\"%s\"}\n", ts, level_names[level], eproc, pid, emsg);
+		    "\"msg\":\"%s\"%s%s}\n", ts, level_names[level], eproc, pid, emsg,
+		    fields != NULL && fields[0] != '\0' ? "," : "", fields != NULL ? fields : "");
 	} else if (log_fmt == LF_PRETTY) {
 		static const char *colour[] = { "\033[31m", "\033[33m", "\033[32m", "\033[2m" };
 		int tty = log_tty == 1;

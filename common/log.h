@@ -26,6 +26,13 @@ void logit(enum log_level level, const char *fmt, ...) __attribute__((format(pri
 void logitv(enum log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Parent: print a record received from a child. */
 void log_emit(enum log_level level, const char *proc, int pid, const char *msg);
+/*
+ * The same with more fields: fields is JSON members without the braces
+ * ("\"k\":1,\"m\":\"x\""), appended to the record in the json format and
+ * left out of text and pretty, whose msg must then say what matters.
+ */
+void log_emit_fields(enum log_level level, const char *proc, int pid, const char *msg,
+    const char *fields);
 
 #define log_error(...)	logit(LL_ERROR, __VA_ARGS__)
 #define log_warn(...)	logit(LL_WARN, __VA_ARGS__)

@@ -28,8 +28,9 @@ struct client {
 	uid_t uid;
 	pid_t pid;
 	uint32_t gen;		/* tells a reused slot from the one a job answers */
-	uint32_t want_secret;	/* CTL_INIT/CTL_UNLOCK waiting for its passphrase */
+	uint32_t want_secret;	/* CTL_INIT/UNLOCK/PULL waiting for its passphrase */
 	char vault[CFG_NAME_MAX];
+	char arg[256];		/* PULL: the version */
 };
 
 static struct client clients[MAX_CLIENTS];
@@ -117,8 +118,10 @@ handle_request(struct client *cl, const struct msg *m)
 		break;
 	case CTL_INIT:
 	case CTL_UNLOCK:
+	case CTL_PULL:
 		cl->want_secret = rq->cmd;
 		msg_strlcpy(cl->vault, rq->vault, sizeof(cl->vault));
+		msg_strlcpy(cl->arg, rq->arg, sizeof(cl->arg));
 		break;
 	case CTL_LOCK:
 	case CTL_SYNC:
@@ -174,10 +177,13 @@ handle_secret(struct client *cl, struct msg *m)
 	memcpy(pass.p, m->u.csecret.secret, m->u.csecret.len);
 	pass.len = m->u.csecret.len;
 	explicit_bzero(&m->u.csecret, sizeof(m->u.csecret));
-	log_info("%s %s requested by uid %u (pid %d)", cmd == CTL_INIT ? "init" : "unlock",
-	    cl->vault, (unsigned)cl->uid, (int)cl->pid);
-	if (vault_request((int)(cl - clients), cl->gen, cmd, cl->vault, &pass, err,
-	    sizeof(err)) != 0)
+	log_info("%s %s%s%s requested by uid %u (pid %d)", cmd == CTL_INIT ? "init" :
+	    cmd == CTL_UNLOCK ? "unlock" : "pull", cl->vault, cl->arg[0] ? " --version " : "",
+	    cl->arg, (unsigned)cl->uid, (int)cl->pid);
+	if ((cmd == CTL_PULL ? remote_pull_request(vault_rt_find(cl->vault), (int)(cl - clients),
+	    cl->gen, cl->arg, &pass, err, sizeof(err)) :
+	    vault_request((int)(cl - clients), cl->gen, cmd, cl->vault, &pass, err,
+	    sizeof(err))) != 0)
 		send_result(cl->fd, 1, "%s", err);
 	secbuf_free(&pass);	/* a no-op when the job took it */
 }

@@ -132,13 +132,15 @@ daemon_shutdown(int forced)
 	D.shutting_down = 1;
 	sd_notifyf("STOPPING=1\nSTATUS=stopping");
 	ctl_close();
+	if (!D.oneshot)
+		vault_final_saves();
 	/* Pushes in flight finish first (the uploader must live for them); then the children go. */
-	if (remote_any_busy())
-		log_info("shutting down after the push in progress");
+	if (remote_any_busy() || jobs_running() || tick_any_running())
+		log_info("shutting down after the saves and pushes in progress");
 	else
 		log_info("shutting down");
-	grace_timer = timer_add(remote_any_busy() ? SHUTDOWN_PUSH_GRACE_MS : SHUTDOWN_GRACE_MS,
-	    grace_expired, NULL);
+	grace_timer = timer_add(remote_any_busy() || jobs_running() || tick_any_running() ?
+	    SHUTDOWN_PUSH_GRACE_MS : SHUTDOWN_GRACE_MS, grace_expired, NULL);
 }
 
 static void
@@ -197,6 +199,8 @@ daemon_child_ready(void)
 		timer_add(sd_watchdog_interval_ms(), watchdog_ping, NULL);
 	if (D.oneshot)
 		vault_oneshot_start();
+	else
+		tick_startup();
 	log_info("ready: %zu vault(s), %s mode, control socket %s%s%s", D.nvaults,
 	    D.cfg.mode == CFG_SYSTEM ? "system" : "user", D.cfg.control_socket,
 	    D.cfg.status_api ? ", status API " : "", D.cfg.status_api ? D.status_url : "");
@@ -303,6 +307,8 @@ daemon_reload(char *err, size_t errlen)
 	watch_sync_vaults();
 	vault_adopt_all();
 	children_config_changed(creds_changed);
+	if (D.ready)
+		tick_startup();		/* vaults the reload added */
 	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)", D.nvaults);
 	log_info("configuration reloaded: %zu vault(s)", D.nvaults);
 	return 0;
@@ -523,9 +529,10 @@ main(int argc, char **argv)
 		ev_run_once();
 		/* In-flight saves finish before we go; a second signal does not wait. */
 		if (D.oneshot && D.ready && !D.shutting_down && jobs_running() == 0 &&
-		    !remote_any_busy())
+		    !remote_any_busy() && !tick_any_running())
 			daemon_shutdown(0);
-		if (D.shutting_down && !children_stopping && !remote_any_busy()) {
+		if (D.shutting_down && !children_stopping && !remote_any_busy() &&
+		    jobs_running() == 0 && !tick_any_running()) {
 			children_stopping = 1;
 			children_stop_all(0);
 		}

@@ -17,7 +17,7 @@
 #include "vault_ops.h"
 #include "vaultsyncd.h"
 
-static const char *const op_names[] = { "save", "init", "unlock", "lock" };
+static const char *const op_names[] = { "save", "init", "unlock", "lock", "pull" };
 
 static const struct cfg_vault *
 vault_cfg(const struct vault_rt *v)
@@ -134,14 +134,13 @@ reply(struct vault_job *vj, int code, const char *fmt, ...)
 }
 
 static int start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
-    struct secbuf *pass, char *err, size_t errlen);
+    struct secbuf *pass, const struct vault_job *pull, char *err, size_t errlen);
 
 static void
 op_done(struct job *j)
 {
 	struct vault_job *vj = (struct vault_job *)j;
 	struct vault_rt *v = vault_rt_find(vj->v.name);
-	char err[256];
 
 	if (v == NULL) {	/* removed by a reload meanwhile */
 		free(vj);
@@ -156,6 +155,10 @@ op_done(struct job *j)
 		reply(vj, vj->rc, "%s", vj->err);
 		if (vj->op == VOP_SAVE || vj->op == VOP_LOCK)
 			v->state = VAULT_ST_UNLOCKED;
+		if (vj->op == VOP_SAVE)
+			tick_saved(v, vj->rc, 0, vj->err);
+		if (vj->op == VOP_PULL)
+			v->state = vj->unlocked ? VAULT_ST_UNLOCKED : VAULT_ST_LOCKED;
 	} else {
 		v->consecutive_failures = 0;
 		v->last_error[0] = '\0';
@@ -175,8 +178,10 @@ op_done(struct job *j)
 				    "archive %llu bytes", v->name, vj->changed ? "saved" : "unchanged",
 				    (unsigned long long)vj->files, (unsigned long long)vj->bytes,
 				    (unsigned long long)vj->st.archive_bytes);
-				/* A tick is save then push: a waiting client hears both. */
-				remote_kick(v, vj->client, vj->client_gen, m);
+				if (v->tick_running == TICK_SAVING)
+					tick_saved(v, 0, vj->changed, m);
+				else
+					remote_kick(v, -1, 0, NULL);	/* the final save at shutdown */
 			}
 			break;
 		case VOP_INIT:
@@ -190,6 +195,16 @@ op_done(struct job *j)
 			    (unsigned long long)vj->files);
 			reply(vj, 0, "vault %s unlocked at %s (%llu files)", v->name, vj->v.path,
 			    (unsigned long long)vj->files);
+			break;
+		case VOP_PULL:
+			v->state = vj->unlocked ? VAULT_ST_UNLOCKED : VAULT_ST_LOCKED;
+			log_info("vault %s: pulled %s (%llu files)%s", v->name, vj->pull_latest ?
+			    "the remote latest" : "a history version", (unsigned long long)vj->files,
+			    vj->unlocked ? "; the unlocked vault now holds it" : "");
+			reply(vj, 0, "vault %s: pulled %s, verified; it is the local archive%s",
+			    v->name, vj->pull_latest ? "the remote latest" : "a history version",
+			    vj->unlocked ? " and the vault's contents" : "");
+			remote_pulled(v, vj);
 			break;
 		case VOP_LOCK:
 			v->state = VAULT_ST_LOCKED;
@@ -206,16 +221,13 @@ op_done(struct job *j)
 		v = vault_rt_find(vj->v.name);
 	}
 	free(vj);
-	if (v->pending_save && v->state == VAULT_ST_UNLOCKED && !D.shutting_down) {
-		v->pending_save = 0;
-		if (start_op(v, VOP_SAVE, -1, 0, NULL, err, sizeof(err)) != 0)
-			log_error("vault %s: %s", v->name, err);
-	}
+	if (v != NULL)
+		tick_unblocked(v);
 }
 
 static int
-start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen, struct secbuf *pass,
-    char *err, size_t errlen)
+start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
+    struct secbuf *pass, const struct vault_job *pull, char *err, size_t errlen)
 {
 	const struct cfg_vault *cv = vault_cfg(v);
 	struct vault_job *vj;
@@ -232,6 +244,12 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen, struct 
 	if ((vj = calloc(1, sizeof(*vj))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
+	}
+	if (op == VOP_PULL && pull != NULL) {
+		msg_strlcpy(vj->src, pull->src, sizeof(vj->src));
+		msg_strlcpy(vj->pull_etag, pull->pull_etag, sizeof(vj->pull_etag));
+		vj->pull_latest = pull->pull_latest;
+		vj->unlocked = v->state != VAULT_ST_LOCKED;
 	}
 	vj->job.run = vault_op_run;
 	vj->job.done = op_done;
@@ -264,6 +282,19 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen, struct 
 }
 
 int
+vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,
+    const char *src, const char *etag, int latest, char *err, size_t errlen)
+{
+	struct vault_job p;
+
+	memset(&p, 0, sizeof(p));
+	msg_strlcpy(p.src, src, sizeof(p.src));
+	msg_strlcpy(p.pull_etag, etag, sizeof(p.pull_etag));
+	p.pull_latest = latest;
+	return start_op(v, VOP_PULL, client, gen, pass, &p, err, errlen);
+}
+
+int
 vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct secbuf *pass,
     char *err, size_t errlen)
 {
@@ -289,43 +320,66 @@ vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct s
 		}
 		op = VOP_UNLOCK;
 		break;
-	case CTL_LOCK:
 	case CTL_SYNC:
+		tick_request(v, TRIG_CTL, client, gen);
+		return 0;
+	case CTL_LOCK:
 		if (v->state == VAULT_ST_LOCKED) {
 			snprintf(err, errlen, "vault %s is locked", name);
 			return -1;
 		}
-		op = cmd == CTL_LOCK ? VOP_LOCK : VOP_SAVE;
+		if (v->tick_running != TICK_IDLE) {
+			snprintf(err, errlen, "vault %s is busy (a tick runs); try again", name);
+			return -1;
+		}
+		op = VOP_LOCK;
 		break;
 	default:
 		snprintf(err, errlen, "unsupported command");
 		return -1;
 	}
-	return start_op(v, op, client, gen, pass, err, errlen);
+	return start_op(v, op, client, gen, pass, NULL, err, errlen);
 }
 
-/* A change in an unlocked vault: save now, or right after the save in progress. */
+/* A change in an unlocked vault: a tick now, or right after the one in progress. */
 void
 vault_changed(struct vault_rt *v)
 {
-	char err[256];
-
 	if (v->state == VAULT_ST_LOCKED || D.shutting_down)
 		return;
-	if (v->busy) {
-		v->pending_save = 1;
-		return;
-	}
-	if (start_op(v, VOP_SAVE, -1, 0, NULL, err, sizeof(err)) != 0)
-		log_error("vault %s: %s", v->name, err);
+	tick_request(v, TRIG_WATCHER, -1, 0);
 }
 
-/* vaultsyncd -1: one save of each selected vault, then the loop shuts down. */
+int
+vault_save(struct vault_rt *v, char *err, size_t errlen)
+{
+	return start_op(v, VOP_SAVE, -1, 0, NULL, NULL, err, errlen);
+}
+
+/* First SIGTERM: every unlocked vault not in a tick is saved once more, then pushed. */
+void
+vault_final_saves(void)
+{
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < D.nvaults; i++) {
+		struct vault_rt *v = &D.vaults[i];
+
+		if (v->state == VAULT_ST_LOCKED || v->busy || v->tick_running != TICK_IDLE)
+			continue;
+		if (start_op(v, VOP_SAVE, -1, 0, NULL, NULL, err, sizeof(err)) != 0)
+			log_error("vault %s: final save: %s", v->name, err);
+		else
+			log_info("vault %s: final save before shutdown", v->name);
+	}
+}
+
+/* vaultsyncd -1: one full tick of each selected vault, then the loop shuts down. */
 void
 vault_oneshot_start(void)
 {
 	size_t i;
-	char err[256];
 
 	for (i = 0; i < D.nvaults; i++) {
 		struct vault_rt *v = &D.vaults[i];
@@ -336,13 +390,11 @@ vault_oneshot_start(void)
 			want = strcmp(*n, v->name) == 0;
 		if (!want)
 			continue;
+		v->tick_started = 1;
 		if (v->state == VAULT_ST_LOCKED) {
 			log_info("vault %s: locked, nothing to save", v->name);
 			continue;
 		}
-		if (start_op(v, VOP_SAVE, -1, 0, NULL, err, sizeof(err)) != 0) {
-			log_error("vault %s: %s", v->name, err);
-			D.oneshot_failed = 1;
-		}
+		tick_request(v, TRIG_STARTUP, -1, 0);
 	}
 }

@@ -14,7 +14,7 @@
 #include "secbuf.h"
 #include "store.h"
 
-enum vault_op { VOP_SAVE = 0, VOP_INIT, VOP_UNLOCK, VOP_LOCK };
+enum vault_op { VOP_SAVE = 0, VOP_INIT, VOP_UNLOCK, VOP_LOCK, VOP_PULL };
 
 struct vault_job {
 	struct job job;
@@ -24,7 +24,11 @@ struct vault_job {
 	int system_mode;
 	uid_t owner_uid;
 	gid_t owner_gid;
-	struct secbuf pass;		/* INIT, UNLOCK; wiped by the op */
+	struct secbuf pass;		/* INIT, UNLOCK, PULL; wiped by the op */
+	int unlocked;			/* PULL: refresh the vault's contents too */
+	char src[STORE_PATH_MAX];	/* PULL: the downloaded archive (a temp file in dir) */
+	char pull_etag[128];		/* PULL: the remote latest's ETag */
+	int pull_latest;		/* PULL: src is the remote latest (not a history copy) */
 	struct vault_saved prev;	/* state before the op */
 
 	/* results */

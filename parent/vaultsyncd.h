@@ -69,6 +69,11 @@ int children_creds_changed(void);	/* 1: a credentials file changed, the uploader
 
 /* ---- watch.c ---- */
 #define PUSH_WAITERS	8
+#define TICK_WAITERS	8
+#define TICK_WAITER	(-2)	/* "client" of a push that a tick waits for */
+
+enum tick_trigger { TRIG_STARTUP = 0, TRIG_WATCHER, TRIG_HEAD_POLL, TRIG_INTERVAL, TRIG_CTL };
+enum tick_phase { TICK_IDLE = 0, TICK_SAVING, TICK_PUSHING };
 
 struct vault_rt {
 	char name[CFG_NAME_MAX];
@@ -77,7 +82,6 @@ struct vault_rt {
 	uint32_t nwatches;
 	uint32_t consecutive_failures;
 	int busy, busy_op;		/* a worker job runs for this vault */
-	int pending_save;		/* changed while busy: save again after */
 	int64_t last_save_at;
 	struct vault_saved st;		/* as last saved (state file) */
 	uint64_t changes;		/* change notifications received */
@@ -104,6 +108,20 @@ struct vault_rt {
 	char logged_error[256];		/* rate limit for identical errors */
 	int64_t logged_at;
 	unsigned suppressed;
+	char push_key[192];		/* what the last PUT wrote */
+
+	/* tick.c */
+	int tick_started;		/* its startup tick was requested */
+	int tick_running;		/* enum tick_phase */
+	uint64_t tick_index;
+	int tick_trigger;
+	uint64_t tick_t0;
+	int tick_pending, pending_trigger;
+	int tick_saved, tick_pushed;
+	char tick_save_msg[512], tick_push_msg[512];
+	struct { int client; uint32_t gen; } tick_waiters[TICK_WAITERS];
+	int ntick_waiters;
+	unsigned interval_gen;
 };
 int watch_init(void);
 void watch_sync_vaults(void);		/* after (re)load: add/drop vault roots */
@@ -142,6 +160,11 @@ int remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force,
 int remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err,
     size_t errlen);
 void remote_uploader_ready(void);
+/* vaultsyncctl pull: download, then a VOP_PULL job verifies and installs it. */
+int remote_pull_request(struct vault_rt *v, int client, uint32_t gen, const char *version,
+    struct secbuf *pass, char *err, size_t errlen);
+struct vault_job;
+void remote_pulled(struct vault_rt *v, const struct vault_job *vj);
 void remote_status(const struct vault_rt *v, struct msg_snap_vault *sv);
 int remote_lags(const struct vault_rt *v);
 void remote_forget(struct vault_rt *v);	/* the vault left the config */
@@ -160,7 +183,19 @@ void vault_adopt_all(void);
 int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
 void vault_changed(struct vault_rt *v);
+int vault_save(struct vault_rt *v, char *err, size_t errlen);	/* a tick's save job */
+void vault_final_saves(void);	/* at shutdown: every unlocked vault, then its push */
 void vault_oneshot_start(void);
+int vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,
+    const char *src, const char *etag, int latest, char *err, size_t errlen);
+
+/* ---- tick.c ---- */
+void tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen);
+void tick_saved(struct vault_rt *v, int rc, int changed, const char *msg);
+void tick_pushed(struct vault_rt *v, int code, const char *msg);
+void tick_unblocked(struct vault_rt *v);
+int tick_any_running(void);
+void tick_startup(void);
 
 /* ---- status.c ---- */
 int status_send_snapshot(int fd, uint32_t seq);

@@ -392,6 +392,34 @@ test_socket_send_recv_and_fds(void **state)
 	close(devnull);
 }
 
+/* Remote keys: the one rule both ends apply before a key becomes a path or an object name. */
+static void
+test_valid_key(void **state)
+{
+	static const char *const good[] = {
+		"vault.tar.age", "identity.age", "history/", "history/20261201T000000Z-0123456789abcdef.tar.age",
+		"conflicts/host-1_a.tar.age", "a", "a/b/c", "x..y",
+	};
+	static const char *const bad[] = {
+		"", "/abs", "..", "../x", "a/../b", "a/./b", ".hidden", "a/.tmp", "a//b", "//",
+		"a b", "a\\b", "a\nb", "caf\xc3\xa9", "a%2fb", "a:b", "~x", "*",
+	};
+	char longk[UPL_KEY_MAX + 8];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(msg_valid_key(good[i]), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(msg_valid_key(bad[i]), -1);
+	memset(longk, 'k', sizeof(longk));
+	longk[UPL_KEY_MAX - 1] = '\0';
+	assert_int_equal(msg_valid_key(longk), 0);
+	memset(longk, 'k', sizeof(longk));
+	longk[UPL_KEY_MAX] = '\0';
+	assert_int_equal(msg_valid_key(longk), -1);	/* no room for the terminator on the wire */
+}
+
 int
 main(void)
 {
@@ -403,6 +431,7 @@ main(void)
 		cmocka_unit_test(test_strings_must_be_terminated),
 		cmocka_unit_test(test_enums_and_senders),
 		cmocka_unit_test(test_socket_send_recv_and_fds),
+		cmocka_unit_test(test_valid_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,282 @@
+/*
+ * The tick loop of each vault (DESIGN §7): a tick is save, then push when
+ * the remote lags.  Triggers: startup, the watcher's (debounced) changes, the
+ * head poller, the Interval backstop and vaultsyncctl sync.  One tick at a
+ * time per vault: triggers that arrive during a tick fold into one more tick
+ * after it.  The interval restarts after every tick.  A tick on a locked
+ * vault is a tick_skip.  Every tick leaves tick_start and tick_end records
+ * (DESIGN §8) that scripts read with jq.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vault_ops.h"
+#include "vaultsyncd.h"
+
+static const char *const trigger_names[] = {
+	[TRIG_STARTUP] = "startup", [TRIG_WATCHER] = "watcher", [TRIG_HEAD_POLL] = "head-poll",
+	[TRIG_INTERVAL] = "interval", [TRIG_CTL] = "ctl",
+};
+
+static const struct cfg_vault *
+cfg_of(const struct vault_rt *v)
+{
+	return cfg_vault_find(&D.cfg, v->name);
+}
+
+/* One record: the DESIGN §8 envelope in json, a readable line otherwise. */
+static void
+emit(enum log_level level, json_t *fields, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+emit(enum log_level level, json_t *fields, const char *fmt, ...)
+{
+	char msg[900], ts[40];
+	char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (level > log_get_level()) {
+		json_decref(fields);
+		return;
+	}
+	log_timestamp(ts, sizeof(ts));
+	json_object_set_new(fields, "time", json_string(ts));
+	s = json_dumps(fields, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(fields);
+	if (s == NULL)
+		return;
+	/* Members only: the envelope's own time, level, proc, pid and msg come first. */
+	s[strlen(s) - 1] = '\0';
+	log_emit_fields(level, "parent", (int)getpid(), msg, s + 1);
+	free(s);
+}
+
+static json_t *
+base(const struct vault_rt *v, const char *event)
+{
+	return json_pack("{s:i, s:s, s:s, s:I, s:s}", "schema_version", 1, "event", event,
+	    "vault", v->name, "tick_index", (json_int_t)v->tick_index, "trigger",
+	    trigger_names[v->tick_trigger]);
+}
+
+struct interval_arg {
+	char name[CFG_NAME_MAX];
+	unsigned gen;
+};
+
+static void
+interval_fired(void *arg)
+{
+	struct interval_arg *ia = arg;
+	struct vault_rt *v = vault_rt_find(ia->name);
+
+	if (v != NULL && ia->gen == v->interval_gen)
+		tick_request(v, TRIG_INTERVAL, -1, 0);
+	free(ia);
+}
+
+/* The backstop: Interval after the end of every tick (an older timer finds itself stale). */
+static void
+arm_interval(struct vault_rt *v)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+	struct interval_arg *ia;
+
+	v->interval_gen++;
+	if (cv == NULL || D.shutting_down || D.oneshot || cv->interval_ms == 0)
+		return;
+	if ((ia = calloc(1, sizeof(*ia))) == NULL)
+		fatal("calloc");
+	msg_strlcpy(ia->name, v->name, sizeof(ia->name));
+	ia->gen = v->interval_gen;
+	(void)timer_add(cv->interval_ms, interval_fired, ia);
+}
+
+static void
+reply_all(struct vault_rt *v, int code, const char *msg)
+{
+	int i;
+
+	for (i = 0; i < v->ntick_waiters; i++)
+		ctl_reply(v->tick_waiters[i].client, v->tick_waiters[i].gen, code, "%s", msg);
+	v->ntick_waiters = 0;
+}
+
+static void tick_start(struct vault_rt *v, int trigger);
+
+static void
+tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+	uint64_t ms = mono_ms() - v->tick_t0;
+	char key[CFG_URL_MAX + UPL_KEY_MAX + 80], reply[sizeof(v->tick_save_msg) + sizeof(v->tick_push_msg) + 4];
+	json_t *f = base(v, "tick_end"), *sync;
+
+	key[0] = '\0';
+	if (v->tick_pushed && cv != NULL)
+		snprintf(key, sizeof(key), "%s/%s/%s", cv->remote, v->name, v->push_key);
+	sync = json_pack("{s:b, s:s*, s:I, s:b, s:I, s:s*, s:s*}",
+	    "saved", v->tick_saved, "sha256", v->st.sha256[0] ? v->st.sha256 : NULL,
+	    "archive_bytes", (json_int_t)v->st.archive_bytes,
+	    "pushed", v->tick_pushed,
+	    "uploaded_bytes", (json_int_t)(v->tick_pushed ? v->rs.uploaded_bytes : 0),
+	    "etag", v->tick_pushed && v->rs.etag[0] ? v->rs.etag : NULL,
+	    "remote_key", key[0] ? key : NULL);
+	json_object_set_new(f, "duration_ms", json_integer((json_int_t)ms));
+	json_object_set_new(f, "outcome", json_string(outcome));
+	json_object_set_new(f, "error", error != NULL && error[0] ? json_string(error) :
+	    json_null());
+	json_object_set_new(f, "sync", sync);
+	emit(strcmp(outcome, "ok") == 0 ? LL_INFO : strcmp(outcome, "conflict") == 0 ? LL_WARN :
+	    LL_ERROR, f, "vault %s: tick %llu (%s) %s in %llu ms%s%s%s%s", v->name,
+	    (unsigned long long)v->tick_index, trigger_names[v->tick_trigger], outcome,
+	    (unsigned long long)ms, v->tick_saved ? ", saved" : ", unchanged",
+	    v->tick_pushed ? ", pushed" : "", error != NULL && error[0] ? ": " : "",
+	    error != NULL ? error : "");
+	if (strcmp(outcome, "ok") != 0)
+		D.oneshot_failed |= D.oneshot;
+	snprintf(reply, sizeof(reply), "%s%s%s", v->tick_save_msg,
+	    v->tick_save_msg[0] && v->tick_push_msg[0] ? "; " : "", v->tick_push_msg);
+	v->tick_running = TICK_IDLE;
+	reply_all(v, code, reply);
+	arm_interval(v);
+	if (v->tick_pending && !D.shutting_down) {
+		v->tick_pending = 0;
+		tick_start(v, v->pending_trigger);
+	}
+}
+
+static void
+tick_start(struct vault_rt *v, int trigger)
+{
+	char err[256];
+
+	v->tick_index++;
+	v->tick_trigger = trigger;
+	v->tick_t0 = mono_ms();
+	v->tick_saved = v->tick_pushed = 0;
+	v->tick_save_msg[0] = v->tick_push_msg[0] = '\0';
+	if (v->state == VAULT_ST_LOCKED) {
+		json_t *f = base(v, "tick_skip");
+
+		json_object_set_new(f, "reason", json_string("locked"));
+		emit(LL_INFO, f, "vault %s: tick %llu (%s) skipped: locked", v->name,
+		    (unsigned long long)v->tick_index, trigger_names[trigger]);
+		snprintf(err, sizeof(err), "vault %s is locked", v->name);
+		reply_all(v, 1, err);
+		arm_interval(v);
+		return;
+	}
+	emit(LL_INFO, base(v, "tick_start"), "vault %s: tick %llu (%s)", v->name,
+	    (unsigned long long)v->tick_index, trigger_names[trigger]);
+	v->tick_running = TICK_SAVING;
+	if (vault_save(v, err, sizeof(err)) != 0) {
+		msg_strlcpy(v->tick_save_msg, err, sizeof(v->tick_save_msg));
+		tick_end(v, "error", 1, err);
+	}
+}
+
+void
+tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen)
+{
+	if (D.shutting_down) {
+		if (client >= 0)
+			ctl_reply(client, gen, 1, "the daemon is shutting down");
+		return;
+	}
+	if (client >= 0) {
+		if (v->ntick_waiters == TICK_WAITERS) {
+			ctl_reply(client, gen, 1, "vault %s: too many requests waiting", v->name);
+			return;
+		}
+		v->tick_waiters[v->ntick_waiters].client = client;
+		v->tick_waiters[v->ntick_waiters].gen = gen;
+		v->ntick_waiters++;
+	}
+	/* A lock, unlock or pull in progress: the tick waits for it. */
+	if (v->tick_running != TICK_IDLE || v->busy) {
+		if (!v->tick_pending)
+			v->pending_trigger = trigger;
+		v->tick_pending = 1;
+		return;
+	}
+	tick_start(v, trigger);
+}
+
+/* The save of the running tick finished (ok: 0, else the error). */
+void
+tick_saved(struct vault_rt *v, int rc, int changed, const char *msg)
+{
+	const struct cfg_vault *cv = cfg_of(v);
+
+	if (v->tick_running != TICK_SAVING)
+		return;
+	msg_strlcpy(v->tick_save_msg, msg, sizeof(v->tick_save_msg));
+	if (rc != 0) {
+		tick_end(v, "error", rc, msg);
+		return;
+	}
+	v->tick_saved = changed;
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
+		tick_end(v, "ok", 0, NULL);
+		return;
+	}
+	v->tick_running = TICK_PUSHING;
+	remote_kick(v, TICK_WAITER, 0, NULL);
+}
+
+/* The push of the running tick came to an end: code 0 ok, else the message says why. */
+void
+tick_pushed(struct vault_rt *v, int code, const char *msg)
+{
+	if (v->tick_running != TICK_PUSHING)
+		return;
+	msg_strlcpy(v->tick_push_msg, msg, sizeof(v->tick_push_msg));
+	if (v->rs.conflict)
+		tick_end(v, "conflict", 1, msg);
+	else
+		tick_end(v, code == 0 ? "ok" : "error", code, code == 0 ? NULL : msg);
+}
+
+/* A lock, unlock or pull ended: a tick that waited for it runs now. */
+void
+tick_unblocked(struct vault_rt *v)
+{
+	if (v->tick_pending && v->tick_running == TICK_IDLE && !v->busy && !D.shutting_down) {
+		v->tick_pending = 0;
+		tick_start(v, v->pending_trigger);
+	}
+}
+
+int
+tick_any_running(void)
+{
+	size_t i;
+
+	for (i = 0; i < D.nvaults; i++)
+		if (D.vaults[i].tick_running != TICK_IDLE)
+			return 1;
+	return 0;
+}
+
+/* Every vault's first tick (and a new vault's, after a reload). */
+void
+tick_startup(void)
+{
+	size_t i;
+
+	for (i = 0; i < D.nvaults; i++)
+		if (!D.vaults[i].tick_started) {
+			D.vaults[i].tick_started = 1;
+			tick_request(&D.vaults[i], TRIG_STARTUP, -1, 0);
+		}
+}
