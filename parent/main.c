@@ -199,8 +199,10 @@ daemon_child_ready(void)
 		timer_add(sd_watchdog_interval_ms(), watchdog_ping, NULL);
 	if (D.oneshot)
 		vault_oneshot_start();
-	else
+	else {
 		tick_startup();
+		headpoll_start();
+	}
 	log_info("ready: %zu vault(s), %s mode, control socket %s%s%s", D.nvaults,
 	    D.cfg.mode == CFG_SYSTEM ? "system" : "user", D.cfg.control_socket,
 	    D.cfg.status_api ? ", status API " : "", D.cfg.status_api ? D.status_url : "");
@@ -307,8 +309,10 @@ daemon_reload(char *err, size_t errlen)
 	watch_sync_vaults();
 	vault_adopt_all();
 	children_config_changed(creds_changed);
-	if (D.ready)
+	if (D.ready) {
 		tick_startup();		/* vaults the reload added */
+		headpoll_start();
+	}
 	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)", D.nvaults);
 	log_info("configuration reloaded: %zu vault(s)", D.nvaults);
 	return 0;

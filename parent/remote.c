@@ -1021,3 +1021,14 @@ remote_pulled(struct vault_rt *v, const struct vault_job *vj)
 	save_rs(v);
 	remote_kick(v, -1, 0, NULL);
 }
+
+/* The head poller saw another device's write: nothing is overwritten from now on. */
+void
+remote_mark_conflict(struct vault_rt *v)
+{
+	remote_load(v);
+	if (v->rs.conflict)
+		return;
+	v->rs.conflict = 1;
+	save_rs(v);
+}

@@ -124,13 +124,18 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 	key[0] = '\0';
 	if (v->tick_pushed && cv != NULL)
 		snprintf(key, sizeof(key), "%s/%s/%s", cv->remote, v->name, v->push_key);
-	sync = json_pack("{s:b, s:s*, s:I, s:b, s:I, s:s*, s:s*}",
-	    "saved", v->tick_saved, "sha256", v->st.sha256[0] ? v->st.sha256 : NULL,
-	    "archive_bytes", (json_int_t)v->st.archive_bytes,
-	    "pushed", v->tick_pushed,
-	    "uploaded_bytes", (json_int_t)(v->tick_pushed ? v->rs.uploaded_bytes : 0),
-	    "etag", v->tick_pushed && v->rs.etag[0] ? v->rs.etag : NULL,
-	    "remote_key", key[0] ? key : NULL);
+	/* Every member always present (null when not known): scripts test values, not keys. */
+	sync = json_object();
+	json_object_set_new(sync, "saved", json_boolean(v->tick_saved));
+	json_object_set_new(sync, "sha256", v->st.sha256[0] ? json_string(v->st.sha256) :
+	    json_null());
+	json_object_set_new(sync, "archive_bytes", json_integer((json_int_t)v->st.archive_bytes));
+	json_object_set_new(sync, "pushed", json_boolean(v->tick_pushed));
+	json_object_set_new(sync, "uploaded_bytes",
+	    json_integer((json_int_t)(v->tick_pushed ? v->rs.uploaded_bytes : 0)));
+	json_object_set_new(sync, "etag", v->tick_pushed && v->rs.etag[0] ?
+	    json_string(v->rs.etag) : json_null());
+	json_object_set_new(sync, "remote_key", key[0] ? json_string(key) : json_null());
 	json_object_set_new(f, "duration_ms", json_integer((json_int_t)ms));
 	json_object_set_new(f, "outcome", json_string(outcome));
 	json_object_set_new(f, "error", error != NULL && error[0] ? json_string(error) :
@@ -149,6 +154,11 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 	v->tick_running = TICK_IDLE;
 	reply_all(v, code, reply);
 	arm_interval(v);
+	if (v->lock_pending) {
+		vault_lock_deferred(v);	/* its final save makes any pending tick moot */
+		v->tick_pending = 0;
+		return;
+	}
 	if (v->tick_pending && !D.shutting_down) {
 		v->tick_pending = 0;
 		tick_start(v, v->pending_trigger);

@@ -188,6 +188,7 @@ op_done(struct job *j)
 			v->state = VAULT_ST_UNLOCKED;
 			log_info("vault %s: initialised and unlocked at %s", v->name, vj->v.path);
 			reply(vj, 0, "vault %s initialised; unlocked at %s", v->name, vj->v.path);
+			remote_kick(v, -1, 0, NULL);	/* identity.age and the first archive */
 			break;
 		case VOP_UNLOCK:
 			v->state = VAULT_ST_UNLOCKED;
@@ -329,8 +330,15 @@ vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct s
 			return -1;
 		}
 		if (v->tick_running != TICK_IDLE) {
-			snprintf(err, errlen, "vault %s is busy (a tick runs); try again", name);
-			return -1;
+			/* After the tick: its save is then the newest, the lock's own is quick. */
+			if (v->lock_pending) {
+				snprintf(err, errlen, "vault %s: a lock is already waiting", name);
+				return -1;
+			}
+			v->lock_pending = 1;
+			v->lock_client = client;
+			v->lock_gen = gen;
+			return 0;
 		}
 		op = VOP_LOCK;
 		break;
@@ -348,6 +356,22 @@ vault_changed(struct vault_rt *v)
 	if (v->state == VAULT_ST_LOCKED || D.shutting_down)
 		return;
 	tick_request(v, TRIG_WATCHER, -1, 0);
+}
+
+/* A lock that waited for the tick in progress. */
+void
+vault_lock_deferred(struct vault_rt *v)
+{
+	char err[256];
+
+	v->lock_pending = 0;
+	if (v->state == VAULT_ST_LOCKED) {
+		ctl_reply(v->lock_client, v->lock_gen, 1, "vault %s is locked", v->name);
+		return;
+	}
+	if (start_op(v, VOP_LOCK, v->lock_client, v->lock_gen, NULL, NULL, err,
+	    sizeof(err)) != 0)
+		ctl_reply(v->lock_client, v->lock_gen, 1, "%s", err);
 }
 
 int

@@ -122,6 +122,16 @@ struct vault_rt {
 	struct { int client; uint32_t gen; } tick_waiters[TICK_WAITERS];
 	int ntick_waiters;
 	unsigned interval_gen;
+	int lock_pending, lock_client;	/* a lock waiting for the tick to end */
+	uint32_t lock_gen;
+
+	/* headpoll.c */
+	uint64_t hp_interval_ms;	/* 0: not polling */
+	unsigned hp_gen;
+	int hp_primed, hp_inflight;
+	char hp_seen[128];		/* the ETag the last poll saw */
+
+	uint64_t poll_digest;		/* pollscan.c: the tree's last metadata digest */
 };
 int watch_init(void);
 void watch_sync_vaults(void);		/* after (re)load: add/drop vault roots */
@@ -169,6 +179,13 @@ void remote_status(const struct vault_rt *v, struct msg_snap_vault *sv);
 int remote_lags(const struct vault_rt *v);
 void remote_forget(struct vault_rt *v);	/* the vault left the config */
 int remote_any_busy(void);
+void remote_mark_conflict(struct vault_rt *v);
+
+/* ---- pollscan.c ---- */
+void pollscan_arm(void);
+
+/* ---- headpoll.c ---- */
+void headpoll_start(void);
 
 /* ---- ctl.c ---- */
 int ctl_listen(void);
@@ -184,6 +201,7 @@ int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
 void vault_changed(struct vault_rt *v);
 int vault_save(struct vault_rt *v, char *err, size_t errlen);	/* a tick's save job */
+void vault_lock_deferred(struct vault_rt *v);
 void vault_final_saves(void);	/* at shutdown: every unlocked vault, then its push */
 void vault_oneshot_start(void);
 int vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,

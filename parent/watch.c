@@ -86,10 +86,14 @@ add_one(size_t vault, int dirfd, const char *path)
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
 	if ((wd = inotify_add_watch(D.inotify_fd, proc, WATCH_MASK)) == -1) {
 		if (errno == ENOSPC) {
-			v->watch_mode = WATCH_POLLING;
-			snprintf(v->watch_reason, sizeof(v->watch_reason),
-			    "inotify watch limit reached (fs.inotify.max_user_watches)");
-			log_warn("vault %s: %s", v->name, v->watch_reason);
+			if (v->watch_mode != WATCH_POLLING) {
+				v->watch_mode = WATCH_POLLING;
+				snprintf(v->watch_reason, sizeof(v->watch_reason),
+				    "inotify watch limit reached (fs.inotify.max_user_watches); "
+				    "polling");
+				log_warn("vault %s: %s", v->name, v->watch_reason);
+			}
+			pollscan_arm();
 		} else
 			log_warn("vault %s: watch %s: %s", v->name, path, strerror(errno));
 		return -1;
@@ -185,6 +189,7 @@ watch_sync_vaults(void)
 		}
 		nv[i].nwatches = 0;
 		nv[i].watch_mode = WATCH_NONE;
+		nv[i].poll_digest = 0;
 		nv[i].watch_reason[0] = '\0';
 	}
 	free(D.vaults);
@@ -204,6 +209,7 @@ watch_sync_vaults(void)
 		if (v->watch_mode == WATCH_INOTIFY)
 			log_debug("vault %s: %u watches", v->name, v->nwatches);
 	}
+	pollscan_arm();
 }
 
 void
@@ -260,7 +266,9 @@ watch_on_overflow(void)
 {
 	size_t i;
 
-	log_warn("inotify queue overflowed: every vault counts as changed");
+	log_warn("inotify queue overflowed: rescanning every vault, each counts as changed");
+	/* Directories made while events were lost have no watch yet: rebuild them all. */
+	watch_sync_vaults();
 	for (i = 0; i < D.nvaults; i++) {
 		D.vaults[i].changes++;
 		D.vaults[i].last_change_at = (int64_t)time(NULL);

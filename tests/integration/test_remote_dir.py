@@ -16,10 +16,15 @@ from conftest import MODES, wait_for
 from test_vault import PASS, VaultEnv, _identity, populate, tree
 
 
-def remote_env(factory, workdir, user_mode, extra="", conf=""):
+def remote_env(factory, workdir, user_mode, extra="", conf="", mount_size=None):
     remote = os.path.join(workdir, "remote-v")
     e = VaultEnv(factory, workdir, user_mode,
                  vault_extra="  Remote dir:%s\n%s" % (remote, extra), extra_conf=conf)
+    if mount_size is not None:
+        with open(e.d.conf) as f:
+            c = f.read()
+        with open(e.d.conf, "w") as f:
+            f.write(c.replace("MountSize 16M", "MountSize " + mount_size))
     e.remote = remote
     e.rlatest = os.path.join(remote, "v", "vault.tar.age")
     return e

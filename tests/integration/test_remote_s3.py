@@ -89,8 +89,10 @@ def test_round_trip_with_aws_and_s3cmd(s3env, s3):
     want = tree(e.path)
     r = e.ctl("sync", "v")
     assert "pushed" in r.stdout, r.stdout
-    v = e.vstate()
-    assert v["pushed"] and v["remote_etag"] and v["state"] == "unlocked", v
+    # Settled: a watcher tick for the same changes may still be finishing.
+    v = wait_for(lambda: (lambda v: v if v["state"] == "unlocked" else None)(e.vstate()),
+                 what="settled")
+    assert v["pushed"] and v["remote_etag"], v
     assert v["compare_and_swap"] == "conditional"
     keys = s3.list_keys(env.prefix + "/")
     assert keys == [env.prefix + "/v/identity.age", env.key], keys

@@ -77,8 +77,10 @@ class VaultEnv:
             path = os.path.join(workdir, "mnt")
             vconf = "Vault v\n  Path %s\n  Mount yes\n  MountSize 16M\n" % path
         self.path = path
+        if "WatcherDebounce" not in extra_conf:
+            extra_conf = "WatcherDebounce 100ms\n" + extra_conf
         self.d = factory(user_mode=user_mode, vault_conf=vconf + vault_extra,
-                         extra_conf="WatcherDebounce 100ms\n" + extra_conf)
+                         extra_conf=extra_conf)
         if user_mode and self.shm and IS_ROOT:
             for dp, dns, fns in os.walk(self.shm):
                 for n in dns + fns + [""]:

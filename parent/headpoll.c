@@ -1,0 +1,121 @@
+/*
+ * The head poller (DESIGN §6): the remote latest's ETag, asked of the
+ * uploader every HeadPollInterval, doubling after each unchanged poll up to
+ * HeadPollMaxInterval and snapping back on a change.  The first poll only
+ * primes.  An ETag that changed and is not the one we wrote means another
+ * device wrote the latest: the vault is marked conflict (we hold no key to
+ * take their version ourselves: vaultsyncctl pull does, with the passphrase)
+ * and its loop gets a head-poll tick.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "vaultsyncd.h"
+
+struct poll_arg {
+	char name[CFG_NAME_MAX];
+	unsigned gen;
+};
+
+static void poll_fired(void *arg);
+
+static void
+schedule(struct vault_rt *v)
+{
+	struct poll_arg *pa;
+
+	v->hp_gen++;
+	if (D.shutting_down || D.oneshot || v->hp_interval_ms == 0)
+		return;
+	if ((pa = calloc(1, sizeof(*pa))) == NULL)
+		fatal("calloc");
+	msg_strlcpy(pa->name, v->name, sizeof(pa->name));
+	pa->gen = v->hp_gen;
+	(void)timer_add(v->hp_interval_ms, poll_fired, pa);
+}
+
+static void
+polled(const char *vault, const struct msg_upl_result *r, void *arg)
+{
+	struct vault_rt *v = vault_rt_find(vault);
+	const char *etag;
+
+	(void)arg;
+	if (v == NULL)
+		return;
+	v->hp_inflight = 0;
+	if (r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) {
+		log_debug("vault %s: head poll: %s", v->name, r->error);
+		schedule(v);	/* push retries report failures; the poller just waits */
+		return;
+	}
+	etag = r->outcome == UPL_OK ? r->etag : "";
+	if (!v->hp_primed || strcmp(etag, v->hp_seen) == 0) {
+		if (v->hp_primed && v->hp_interval_ms < D.cfg.head_poll_max_interval_ms) {
+			v->hp_interval_ms *= 2;
+			if (v->hp_interval_ms > D.cfg.head_poll_max_interval_ms)
+				v->hp_interval_ms = D.cfg.head_poll_max_interval_ms;
+		}
+		v->hp_primed = 1;
+		msg_strlcpy(v->hp_seen, etag, sizeof(v->hp_seen));
+		schedule(v);
+		return;
+	}
+	msg_strlcpy(v->hp_seen, etag, sizeof(v->hp_seen));
+	v->hp_interval_ms = D.cfg.head_poll_interval_ms;
+	/* Our own push also changes it: only an ETag we did not write is news. */
+	if (strcmp(etag, v->rs.etag) != 0 && !v->push_busy) {
+		log_warn("vault %s: the remote latest changed (ETag %s, we wrote %s): another "
+		    "device wrote it; vaultsyncctl pull takes that version, push --force "
+		    "overwrites it", v->name, etag[0] ? etag : "none", v->rs.etag[0] ?
+		    v->rs.etag : "none");
+		remote_mark_conflict(v);
+		tick_request(v, TRIG_HEAD_POLL, -1, 0);
+	}
+	schedule(v);
+}
+
+static void
+poll_fired(void *arg)
+{
+	static const struct upl_cbs cbs = { polled, NULL, NULL, NULL };
+	struct poll_arg *pa = arg;
+	struct vault_rt *v = vault_rt_find(pa->name);
+	const struct cfg_vault *cv;
+
+	if (v == NULL || pa->gen != v->hp_gen) {
+		free(pa);
+		return;
+	}
+	free(pa);
+	cv = cfg_vault_find(&D.cfg, v->name);
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
+		return;
+	remote_load(v);
+	/* Not while we write it ourselves, and not before there is anything of ours there. */
+	if (v->push_busy || v->hp_inflight || v->rs.etag[0] == '\0' || !upl_available() ||
+	    upl_op(v->name, UPL_HEAD, "vault.tar.age", NULL, &cbs) != 0) {
+		schedule(v);
+		return;
+	}
+	v->hp_inflight = 1;
+}
+
+/* Start (or restart, after a reload) the poller of every vault with a remote. */
+void
+headpoll_start(void)
+{
+	size_t i;
+
+	for (i = 0; i < D.nvaults; i++) {
+		struct vault_rt *v = &D.vaults[i];
+		const struct cfg_vault *cv = cfg_vault_find(&D.cfg, v->name);
+
+		if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || v->hp_interval_ms != 0)
+			continue;
+		v->hp_interval_ms = D.cfg.head_poll_interval_ms;
+		v->hp_primed = 0;
+		schedule(v);
+	}
+}
