@@ -57,7 +57,7 @@ DEVPROGS	:= $(B)/vaultsyncd-dev $(B)/vaultsyncd-evil
 UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOLS		:= $(patsubst tests/tools/%.c,$(B)/%,$(TOOL_SRC))
 
-.PHONY: FORCE all install bench uninstall deps deps-test run check check-unit check-integration \
+.PHONY: FORCE all install uninstall deps deps-test run check check-unit check-integration \
 	check-fuzz asan fuzz clean bench
 .DEFAULT_GOAL := all
 
@@ -181,6 +181,7 @@ bench: all
 	@/usr/bin/python3 tests/bench/status_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/save_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/push_bench.py $(abspath $(B))
+	@/usr/bin/python3 tests/bench/loop_bench.py $(abspath $(B))
 
 asan:
 	@$(MAKE) --no-print-directory SAN=1 all

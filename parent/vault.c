@@ -119,18 +119,23 @@ static void
 reply(struct vault_job *vj, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Kept until op_done has finished: after an init, unlock or pull the client
+ * may write into the vault the moment it hears back, and the watches on the
+ * new tree must be in place by then.
+ */
 static void
 reply(struct vault_job *vj, int code, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 
 	if (vj->client < 0)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(vj->reply_msg, sizeof(vj->reply_msg), fmt, ap);
 	va_end(ap);
-	ctl_reply(vj->client, vj->client_gen, code, "%s", msg);
+	vj->reply_code = code;
+	vj->have_reply = 1;
 }
 
 static int start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
@@ -221,6 +226,8 @@ op_done(struct job *j)
 		watch_sync_vaults();
 		v = vault_rt_find(vj->v.name);
 	}
+	if (vj->have_reply)
+		ctl_reply(vj->client, vj->client_gen, vj->reply_code, "%s", vj->reply_msg);
 	free(vj);
 	if (v != NULL)
 		tick_unblocked(v);

@@ -531,9 +531,9 @@ scrub_file(int dfd, const char *name)
 	close(fd);
 }
 
-/* Remove everything below dfd (not dfd itself), never following links. */
+/* Remove everything below dfd (not dfd itself, nor an entry named keep), never following links. */
 static int
-wipe_dir(int dfd, int depth)
+wipe_dir(int dfd, int depth, const char *keep)
 {
 	DIR *d;
 	struct dirent *de;
@@ -548,7 +548,8 @@ wipe_dir(int dfd, int depth)
 	while ((de = readdir(d)) != NULL) {
 		struct stat st;
 
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    (keep != NULL && strcmp(de->d_name, keep) == 0))
 			continue;
 		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
@@ -556,7 +557,7 @@ wipe_dir(int dfd, int depth)
 			int sub = openat(dfd, de->d_name,
 			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-			if (sub == -1 || wipe_dir(sub, depth + 1) != 0)
+			if (sub == -1 || wipe_dir(sub, depth + 1, NULL) != 0)
 				rc = -1;
 			if (sub != -1)
 				close(sub);
@@ -719,43 +720,6 @@ swap_in(int vfd, int sfd)
 	return rc;
 }
 
-/* Everything in dfd but the staging directory: what a pull replaces. */
-static int
-wipe_except_staging(int dfd)
-{
-	DIR *d;
-	struct dirent *de;
-	int fd, rc = 0;
-
-	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		struct stat st;
-		int sub;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-		    strcmp(de->d_name, STAGING) == 0 ||
-		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			if ((sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			    O_CLOEXEC)) == -1 || wipe_dir(sub, 1) != 0)
-				rc = -1;
-			if (sub != -1)
-				close(sub);
-			if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0)
-				rc = -1;
-		} else {
-			if (S_ISREG(st.st_mode))
-				scrub_file(dfd, de->d_name);
-			if (unlinkat(dfd, de->d_name, 0) != 0)
-				rc = -1;
-		}
-	}
-	closedir(d);
-	return rc;
-}
-
 /*
  * Decrypt the archive at path (NULL: the vault's own) into a staging
  * directory inside the vault, and only when all of it authenticated and
@@ -809,7 +773,7 @@ extract_archive(struct vault_job *vj, int vfd, const struct age_identity *id, co
 		set_err(vj, 1, "%s: %s; the vault was left as it was", path, err);
 		goto out;
 	}
-	if (replace && wipe_except_staging(vfd) != 0) {
+	if (replace && wipe_dir(vfd, 0, STAGING) != 0) {
 		set_err(vj, 1, "clearing %s for the pulled version: %s", vj->v.path,
 		    strerror(errno));
 		goto out;
@@ -825,7 +789,7 @@ extract_archive(struct vault_job *vj, int vfd, const struct age_identity *id, co
 	rc = 0;
 out:
 	if (sfd >= 0) {
-		(void)wipe_dir(sfd, 0);
+		(void)wipe_dir(sfd, 0, NULL);
 		close(sfd);
 		(void)unlinkat(vfd, STAGING, AT_REMOVEDIR);
 	}
@@ -1013,7 +977,7 @@ op_lock(struct vault_job *vj)
 		return;
 	}
 	if ((vfd = open(vj->v.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
-		(void)wipe_dir(vfd, 0);
+		(void)wipe_dir(vfd, 0, NULL);
 		close(vfd);
 	}
 	if (vj->v.mount && vault_path_is_mounted_tmpfs(vj->v.path))

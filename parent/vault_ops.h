@@ -38,9 +38,11 @@ struct vault_job {
 	struct vault_saved st;		/* state after the op */
 	uint64_t files, bytes;
 
-	/* who asked (-1 = the daemon itself) */
+	/* who asked (-1 = the daemon itself), and what to tell them */
 	int client;
 	uint32_t client_gen;
+	int have_reply, reply_code;
+	char reply_msg[1024];
 };
 
 void vault_op_run(struct job *j);	/* dispatches on op */

@@ -6,7 +6,7 @@ set -eu
 what=${1:-build}
 BUILD_PKGS="gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
  libcap-dev libarchive-dev libjansson-dev libmicrohttpd-dev"
-TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age awscli s3cmd
+TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age awscli s3cmd jq
  strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd"
 pkgs=$BUILD_PKGS
 [ "$what" = test ] && pkgs="$pkgs $TEST_PKGS"

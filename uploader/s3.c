@@ -4,10 +4,12 @@
  *
  * Everything libcurl would otherwise set up lazily on the first request is
  * created in s3_remote_new(), before the sandbox closes: the multi handle
- * (its wakeup pipe), the easy handle, the pinned addresses.  Each request
- * then resets the easy handle and sets every option again, so no setting of
+ * (its wakeup pipe), the easy handles, the pinned addresses.  Each request
+ * then resets its easy handle and sets every option again, so no setting of
  * one request leaks into the next; the connection cache lives in the multi
- * handle and survives the reset.
+ * handle and survives the reset.  Multipart parts go up several at once
+ * (s3_mpu_parts), one easy handle and connection each, on the same multi
+ * handle and the same single thread.
  *
  * libcurl 7.88's signer signs what it is given: the x-amz-content-sha256
  * header is ours to send, and the query string must already be canonical
@@ -51,12 +53,14 @@ struct s3_remote {
 	struct curl_slist *resolve;
 	CURLM *multi;
 	CURL *easy;
+	CURL *part_easy[S3_MPU_INFLIGHT_MAX];	/* s3_mpu_parts: one per part in flight */
 	unsigned page_size;
 };
 
 /* One request in flight. */
 struct s3_req {
 	struct s3_remote *r;
+	CURL *h;		/* r->easy, or one of r->part_easy */
 	const struct s3_creds *c;
 	struct s3_result *res;
 	const char *method;
@@ -224,6 +228,7 @@ s3_remote_new(const struct s3_remote_cfg *cfg, char *err, size_t errlen)
 {
 	struct s3_remote *r;
 	const char *p;
+	unsigned i;
 
 	if (!s3_ready) {
 		snprintf(err, errlen, "s3_global_init not called");
@@ -262,6 +267,12 @@ s3_remote_new(const struct s3_remote_cfg *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create curl handles");
 		goto fail;
 	}
+	for (i = 0; i < S3_MPU_INFLIGHT_MAX; i++)
+		if ((r->part_easy[i] = curl_easy_init()) == NULL ||
+		    curl_easy_setopt(r->part_easy[i], CURLOPT_NOSIGNAL, 1L) != CURLE_OK) {
+			snprintf(err, errlen, "cannot create curl handles");
+			goto fail;
+		}
 	return r;
 fail:
 	s3_remote_free(r);
@@ -271,10 +282,15 @@ fail:
 void
 s3_remote_free(struct s3_remote *r)
 {
+	unsigned i;
+
 	if (r == NULL)
 		return;
 	if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
+	for (i = 0; i < S3_MPU_INFLIGHT_MAX; i++)
+		if (r->part_easy[i] != NULL)
+			curl_easy_cleanup(r->part_easy[i]);
 	if (r->multi != NULL)
 		curl_multi_cleanup(r->multi);
 	curl_slist_free_all(r->resolve);
@@ -510,6 +526,7 @@ req_init(struct s3_req *q, struct s3_remote *r, const struct s3_creds *c,
 	q->c = c;
 	q->res = res;
 	q->method = method;
+	q->h = r->easy;
 	q->in_fd = q->out_fd = -1;
 }
 
@@ -557,7 +574,7 @@ req_setopts(struct s3_req *q)
 {
 	struct s3_remote *r = q->r;
 	struct curl_blob blob = { ca_blob, ca_len, CURL_BLOB_NOCOPY };
-	CURL *h = r->easy;
+	CURL *h = q->h;
 	int bad = 0;
 
 	curl_easy_reset(h);
@@ -617,15 +634,16 @@ req_setopts(struct s3_req *q)
 
 #undef SET
 
-/* Run the transfer to completion on our multi handle. */
+/* Run the transfer of q->h to completion on our multi handle. */
 static CURLcode
-req_run(struct s3_remote *r)
+req_run(struct s3_req *q)
 {
+	struct s3_remote *r = q->r;
 	CURLcode cc = CURLE_FAILED_INIT;
 	CURLMsg *m;
 	int running = 1, left;
 
-	if (curl_multi_add_handle(r->multi, r->easy) != CURLM_OK)
+	if (curl_multi_add_handle(r->multi, q->h) != CURLM_OK)
 		return cc;
 	while (running) {
 		if (curl_multi_perform(r->multi, &running) != CURLM_OK)
@@ -634,36 +652,42 @@ req_run(struct s3_remote *r)
 			break;
 	}
 	while ((m = curl_multi_info_read(r->multi, &left)) != NULL)
-		if (m->msg == CURLMSG_DONE && m->easy_handle == r->easy)
+		if (m->msg == CURLMSG_DONE && m->easy_handle == q->h)
 			cc = m->data.result;
-	curl_multi_remove_handle(r->multi, r->easy);
+	curl_multi_remove_handle(r->multi, q->h);
 	return cc;
 }
 
+/* Set every option of q on its handle.  0, or -1 (the handle reset, res says so). */
+static int
+req_begin(struct s3_req *q)
+{
+	if (q->oom || req_setopts(q) == -1) {
+		curl_easy_reset(q->h);
+		(void)curl_easy_setopt(q->h, CURLOPT_NOSIGNAL, 1L);
+		seterr(q->res, "cannot set up the request");
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * Send q and classify the reply into q->res.  0 if a reply was classified,
- * -1 for a local failure (our fd, memory).
+ * After q's transfer ended with cc (its handle off the multi handle):
+ * classify the reply into q->res.  0 if a reply was classified, -1 for a
+ * local failure (our fd, memory).
  */
 static int
-req_perform(struct s3_req *q)
+req_finish(struct s3_req *q, CURLcode cc)
 {
 	struct s3_result *res = q->res;
 	struct s3xml_error xe;
-	CURLcode cc;
 	long st = 0;
 	int rc = 0;
 
-	if (q->oom || req_setopts(q) == -1) {
-		curl_easy_reset(q->r->easy);
-		(void)curl_easy_setopt(q->r->easy, CURLOPT_NOSIGNAL, 1L);
-		seterr(res, "cannot set up the request");
-		return -1;
-	}
-	cc = req_run(q->r);
-	/* Unhook our stack buffers and the password from the handle at once. */
-	curl_easy_getinfo(q->r->easy, CURLINFO_RESPONSE_CODE, &st);
-	curl_easy_reset(q->r->easy);
-	(void)curl_easy_setopt(q->r->easy, CURLOPT_NOSIGNAL, 1L);
+	/* Unhook our buffers and the password from the handle at once. */
+	curl_easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_reset(q->h);
+	(void)curl_easy_setopt(q->h, CURLOPT_NOSIGNAL, 1L);
 	res->http_status = st;
 	res->outcome = S3_FAILED;
 	if (q->in_errno != 0 || q->in_short) {
@@ -699,6 +723,15 @@ req_perform(struct s3_req *q)
 	redact(res->error, q->c->access_key_id);
 	redact(res->error, q->c->secret);
 	return rc;
+}
+
+/* Send q and classify the reply (req_finish). */
+static int
+req_perform(struct s3_req *q)
+{
+	if (req_begin(q) == -1)
+		return -1;
+	return req_finish(q, req_run(q));
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -1069,38 +1102,305 @@ s3_mpu_create(struct s3_remote *r, const struct s3_creds *c, const char *key,
 	return rc;
 }
 
+/* The request of one part upload, ready for req_begin; -1 (q done) if the arguments are bad. */
+static int
+part_req(struct s3_req *q, const char *key, const char *upload_id, unsigned partno, int fd,
+    uint64_t off, uint64_t len, const char *sha256_hex)
+{
+	struct s3_qparam p[2];
+	char num[16];
+
+	if (!key_ok(key, 0) || upload_id == NULL || upload_id[0] == '\0' || partno < 1 ||
+	    partno > S3_MAX_PARTS || fd < 0 || !sha_ok(sha256_hex) ||
+	    len > (uint64_t)INT64_MAX || off > (uint64_t)INT64_MAX - len)
+		return bad_args(q, "part arguments");
+	snprintf(num, sizeof(num), "%u", partno);
+	p[0] = (struct s3_qparam){ "partNumber", num };
+	p[1] = (struct s3_qparam){ "uploadId", upload_id };
+	if (req_url(q, key, p, 2) == -1 || req_auth_headers(q, sha256_hex) == -1)
+		return bad_args(q, "part headers");
+	q->in_fd = fd;
+	q->in_off = off;
+	q->in_len = len;
+	return 0;
+}
+
+/* A part's reply classified OK must carry the part's ETag. */
+static void
+part_result(struct s3_result *res, uint64_t len)
+{
+	if (res->outcome != S3_OK)
+		return;
+	res->size = len;
+	if (res->etag[0] == '\0') {
+		res->outcome = S3_FAILED;
+		seterr(res, "part upload reply without an ETag");
+	}
+}
+
 int
 s3_mpu_part(struct s3_remote *r, const struct s3_creds *c, const char *key,
     const char *upload_id, unsigned partno, int fd, uint64_t off, uint64_t len,
     const char *sha256_hex, struct s3_result *res)
 {
-	struct s3_qparam p[2];
 	struct s3_req q;
-	char num[16];
 	int rc;
 
 	req_init(&q, r, c, res, "PUT");
-	if (!key_ok(key, 0) || upload_id == NULL || upload_id[0] == '\0' || partno < 1 ||
-	    partno > S3_MAX_PARTS || fd < 0 || !sha_ok(sha256_hex) ||
-	    len > (uint64_t)INT64_MAX || off > (uint64_t)INT64_MAX - len)
-		return bad_args(&q, "part arguments");
-	snprintf(num, sizeof(num), "%u", partno);
-	p[0] = (struct s3_qparam){ "partNumber", num };
-	p[1] = (struct s3_qparam){ "uploadId", upload_id };
-	if (req_url(&q, key, p, 2) == -1 || req_auth_headers(&q, sha256_hex) == -1)
-		return bad_args(&q, "part headers");
-	q.in_fd = fd;
-	q.in_off = off;
-	q.in_len = len;
+	if (part_req(&q, key, upload_id, partno, fd, off, len, sha256_hex) == -1)
+		return -1;
 	rc = req_perform(&q);
-	if (rc == 0 && res->outcome == S3_OK) {
-		res->size = len;
-		if (res->etag[0] == '\0') {
-			res->outcome = S3_FAILED;
-			seterr(res, "part upload reply without an ETag");
-		}
-	}
+	if (rc == 0)
+		part_result(res, len);
 	req_done(&q);
+	return rc;
+}
+
+/* ---- parts in parallel --------------------------------------------------- */
+
+#define S3_HASH_STEP	(512u << 10)	/* hashed between two turns of the multi handle */
+
+/* One part in flight on r->part_easy[slot]. */
+struct part_slot {
+	struct s3_req q;
+	struct s3_result res;
+	unsigned partno;	/* 0: free */
+};
+
+/* The SHA-256 of the next part to start, computed a step at a time. */
+struct part_hash {
+	EVP_MD_CTX *ctx;
+	unsigned char *buf;
+	unsigned partno;	/* the part being hashed */
+	uint64_t off, len, done;
+	int ready;		/* hex is partno's hash */
+	char hex[65];
+};
+
+static void
+bytes_hex(const unsigned char *md, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+part_hash_begin(struct part_hash *ph, unsigned partno, uint64_t off, uint64_t len)
+{
+	ph->partno = partno;
+	ph->off = off;
+	ph->len = len;
+	ph->done = 0;
+	ph->ready = 0;
+	return EVP_DigestInit_ex(ph->ctx, EVP_sha256(), NULL) == 1 ? 0 : -1;
+}
+
+/* Hash up to S3_HASH_STEP more bytes of the part.  0, or -1 with errno. */
+static int
+part_hash_step(struct part_hash *ph, int fd)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	uint64_t want = ph->len - ph->done;
+	ssize_t n = 0;
+
+	if (want > S3_HASH_STEP)
+		want = S3_HASH_STEP;
+	if (want > 0) {
+		do
+			n = pread(fd, ph->buf, (size_t)want, (off_t)(ph->off + ph->done));
+		while (n == -1 && errno == EINTR);
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;	/* shorter than its length */
+			return -1;
+		}
+		if (EVP_DigestUpdate(ph->ctx, ph->buf, (size_t)n) != 1) {
+			errno = ENOMEM;
+			return -1;
+		}
+		ph->done += (uint64_t)n;
+	}
+	if (ph->done == ph->len) {
+		if (EVP_DigestFinal_ex(ph->ctx, md, &mdlen) != 1 || mdlen != 32) {
+			errno = ENOMEM;
+			return -1;
+		}
+		bytes_hex(md, 32, ph->hex);
+		ph->ready = 1;
+	}
+	return 0;
+}
+
+/* Take slot's transfer off the multi handle and classify it (cc: how it ended). */
+static int
+part_end(struct s3_remote *r, struct part_slot *sl, CURLcode cc)
+{
+	int rc;
+
+	curl_multi_remove_handle(r->multi, sl->q.h);
+	rc = req_finish(&sl->q, cc);
+	if (rc == 0)
+		part_result(&sl->res, sl->q.in_len);
+	req_done(&sl->q);
+	sl->partno = 0;
+	return rc;
+}
+
+/* The first failure wins: part N's result, its number in the error line. */
+static void
+part_fail(struct s3_result *res, const struct s3_result *pr, unsigned partno)
+{
+	char line[S3_ERR_MAX];
+
+	*res = *pr;
+	if (res->outcome == S3_OK)
+		res->outcome = S3_FAILED;
+	snprintf(line, sizeof(line), "part %u: %.230s", partno, pr->error);
+	memcpy(res->error, line, sizeof(res->error));
+}
+
+int
+s3_mpu_parts(struct s3_remote *r, const struct s3_creds *c, const char *key,
+    const char *upload_id, int fd, uint64_t size, uint64_t part_size, unsigned inflight,
+    int sign, char (*etags)[S3_ETAG_MAX], struct s3_result *res)
+{
+	struct part_slot *slots = NULL;
+	struct part_hash ph;
+	struct s3_result lres;
+	unsigned nparts, next = 1, running = 0, completed = 0, i;
+	int rc = 0, failed = 0, hashing;
+	CURLMsg *m;
+	int left, still;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ph, 0, sizeof(ph));
+	res->outcome = S3_FAILED;
+	if (part_size == 0 || size == 0 || (size + part_size - 1) / part_size > S3_MAX_PARTS ||
+	    etags == NULL || inflight < 1 || inflight > S3_MPU_INFLIGHT_MAX) {
+		seterr(res, "invalid multipart arguments");
+		return -1;
+	}
+	nparts = (unsigned)((size + part_size - 1) / part_size);
+	if ((slots = calloc(inflight, sizeof(*slots))) == NULL ||
+	    (sign && ((ph.ctx = EVP_MD_CTX_new()) == NULL ||
+	    (ph.buf = malloc(S3_HASH_STEP)) == NULL ||
+	    part_hash_begin(&ph, 1, 0, part_size < size ? part_size : size) != 0))) {
+		seterr(res, "out of memory");
+		rc = -1;
+		goto out;
+	}
+	for (;;) {
+		/* Start parts while a slot is free and the next part's hash is known. */
+		for (i = 0; i < inflight && !failed && next <= nparts; i++) {
+			struct part_slot *sl = &slots[i];
+			uint64_t off = (uint64_t)(next - 1) * part_size;
+			uint64_t len = size - off < part_size ? size - off : part_size;
+
+			if (sl->partno != 0)
+				continue;
+			if (sign && !ph.ready)
+				break;
+			req_init(&sl->q, r, c, &sl->res, "PUT");
+			sl->q.h = r->part_easy[i];
+			if (part_req(&sl->q, key, upload_id, next, fd, off, len,
+			    sign ? ph.hex : NULL) == -1 || req_begin(&sl->q) == -1) {
+				req_done(&sl->q);
+				part_fail(res, &sl->res, next);
+				rc = -1;
+				failed = 1;
+				break;
+			}
+			if (curl_multi_add_handle(r->multi, sl->q.h) != CURLM_OK) {
+				(void)req_finish(&sl->q, CURLE_FAILED_INIT);
+				req_done(&sl->q);
+				part_fail(res, &sl->res, next);
+				failed = 1;
+				break;
+			}
+			sl->partno = next++;
+			running++;
+			if (sign && next <= nparts &&
+			    part_hash_begin(&ph, next, off + len, size - (off + len) < part_size ?
+			    size - (off + len) : part_size) != 0) {
+				memset(&lres, 0, sizeof(lres));
+				seterr(&lres, "out of memory");
+				part_fail(res, &lres, next);
+				rc = -1;
+				failed = 1;
+			}
+		}
+		if (running == 0 && (failed || next > nparts))
+			break;
+		/* Hash the next part while the ones in flight go out. */
+		hashing = sign && !failed && next <= nparts && !ph.ready;
+		if (hashing && part_hash_step(&ph, fd) != 0) {
+			memset(&lres, 0, sizeof(lres));
+			lres.outcome = S3_FAILED;
+			seterr(&lres, "reading the upload source: %s", strerror(errno));
+			part_fail(res, &lres, ph.partno);
+			rc = -1;
+			failed = 1;
+		}
+		if (running == 0)
+			continue;
+		if (curl_multi_perform(r->multi, &still) != CURLM_OK)
+			break;
+		while ((m = curl_multi_info_read(r->multi, &left)) != NULL) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			for (i = 0; i < inflight; i++)
+				if (slots[i].partno != 0 && m->easy_handle == slots[i].q.h)
+					break;
+			if (i == inflight)
+				continue;
+			{
+				struct part_slot *sl = &slots[i];
+				unsigned pn = sl->partno;
+				int prc = part_end(r, sl, m->data.result);
+
+				running--;
+				if (prc == 0 && sl->res.outcome == S3_OK) {
+					memcpy(etags[pn - 1], sl->res.etag, S3_ETAG_MAX);
+					completed++;
+				} else if (!failed) {
+					part_fail(res, &sl->res, pn);
+					rc = prc;
+					failed = 1;
+				}
+			}
+		}
+		if (failed)
+			break;
+		/* Wait for the sockets only when there is nothing to hash. */
+		if (running > 0 && !hashing &&
+		    curl_multi_poll(r->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+			break;
+	}
+	if (!failed && completed != nparts) {
+		seterr(res, "the multi handle failed");
+		res->outcome = S3_RETRY;
+		failed = 1;
+	}
+	/* A failure stops the parts still in flight: the caller aborts the upload. */
+	for (i = 0; i < inflight; i++)
+		if (slots[i].partno != 0)
+			(void)part_end(r, &slots[i], CURLE_ABORTED_BY_CALLBACK);
+	if (!failed) {
+		res->outcome = S3_OK;
+		res->http_status = 200;
+		res->size = size;
+	}
+out:
+	EVP_MD_CTX_free(ph.ctx);
+	free(ph.buf);
+	free(slots);
 	return rc;
 }
 

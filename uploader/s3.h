@@ -1,6 +1,7 @@
 /*
  * The S3 client of the uploader: libcurl with CURLOPT_AWS_SIGV4, one easy
- * handle per remote, kept alive between requests.
+ * handle per remote (and S3_MPU_INFLIGHT_MAX more for parts in parallel),
+ * connections kept alive between requests.
  *
  * It is built to run inside the uploader's sandbox, which can open no file
  * and resolve no name: everything that needs the filesystem or DNS happens in
@@ -134,6 +135,21 @@ int s3_mpu_create(struct s3_remote *r, const struct s3_creds *c, const char *key
 int s3_mpu_part(struct s3_remote *r, const struct s3_creds *c, const char *key,
     const char *upload_id, unsigned partno, int fd, uint64_t off, uint64_t len,
     const char *sha256_hex, struct s3_result *res);	/* res->etag: the part's */
+/*
+ * Upload parts 1..N of fd bytes [0, size) (pread), part_size bytes each but
+ * the last, with up to inflight (1..S3_MPU_INFLIGHT_MAX) parts in flight at
+ * once, each on its own connection, all driven from the calling thread.
+ * sign: each part's SHA-256 is computed (in steps, while the parts before it
+ * are in flight) and signed; 0: UNSIGNED-PAYLOAD.  Memory stays constant:
+ * the bytes go from the fd to libcurl's upload buffers.  etags[i] gets part
+ * i+1's ETag.  The first failure stops every part in flight and is what res
+ * says ("part N: ..."); the caller then aborts the upload.
+ */
+#define S3_MPU_INFLIGHT_MAX	4
+#define S3_MPU_INFLIGHT_DEFAULT	3	/* what the uploader uses */
+int s3_mpu_parts(struct s3_remote *r, const struct s3_creds *c, const char *key,
+    const char *upload_id, int fd, uint64_t size, uint64_t part_size, unsigned inflight,
+    int sign, char (*etags)[S3_ETAG_MAX], struct s3_result *res);
 /*
  * Complete with parts 1..nparts whose ETags are etags[i].  cond/etag as for
  * s3_put, sent on the complete request (servers that ignore it are caught by

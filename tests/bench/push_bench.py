@@ -23,21 +23,14 @@ import sys
 import tempfile
 import time
 
+from rgwbench import RGW
+
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                         os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPS = int(os.environ.get("VS_BENCH_REPS", "3"))
 SIZE_MIB = int(os.environ.get("VS_BENCH_PUSH_MIB", "256"))
 PASS = "bench passphrase"
-
-
-def read_env(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            out[k] = v
-    return out
 
 
 def timed(argv, env=None):
@@ -51,20 +44,11 @@ def timed(argv, env=None):
 
 def main():
     work = tempfile.mkdtemp(prefix="vs-pbench-", dir="/dev/shm")
-    rgw = tempfile.mkdtemp(prefix="vs-pbench-rgw-")
-    shutil.rmtree(rgw)
+    rgw = None
     proc = None
     try:
-        r = subprocess.run([os.path.join(REPO, "tests/s3/rgw-start.sh"), rgw],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SystemExit("rgw-start.sh failed:\n" + r.stdout + r.stderr)
-        s3 = read_env(os.path.join(rgw, "s3.env"))
-        creds = os.path.join(work, "s3.env")
-        fd = os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, ("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n" % (
-            s3["VS_S3_ACCESS_KEY"], s3["VS_S3_SECRET_KEY"])).encode())
-        os.close(fd)
+        rgw = RGW(work)
+        s3 = rgw.env
         vault = os.path.join(work, "vault")
         os.makedirs(vault)
         with open(os.path.join(vault, "big.bin"), "wb") as f:
@@ -74,10 +58,7 @@ def main():
         with open(conf, "w") as f:
             f.write("RuntimeDir %s/run\nStateDir %s/state\nLogLevel warning\nStatusAPI no\n"
                     "WatcherDebounce 60s\nVault b\n  Path %s\n  Mount no\n  MountSize 1G\n"
-                    "  Remote s3://%s/bench\n  Endpoint %s\n  Region %s\n  PathStyle yes\n"
-                    "  CredentialsFile %s\n  HistoryKeep 0\n" % (
-                        work, work, vault, s3["VS_S3_BUCKET"], s3["VS_S3_ENDPOINT"],
-                        s3["VS_S3_REGION"], creds))
+                    "%s  HistoryKeep 0\n" % (work, work, vault, rgw.vault_conf("bench")))
         passfile = os.path.join(work, "pass")
         with open(passfile, "w") as f:
             f.write(PASS + "\n")
@@ -123,7 +104,8 @@ def main():
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-        subprocess.run([os.path.join(REPO, "tests/s3/rgw-stop.sh"), rgw], capture_output=True)
+        if rgw is not None:
+            rgw.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -344,3 +344,43 @@ def test_sighup_adds_and_removes_vaults(dirloop, workdir):
     assert len([r for r in ticks(e.d) if r["vault"] == "w"]) == n_w
     assert os.path.exists(os.path.join(e.path, "keep"))
     assert e.d.stop() == 0
+
+
+def readme_recipes():
+    """The jq commands of the README's tick-log section, in order."""
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    with open(readme) as f:
+        text = f.read()
+    block = text.split("<!-- jq-recipes")[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [l for l in block.splitlines() if l.startswith("jq ")]
+
+
+def test_readme_jq_recipes(dirloop):
+    e = started(dirloop())
+    write(e, "a", "1")
+    wait_for(lambda: [r for r in ticks(e.d, "tick_end") if r["sync"]["pushed"]],
+             timeout=30, what="a tick that pushed")
+    e.ctl("lock", "v")
+    e.ctl("sync", "v", check=False)
+    wait_for(lambda: ticks(e.d, "tick_skip"), what="a skip")
+    recipes = readme_recipes()
+    assert len(recipes) == 4, recipes
+    outs = []
+    for cmd in recipes:
+        cmd = cmd.replace('"work"', '"v"').replace("vaultsyncd.log", e.d.log)
+        r = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.strip(), (cmd, r.stdout, r.stderr)
+        outs.append(r.stdout.strip().splitlines())
+    every, pushed, skips, per_vault = outs
+    assert all(json.loads(l)["vault"] == "v" and json.loads(l)["event"] for l in every)
+    assert len(every) == len(ticks(e.d))
+    for l in pushed:
+        assert re.fullmatch(r"\S+Z v (startup|watcher|ctl|interval|head-poll) dir:\S+/v/"
+                            r"vault\.tar\.age", l), l
+    for l in skips:
+        assert re.fullmatch(r"\S+Z v (startup|ctl|interval) locked", l), l
+    total = json.loads("\n".join(per_vault))
+    assert total == [{"vault": "v", "uploaded_bytes": sum(
+        r["sync"]["uploaded_bytes"] for r in ticks(e.d, "tick_end"))}], total
+    assert total[0]["uploaded_bytes"] > 0
+    assert e.d.stop() == 0

@@ -339,7 +339,14 @@ def test_kill9_during_100_saves_never_tears_the_archive(daemon_factory, workdir)
             finally:
                 shutil.rmtree(out)
             assert got in seen, "iteration %d: the archive is none of the saved states" % i
+            # The restart's startup tick saves the tree as it finds it: let it finish
+            # before the next write, or it may archive a file half written.
+            ends = len([r for r in e.d.records() if r.get("event") == "tick_end"
+                        and r.get("trigger") == "startup"])
             e.d.start()
+            wait_for(lambda: len([r for r in e.d.records() if r.get("event") == "tick_end" and
+                                  r.get("trigger") == "startup"]) > ends,
+                     timeout=30, what="the startup tick")
         assert not [n for n in os.listdir(e.state) if n.startswith(".vault.tar.age.")]
     finally:
         e.d.stop()

@@ -11,7 +11,12 @@
  *   list PREFIX              mpu-list PREFIX   mpu-abort KEY ID
  *   mpu-create KEY           (starts an upload and leaves it unfinished)
  *   mpu-put KEY FILE PARTSIZE [--if-none-match | --if-match ETAG] [--unsigned]
+ *       [--inflight N]
  *
+ * mpu-put sends its parts as the uploader does (s3_mpu_parts, N in flight,
+ * default S3_MPU_INFLIGHT_DEFAULT, each part hashed just before it goes up
+ * unless --unsigned); --inflight 0 sends them one at a time with
+ * s3_mpu_part, every hash computed before the setup point.
  * Every file is opened and hashed before the client is set up; then
  * "vs-s3: setup done" goes to stderr and from there on the process opens
  * nothing and resolves nothing (-Z proves it: the uploader's own seccomp
@@ -62,6 +67,7 @@ usage(void)
 	    "      [--content-id ID] [--device-id ID]\n"
 	    "  get KEY OUTFILE | head KEY | delete KEY | list PREFIX\n"
 	    "  mpu-put KEY FILE PARTSIZE [--if-none-match | --if-match ETAG] [--unsigned]\n"
+	    "      [--inflight N]\n"
 	    "  mpu-create KEY | mpu-list PREFIX | mpu-abort KEY ID\n", stderr);
 	exit(1);
 }
@@ -158,6 +164,7 @@ struct opts {
 	enum s3_cond cond;
 	const char *etag, *cid, *did;
 	int unsigned_payload;
+	int inflight;		/* mpu-put: parts in flight, 0 = s3_mpu_part one at a time */
 };
 
 static void
@@ -174,6 +181,11 @@ parse_put_opts(int argc, char **argv, struct opts *o)
 			o->etag = argv[++i];
 		} else if (strcmp(argv[i], "--unsigned") == 0)
 			o->unsigned_payload = 1;
+		else if (strcmp(argv[i], "--inflight") == 0 && i + 1 < argc) {
+			o->inflight = (int)parse_size(argv[++i]);
+			if (o->inflight > S3_MPU_INFLIGHT_MAX)
+				usage();
+		}
 		else if (strcmp(argv[i], "--content-id") == 0 && i + 1 < argc)
 			o->cid = argv[++i];
 		else if (strcmp(argv[i], "--device-id") == 0 && i + 1 < argc)
@@ -210,6 +222,15 @@ mpu_put(struct s3_remote *r, const struct s3_creds *c, const char *key, int fd,
 	    res->outcome != S3_OK)
 		return rc;
 	snprintf(extra, extralen, " upload-id=%s", id);
+	if (o->inflight > 0) {
+		rc = s3_mpu_parts(r, c, key, id, fd, size, psize, (unsigned)o->inflight,
+		    !o->unsigned_payload, etags, res);
+		if (rc != 0 || res->outcome != S3_OK) {
+			fprintf(stderr, "vs-s3: %s; upload %s left for mpu-abort\n", res->error, id);
+			return rc;
+		}
+		return s3_mpu_complete(r, c, key, id, etags, n, o->cond, o->etag, res);
+	}
 	for (i = 0; i < n; i++) {
 		uint64_t off = (uint64_t)i * psize, len = size - off < psize ? size - off : psize;
 
@@ -233,7 +254,7 @@ main(int argc, char **argv)
 	struct s3_result res;
 	struct s3_creds sc;
 	struct creds cr;
-	struct opts o = { S3_COND_NONE, NULL, NULL, NULL, 0 };
+	struct opts o = { S3_COND_NONE, NULL, NULL, NULL, 0, S3_MPU_INFLIGHT_DEFAULT };
 	enum cred_state cst;
 	char err[256], id[S3_ID_MAX], extra[S3_ID_MAX + 16] = "", (*sha)[65] = NULL;
 	const char *credsfile = NULL, *cafile = NULL, *op, *why;
@@ -301,7 +322,7 @@ main(int argc, char **argv)
 		nparts = (unsigned)((size + psize - 1) / psize);
 		if ((sha = calloc(nparts, sizeof(*sha))) == NULL)
 			die("out of memory");
-		for (i = 0; i < nparts && !o.unsigned_payload; i++)
+		for (i = 0; i < nparts && !o.unsigned_payload && o.inflight == 0; i++)
 			hash_range(fd, (uint64_t)i * psize, size - (uint64_t)i * psize < psize ?
 			    size - (uint64_t)i * psize : psize, sha[i]);
 	} else if (strcmp(op, "get") == 0 && argc == 3) {
