@@ -146,7 +146,7 @@ int s3_mpu_part(struct s3_remote *r, const struct s3_creds *c, const char *key,
  * says ("part N: ..."); the caller then aborts the upload.
  */
 #define S3_MPU_INFLIGHT_MAX	4
-#define S3_MPU_INFLIGHT_DEFAULT	3	/* what the uploader uses */
+#define S3_MPU_INFLIGHT_DEFAULT	4	/* what the uploader uses */
 int s3_mpu_parts(struct s3_remote *r, const struct s3_creds *c, const char *key,
     const char *upload_id, int fd, uint64_t size, uint64_t part_size, unsigned inflight,
     int sign, char (*etags)[S3_ETAG_MAX], struct s3_result *res);

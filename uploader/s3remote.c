@@ -19,6 +19,7 @@
 #define PART_COUNT_MAX	9000ull
 #define LIST_MAX	100000
 #define HASH_CHUNK	(1u << 20)
+#define MPU_INFLIGHT	S3_MPU_INFLIGHT_DEFAULT
 
 uint64_t upl_multipart_threshold = 64ull << 20;
 
@@ -141,13 +142,12 @@ static void
 put_multipart(struct upl_remote *r, const struct s3_creds *sc, const char *key,
     const struct msg_upl_put *m, int fd, const struct upl_emit *em, struct msg_upl_result *res)
 {
-	char upload_id[S3_ID_MAX], hex[65];
+	char upload_id[S3_ID_MAX];
 	char (*etags)[S3_ETAG_MAX] = NULL;
-	uint64_t part = PART_MIN, off;
-	unsigned nparts, i;
+	uint64_t part = PART_MIN;
+	unsigned nparts;
 	struct msg_upl_mpu mm;
 	struct s3_result sr;
-	const char *h;
 
 	while ((m->size + part - 1) / part > PART_COUNT_MAX)
 		part *= 2;
@@ -169,22 +169,19 @@ put_multipart(struct upl_remote *r, const struct s3_creds *sc, const char *key,
 		upl_seterr(res, UPL_RETRY, "out of memory");
 		goto abort;
 	}
-	for (i = 0, off = 0; i < nparts; i++, off += part) {
-		uint64_t len = m->size - off < part ? m->size - off : part;
-
-		if (payload_hash(r, fd, off, len, hex, &h) != 0) {
-			upl_seterr(res, UPL_FAILED, "read the archive: %s", strerror(errno));
-			goto abort;
-		}
-		memset(&sr, 0, sizeof(sr));
-		if (s3_mpu_part(r->s3, sc, key, upload_id, i + 1, fd, off, len, h, &sr) != 0 ||
-		    sr.outcome != S3_OK || sr.etag[0] == '\0') {
-			take(r, &sr, res);
-			if (res->outcome == UPL_OK)
-				upl_seterr(res, UPL_FAILED, "part %u: no ETag in the reply", i + 1);
-			goto abort;
-		}
-		memcpy(etags[i], sr.etag, sizeof(etags[i]));
+	/*
+	 * MPU_INFLIGHT parts at once, each on its own connection: one stream
+	 * leaves the server's other core idle.  Signed as payload_hash() would
+	 * (over plain HTTP only), each part's hash computed while the parts
+	 * before it are on the wire.
+	 */
+	memset(&sr, 0, sizeof(sr));
+	if (s3_mpu_parts(r->s3, sc, key, upload_id, fd, m->size, part, MPU_INFLIGHT, !r->tls,
+	    etags, &sr) != 0 || sr.outcome != S3_OK) {
+		take(r, &sr, res);
+		if (res->outcome == UPL_OK)
+			upl_seterr(res, UPL_FAILED, "%s", sr.error);
+		goto abort;
 	}
 	/* Another device may have written since the first check. */
 	if (precheck(r, sc, key, m, res) != 0)

@@ -10,6 +10,8 @@
  *   get KEY OUTFILE          head KEY          delete KEY
  *   list PREFIX              mpu-list PREFIX   mpu-abort KEY ID
  *   mpu-create KEY           (starts an upload and leaves it unfinished)
+ *   mpu-parts KEY ID FILE PARTSIZE [--unsigned] [--inflight N]
+ *                            (s3_mpu_parts into upload ID, no complete)
  *   mpu-put KEY FILE PARTSIZE [--if-none-match | --if-match ETAG] [--unsigned]
  *       [--inflight N]
  *
@@ -68,7 +70,8 @@ usage(void)
 	    "  get KEY OUTFILE | head KEY | delete KEY | list PREFIX\n"
 	    "  mpu-put KEY FILE PARTSIZE [--if-none-match | --if-match ETAG] [--unsigned]\n"
 	    "      [--inflight N]\n"
-	    "  mpu-create KEY | mpu-list PREFIX | mpu-abort KEY ID\n", stderr);
+	    "  mpu-create KEY | mpu-list PREFIX | mpu-abort KEY ID\n"
+	    "  mpu-parts KEY ID FILE PARTSIZE [--unsigned] [--inflight N]\n", stderr);
 	exit(1);
 }
 
@@ -325,6 +328,13 @@ main(int argc, char **argv)
 		for (i = 0; i < nparts && !o.unsigned_payload && o.inflight == 0; i++)
 			hash_range(fd, (uint64_t)i * psize, size - (uint64_t)i * psize < psize ?
 			    size - (uint64_t)i * psize : psize, sha[i]);
+	} else if (strcmp(op, "mpu-parts") == 0 && argc >= 5) {
+		parse_put_opts(argc - 5, argv + 5, &o);
+		fd = open_input(argv[3], &size);
+		if ((psize = parse_size(argv[4])) == 0 || o.inflight == 0)
+			usage();
+		if (size == 0 || (size + psize - 1) / psize > MAX_PARTS)
+			die("%s: empty, or more than %d parts", argv[3], MAX_PARTS);
 	} else if (strcmp(op, "get") == 0 && argc == 3) {
 		if ((fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
 			die("%s: %s", argv[2], strerror(errno));
@@ -358,6 +368,11 @@ main(int argc, char **argv)
 		    sizeof(extra));
 		print_result(&res, extra);
 		printed = 1;
+	} else if (strcmp(op, "mpu-parts") == 0) {
+		static char etags[MAX_PARTS][S3_ETAG_MAX];
+
+		rc = s3_mpu_parts(r, &sc, argv[1], argv[2], fd, size, psize, (unsigned)o.inflight,
+		    !o.unsigned_payload, etags, &res);
 	} else if (strcmp(op, "get") == 0)
 		rc = s3_get(r, &sc, argv[1], fd, maxget, &res);
 	else if (strcmp(op, "head") == 0)
