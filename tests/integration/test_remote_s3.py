@@ -286,3 +286,22 @@ def test_pull_from_s3(s3env, s3):
         e.vstate()), what="in step")
     assert v["remote_etag"] == s3.head(env.key)["ETag"].strip('"')
     assert e.d.stop() == 0
+
+
+def test_credentials_reread_before_they_expire(s3env, s3):
+    import datetime
+    env = s3env()
+    expiry = (datetime.datetime.now(datetime.timezone.utc) +
+              datetime.timedelta(seconds=75)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with open(env.creds, "a") as f:
+        f.write("AWS_CREDENTIAL_EXPIRATION=%s\n" % expiry)
+    e = env.e
+    e.d.start()
+    st = e.d.status()
+    assert st["credentials"][0]["expiry"] == expiry, st["credentials"]
+    first = e.d.child_pids()["uploader"]
+    # 60 s before the expiry the uploader is started afresh to read the file again.
+    wait_for(lambda: e.d.child_pids().get("uploader") not in (None, first), timeout=40,
+             interval=0.5, what="a fresh uploader before the expiry")
+    assert any("about to expire" in r.get("msg", "") for r in e.d.records())
+    assert e.d.stop() == 0
