@@ -90,10 +90,15 @@ children_creds_changed(void)
 	return 0;
 }
 
+/* One timer for the earliest expiry: the uploader's reports cannot make the parent add more. */
+static int expiry_timer = -1;
+static int64_t expiry_at;
+
 static void
 expiry_fired(void *arg)
 {
 	(void)arg;
+	expiry_timer = -1;
 	log_info("credentials are about to expire; restarting the uploader to read them again");
 	restart_uploader("credentials about to expire");
 }
@@ -116,8 +121,13 @@ on_cred_info(struct child_proc *c, struct msg *m)
 				log_info("credentials %s: %s", m->u.cred.path,
 				    m->u.cred.state == CRED_ST_OK ? "ok" : m->u.cred.error);
 			/* Re-read shortly before they expire; if that gives nothing newer, wait for a change. */
-			if (m->u.cred.expiry > 0 && m->u.cred.expiry != D.creds[i].expiry && at > now)
-				(void)timer_add((uint64_t)(at - now) * 1000, expiry_fired, NULL);
+			if (m->u.cred.expiry > 0 && at > now &&
+			    (expiry_timer < 0 || at < expiry_at)) {
+				if (expiry_timer >= 0)
+					timer_cancel(expiry_timer);
+				expiry_timer = timer_add((uint64_t)(at - now) * 1000, expiry_fired, NULL);
+				expiry_at = at;
+			}
 			D.creds[i] = m->u.cred;
 			return NULL;
 		}

@@ -7,32 +7,20 @@
  * take their version ourselves: vaultsyncctl pull does, with the passphrase)
  * and its loop gets a head-poll tick.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "vaultsyncd.h"
 
-struct poll_arg {
-	char name[CFG_NAME_MAX];
-	unsigned gen;
-};
-
-static void poll_fired(void *arg);
+static void poll_fired(struct vault_rt *v);
 
 static void
 schedule(struct vault_rt *v)
 {
-	struct poll_arg *pa;
-
-	v->hp_gen++;
+	vtimer_clear(&v->hp_timer);
 	if (D.shutting_down || D.oneshot || v->hp_interval_ms == 0)
 		return;
-	if ((pa = calloc(1, sizeof(*pa))) == NULL)
-		fatal("calloc");
-	msg_strlcpy(pa->name, v->name, sizeof(pa->name));
-	pa->gen = v->hp_gen;
-	(void)timer_add(v->hp_interval_ms, poll_fired, pa);
+	vtimer_set(v, &v->hp_timer, v->hp_interval_ms, poll_fired);
 }
 
 static void
@@ -77,18 +65,11 @@ polled(const char *vault, const struct msg_upl_result *r, void *arg)
 }
 
 static void
-poll_fired(void *arg)
+poll_fired(struct vault_rt *v)
 {
 	static const struct upl_cbs cbs = { polled, NULL, NULL, NULL };
-	struct poll_arg *pa = arg;
-	struct vault_rt *v = vault_rt_find(pa->name);
 	const struct cfg_vault *cv;
 
-	if (v == NULL || pa->gen != v->hp_gen) {
-		free(pa);
-		return;
-	}
-	free(pa);
 	cv = cfg_vault_find(&D.cfg, v->name);
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
 		return;

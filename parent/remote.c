@@ -139,32 +139,19 @@ add_waiter(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
 	v->nwaiters++;
 }
 
-struct retry_arg {
-	char name[CFG_NAME_MAX];
-	int timer;
-};
-
 static int push_start(struct vault_rt *v);
 
 static void
-retry_fired(void *arg)
+retry_fired(struct vault_rt *v)
 {
-	struct retry_arg *ra = arg;
-	struct vault_rt *v = vault_rt_find(ra->name);
-
-	if (v != NULL && v->push_timer_set && v->push_timer == ra->timer) {
-		v->push_timer_set = 0;
-		v->next_push_at = 0;
-		(void)push_start(v);
-	}
-	free(ra);
+	v->next_push_at = 0;
+	(void)push_start(v);
 }
 
 static void
 schedule_retry(struct vault_rt *v)
 {
 	uint64_t delay = RETRY_BASE_MS, jitter;
-	struct retry_arg *ra;
 	uint32_t i;
 
 	for (i = 1; i < v->push_failures && delay < RETRY_MAX_MS; i++)
@@ -175,12 +162,7 @@ schedule_retry(struct vault_rt *v)
 	if (getrandom(&jitter, sizeof(jitter), 0) != sizeof(jitter))
 		jitter = 0;
 	delay = delay / 2 + jitter % (delay / 2 + 1);
-	if ((ra = calloc(1, sizeof(*ra))) == NULL)
-		fatal("calloc");
-	msg_strlcpy(ra->name, v->name, sizeof(ra->name));
-	ra->timer = timer_add(delay, retry_fired, ra);
-	v->push_timer = ra->timer;
-	v->push_timer_set = 1;
+	vtimer_set(v, &v->push_retry, delay, retry_fired);
 	v->next_push_at = (int64_t)time(NULL) + (int64_t)((delay + 999) / 1000);
 	log_debug("vault %s: next push attempt in %llu ms", v->name, (unsigned long long)delay);
 }
@@ -637,7 +619,7 @@ push_start(struct vault_rt *v)
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || v->push_busy)
 		return v->push_busy;
-	if (v->push_timer_set) {
+	if (vtimer_pending(&v->push_retry)) {
 		reply_waiters(v, 1, v->push_error[0] ? v->push_error :
 		    "push failed; a retry is scheduled");
 		return 0;
@@ -724,8 +706,8 @@ remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, cha
 	v->want_history = 1;
 	if (force)
 		v->want_force = 1;
-	/* An explicit request does not wait for the backoff (the old timer finds itself stale). */
-	v->push_timer_set = 0;
+	/* An explicit request does not wait for the backoff. */
+	vtimer_clear(&v->push_retry);
 	v->next_push_at = 0;
 	remote_kick(v, client, gen, "");
 	return 0;
@@ -805,13 +787,6 @@ remote_uploader_ready(void)
 }
 
 void
-remote_forget(struct vault_rt *v)
-{
-	reply_waiters(v, 1, "the vault was removed from the configuration");
-	v->push_timer_set = 0;
-}
-
-void
 remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 {
 	const struct cfg_vault *cv = cfg_of(v);
@@ -823,7 +798,7 @@ remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 	sv->uploaded_bytes = v->rs.uploaded_bytes;
 	sv->pushed = !remote_lags(v) && v->rs.pushed_sha256[0] != '\0';
 	sv->weak_cas = (uint32_t)v->rs.weak_cas;
-	sv->next_push_at = v->push_timer_set ? v->next_push_at : 0;
+	sv->next_push_at = vtimer_pending(&v->push_retry) ? v->next_push_at : 0;
 	sv->consecutive_failures += v->push_failures;
 	msg_strlcpy(sv->remote_etag, v->rs.etag, sizeof(sv->remote_etag));
 	if (v->push_error[0] != '\0' && v->last_error[0] == '\0')

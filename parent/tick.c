@@ -68,37 +68,22 @@ base(const struct vault_rt *v, const char *event)
 	    trigger_names[v->tick_trigger]);
 }
 
-struct interval_arg {
-	char name[CFG_NAME_MAX];
-	unsigned gen;
-};
-
 static void
-interval_fired(void *arg)
+interval_fired(struct vault_rt *v)
 {
-	struct interval_arg *ia = arg;
-	struct vault_rt *v = vault_rt_find(ia->name);
-
-	if (v != NULL && ia->gen == v->interval_gen)
-		tick_request(v, TRIG_INTERVAL, -1, 0);
-	free(ia);
+	tick_request(v, TRIG_INTERVAL, -1, 0);
 }
 
-/* The backstop: Interval after the end of every tick (an older timer finds itself stale). */
+/* The backstop: Interval after the end of every tick (re-arming cancels the old one). */
 static void
 arm_interval(struct vault_rt *v)
 {
 	const struct cfg_vault *cv = cfg_of(v);
-	struct interval_arg *ia;
 
-	v->interval_gen++;
+	vtimer_clear(&v->interval);
 	if (cv == NULL || D.shutting_down || D.oneshot || cv->interval_ms == 0)
 		return;
-	if ((ia = calloc(1, sizeof(*ia))) == NULL)
-		fatal("calloc");
-	msg_strlcpy(ia->name, v->name, sizeof(ia->name));
-	ia->gen = v->interval_gen;
-	(void)timer_add(cv->interval_ms, interval_fired, ia);
+	vtimer_set(v, &v->interval, cv->interval_ms, interval_fired);
 }
 
 static void

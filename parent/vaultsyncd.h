@@ -67,6 +67,12 @@ int proc_send(struct child_proc *c, uint32_t type, const void *p, size_t len);
 void children_config_changed(int creds_changed);
 int children_creds_changed(void);	/* 1: a credentials file changed, the uploader restarts */
 
+/* ---- vtimer.c: one timer per purpose per vault; zero = none ---- */
+struct vtimer {
+	int id;				/* timer id + 1 */
+	void *arg;
+};
+
 /* ---- watch.c ---- */
 #define PUSH_WAITERS	8
 #define TICK_WAITERS	8
@@ -94,7 +100,7 @@ struct vault_rt {
 	int rs_loaded;
 	int push_busy;			/* a push sequence runs */
 	int push_step;
-	int push_timer_set, push_timer;	/* the retry */
+	struct vtimer push_retry;
 	uint32_t push_failures;		/* consecutive */
 	int64_t next_push_at;
 	char push_sha[65];		/* hash of the archive being pushed */
@@ -121,13 +127,13 @@ struct vault_rt {
 	char tick_save_msg[512], tick_push_msg[512];
 	struct { int client; uint32_t gen; } tick_waiters[TICK_WAITERS];
 	int ntick_waiters;
-	unsigned interval_gen;
+	struct vtimer interval;		/* the Interval backstop */
 	int lock_pending, lock_client;	/* a lock waiting for the tick to end */
 	uint32_t lock_gen;
 
 	/* headpoll.c */
 	uint64_t hp_interval_ms;	/* 0: not polling */
-	unsigned hp_gen;
+	struct vtimer hp_timer;
 	int hp_primed, hp_inflight;
 	char hp_seen[128];		/* the ETag the last poll saw */
 
@@ -177,7 +183,6 @@ struct vault_job;
 void remote_pulled(struct vault_rt *v, const struct vault_job *vj);
 void remote_status(const struct vault_rt *v, struct msg_snap_vault *sv);
 int remote_lags(const struct vault_rt *v);
-void remote_forget(struct vault_rt *v);	/* the vault left the config */
 int remote_any_busy(void);
 void remote_mark_conflict(struct vault_rt *v);
 
@@ -206,6 +211,11 @@ void vault_final_saves(void);	/* at shutdown: every unlocked vault, then its pus
 void vault_oneshot_start(void);
 int vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,
     const char *src, const char *etag, int latest, char *err, size_t errlen);
+
+typedef void (*vtimer_fn)(struct vault_rt *v);
+void vtimer_set(struct vault_rt *v, struct vtimer *t, uint64_t ms, vtimer_fn fn);
+void vtimer_clear(struct vtimer *t);
+int vtimer_pending(const struct vtimer *t);
 
 /* ---- tick.c ---- */
 void tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen);

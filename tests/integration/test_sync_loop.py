@@ -384,3 +384,14 @@ def test_readme_jq_recipes(dirloop):
         r["sync"]["uploaded_bytes"] for r in ticks(e.d, "tick_end"))}], total
     assert total[0]["uploaded_bytes"] > 0
     assert e.d.stop() == 0
+
+
+def test_many_ticks_do_not_exhaust_the_timers(dirloop):
+    """Every tick re-arms the Interval backstop; the old timer must go, or a busy
+    vault runs the daemon out of timers (512) within one Interval."""
+    e = started(dirloop())
+    for _ in range(600):
+        assert e.d.ctl("sync", "v").returncode == 0
+    assert e.d.proc.poll() is None
+    assert len(ticks(e.d, "tick_end", "ctl")) >= 600
+    assert e.d.stop() == 0
