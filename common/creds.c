@@ -192,11 +192,22 @@ creds_set(struct creds_pctx *x, int key, const char *v, size_t vlen)
 		if (vlen == 0)
 			return creds_line_err(x, key, "empty value");
 		if (vlen < CREDS_MIN_KEY_ID || vlen > CREDS_MAX_KEY_ID)
-			return creds_line_err(x, key, "must be 16 to 128 characters");
-		for (i = 0; i < vlen; i++)
-			if (!CREDS_IS_ALPHA(v[i]) && !CREDS_IS_DIGIT(v[i]))
+			return creds_line_err(x, key, "must be 3 to 128 characters");
+		/*
+		 * AWS issues 16+ letters and digits, but MinIO ("minioadmin"),
+		 * RGW and others issue short or punctuated ids.  Only what the
+		 * SigV4 header cannot carry is refused: the Credential field is
+		 * split on '/', the Authorization header on ','.
+		 */
+		for (i = 0; i < vlen; i++) {
+			if (v[i] == '/' || v[i] == ',')
+				return creds_line_err(x, key, v[i] == '/' ?
+				    "'/' cannot be carried in a SigV4 credential" :
+				    "',' cannot be carried in a SigV4 credential");
+			if (v[i] <= ' ' || v[i] > '~')
 				return creds_line_err(x, key,
-				    "must be letters and digits only");
+				    "must be printable ASCII without spaces");
+		}
 		memcpy(c->access_key_id, v, vlen);
 		c->access_key_id[vlen] = '\0';
 		return 0;

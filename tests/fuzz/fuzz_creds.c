@@ -23,7 +23,9 @@ static const char *const keys[] = {
 static const char *const msgs[] = {
 	"expected KEY=VALUE", "unterminated quote", "text after the closing quote",
 	"unmatched quote", "control character in the value", "empty value",
-	"must be 16 to 128 characters", "must be letters and digits only",
+	"must be 3 to 128 characters", "must be printable ASCII without spaces",
+	"'/' cannot be carried in a SigV4 credential",
+	"',' cannot be carried in a SigV4 credential",
 	"longer than 128 bytes", "longer than 4096 bytes", "not an RFC 3339 timestamp",
 	"not after 1970", "line too long", "NUL byte", "cannot allocate a buffer",
 	"AWS_ACCESS_KEY_ID is missing", "AWS_SECRET_ACCESS_KEY is missing",

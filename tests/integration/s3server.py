@@ -29,7 +29,8 @@ START = os.path.join(REPO, "tests", "s3", "rgw-start.sh")
 STOP = os.path.join(REPO, "tests", "s3", "rgw-stop.sh")
 AWS = "/usr/bin/aws"  # not whatever "aws" comes first on PATH
 ENV_KEYS = ("VS_S3_ENDPOINT", "VS_S3_REGION", "VS_S3_BUCKET", "VS_S3_ACCESS_KEY",
-            "VS_S3_SECRET_KEY", "VS_S3_ACCESS_KEY2", "VS_S3_SECRET_KEY2", "VS_S3_PORT",
+            "VS_S3_SECRET_KEY", "VS_S3_ACCESS_KEY2", "VS_S3_SECRET_KEY2", "VS_S3_ACCESS_KEY3",
+            "VS_S3_SECRET_KEY3", "VS_S3_PORT",
             "VS_S3_DIR")
 
 
@@ -57,6 +58,9 @@ class S3Server:
         # A second key pair of the same S3 user: same bucket, other credentials.
         self.access_key2 = env.get("VS_S3_ACCESS_KEY2")
         self.secret_key2 = env.get("VS_S3_SECRET_KEY2")
+        # A third key pair with a short, MinIO-style access key id.
+        self.access_key3 = env.get("VS_S3_ACCESS_KEY3")
+        self.secret_key3 = env.get("VS_S3_SECRET_KEY3")
         self.port = int(env["VS_S3_PORT"])
         self.dir = env.get("VS_S3_DIR")
         self.rgw_stopped = False

@@ -19,11 +19,11 @@ from test_vault import VaultEnv, populate, tree
 
 class S3Env:
     def __init__(self, factory, workdir, user_mode, s3, extra="", conf="", secret=None,
-                 mount_size="16M"):
+                 mount_size="16M", access_key=None):
         self.s3 = s3
         self.prefix = s3.new_prefix()
         self.creds = os.path.join(workdir, "s3.env")
-        s3.creds_file(self.creds, secret=secret)
+        s3.creds_file(self.creds, secret=secret, access_key=access_key)
         vault = ("  Remote s3://%s/%s\n  Endpoint %s\n  Region %s\n  PathStyle yes\n"
                  "  CredentialsFile %s\n" % (s3.bucket, self.prefix, s3.endpoint, s3.region,
                                             self.creds)) + extra
@@ -114,6 +114,22 @@ def test_round_trip_with_aws_and_s3cmd(s3env, s3):
     with open(os.path.join(e.state, "state")) as f:
         sha = [l.split("=", 1)[1].strip() for l in f if l.startswith("sha256=")][0]
     assert sha not in str(s3.head(env.key))
+    assert e.d.stop() == 0
+
+
+def test_short_access_key_id_is_accepted(s3env, s3):
+    """S3-compatible servers issue short key ids (MinIO's default is
+    "minioadmin"): the daemon signs with one and the push lands."""
+    assert s3.access_key3 == "minioadmin", "the test server has no short key id"
+    env = s3env(access_key=s3.access_key3, secret=s3.secret_key3)
+    e = started(env)
+    populate(e.path, e.owner)
+    want = tree(e.path)
+    r = e.ctl("sync", "v")
+    assert r.returncode == 0 and "pushed" in r.stdout, r.stdout + r.stderr
+    st = e.d.status()
+    assert st["healthy"] and st["credentials"][0]["state"] == "ok", st
+    assert restores_to(env, env.download(), want)
     assert e.d.stop() == 0
 
 

@@ -268,11 +268,17 @@ ACCESS=VSTK$(rand A-Z0-9 16)
 SECRET=$(rand A-Za-z0-9 40)
 ACCESS2=VSTK$(rand A-Z0-9 16)
 SECRET2=$(rand A-Za-z0-9 40)
+# A third key with a short id, as MinIO's default and other S3-compatible
+# servers issue them: the daemon must take such ids as they are.
+ACCESS3=minioadmin
+SECRET3=$(rand A-Za-z0-9 40)
 radosgw-admin -c "$CONF" user create --uid=vstest --display-name="vaultsync tests" \
     --access-key="$ACCESS" --secret-key="$SECRET" >/dev/null
 # A second key of the same user: same bucket, independent credentials.
 radosgw-admin -c "$CONF" key create --uid=vstest --key-type=s3 \
     --access-key="$ACCESS2" --secret-key="$SECRET2" >/dev/null
+radosgw-admin -c "$CONF" key create --uid=vstest --key-type=s3 \
+    --access-key="$ACCESS3" --secret-key="$SECRET3" >/dev/null
 # With a stock client, so a region or signing mismatch shows up here.
 # The first bucket creates the index and data pools: a few seconds.
 env -i PATH=/usr/bin:/bin HOME="$D" AWS_CONFIG_FILE=/dev/null \
@@ -289,6 +295,8 @@ VS_S3_ACCESS_KEY=$ACCESS
 VS_S3_SECRET_KEY=$SECRET
 VS_S3_ACCESS_KEY2=$ACCESS2
 VS_S3_SECRET_KEY2=$SECRET2
+VS_S3_ACCESS_KEY3=$ACCESS3
+VS_S3_SECRET_KEY3=$SECRET3
 VS_S3_PORT=$PORT
 VS_S3_DIR=$D
 ENV
