@@ -59,7 +59,7 @@ enum cfg_kw {
 	KW_MULTIPARTTHRESHOLD,
 	KW_PATH, KW_MOUNT, KW_MOUNTSIZE, KW_OWNER, KW_RECIPIENT, KW_REMOTE,
 	KW_ENDPOINT, KW_REGION, KW_PATHSTYLE, KW_HISTORYINTERVAL,
-	KW_HISTORYKEEP,
+	KW_HISTORYKEEP, KW_VERIFYINTERVAL,
 	KW__COUNT
 };
 
@@ -103,6 +103,7 @@ static const struct {
 	[KW_PATHSTYLE] = { "PathStyle", SC_VAULT },
 	[KW_HISTORYINTERVAL] = { "HistoryInterval", SC_VAULT },
 	[KW_HISTORYKEEP] = { "HistoryKeep", SC_VAULT },
+	[KW_VERIFYINTERVAL] = { "VerifyInterval", SC_GLOBAL | SC_VAULT },
 };
 
 #define KWNAME(kw)	(cfg_kw[(kw)].name)
@@ -903,6 +904,21 @@ cfg_set_owner(struct cfg_parser *p, struct cfg_vault *v, const char *val)
 	return 0;
 }
 
+/*
+ * VerifyInterval: off (or 0) disables the drill.  Each drill downloads the
+ * whole archive, so it has the floor of the other timers, one second, and
+ * restarts after the previous drill ends: drills never overlap.
+ */
+static int
+cfg_set_verify(struct cfg_parser *p, const char *val, uint64_t *dst)
+{
+	if (strcasecmp(val, "off") == 0 || strcmp(val, "0") == 0) {
+		*dst = 0;
+		return 0;
+	}
+	return cfg_set_duration(p, KW_VERIFYINTERVAL, val, MS_S, 7 * MS_D, dst);
+}
+
 /* Interval and CredentialsFile, the keywords valid in both scopes. */
 static int
 cfg_set_both(struct cfg_parser *p, enum cfg_kw kw, const char *val,
@@ -979,6 +995,8 @@ cfg_set_global(struct cfg_parser *p, enum cfg_kw kw, const char *val)
 	case KW_WATCHERDEBOUNCE:
 		return cfg_set_duration(p, kw, val, 0, 60 * MS_S,
 		    &c->watcher_debounce_ms);
+	case KW_VERIFYINTERVAL:
+		return cfg_set_verify(p, val, &c->verify_interval_ms);
 	case KW_HEADPOLLINTERVAL:
 		return cfg_set_duration(p, kw, val, MS_S, MS_H,
 		    &c->head_poll_interval_ms);
@@ -1073,6 +1091,8 @@ cfg_set_vault(struct cfg_parser *p, struct cfg_vault *v, enum cfg_kw kw,
 			    cfg_vis(val, vb, sizeof(vb)));
 		v->history_keep = (int)n;
 		return 0;
+	case KW_VERIFYINTERVAL:
+		return cfg_set_verify(p, val, &v->verify_interval_ms);
 	default:
 		return cfg_error(p, "%s is not a Vault keyword", KWNAME(kw));
 	}
@@ -1585,6 +1605,8 @@ cfg_finish(struct cfg_parser *p)
 		}
 		if (p->vloc[i][KW_INTERVAL].line == 0)
 			v->interval_ms = c->interval_ms;
+		if (p->vloc[i][KW_VERIFYINTERVAL].line == 0)
+			v->verify_interval_ms = c->verify_interval_ms;
 		if (p->vloc[i][KW_CREDENTIALSFILE].line == 0)
 			memcpy(v->credentials_file, c->credentials_file,
 			    sizeof(v->credentials_file));
@@ -1740,6 +1762,15 @@ cfg_put_size(FILE *out, const char *indent, const char *kw, uint64_t bytes)
 	cfg_put(out, indent, kw, buf);
 }
 
+static void
+cfg_put_verify(FILE *out, const char *indent, uint64_t ms)
+{
+	if (ms == 0)
+		cfg_put(out, indent, "VerifyInterval", "off");
+	else
+		cfg_put_duration(out, indent, "VerifyInterval", ms);
+}
+
 static const char *
 cfg_yesno(int v)
 {
@@ -1781,6 +1812,7 @@ cfg_dump(const struct cfg *c, FILE *out)
 	fprintf(out, "StatusTickHistory %u\n", (unsigned)c->status_tick_history);
 	cfg_put(out, "", "CredentialsFile", c->credentials_file);
 	cfg_put_size(out, "", "MultipartThreshold", c->multipart_threshold);
+	cfg_put_verify(out, "", c->verify_interval_ms);
 
 	for (i = 0; i < c->nvaults; i++) {
 		v = &c->vaults[i];
@@ -1809,6 +1841,7 @@ cfg_dump(const struct cfg *c, FILE *out)
 			cfg_put_duration(out, t, "HistoryInterval",
 			    v->history_interval_ms);
 		fprintf(out, "\tHistoryKeep %d\n", v->history_keep);
+		cfg_put_verify(out, t, v->verify_interval_ms);
 	}
 	if (fflush(out) == EOF || ferror(out))
 		return -1;

@@ -55,6 +55,7 @@ struct cfg_vault {
 	uint64_t interval_ms;		/* effective: vault, else global */
 	uint64_t history_interval_ms;	/* 0 = off */
 	int history_keep;		/* < 1 never prunes */
+	uint64_t verify_interval_ms;	/* effective: vault, else global; 0 = off */
 };
 
 struct cfg {
@@ -83,6 +84,7 @@ struct cfg {
 	uint32_t status_tick_history;
 	char credentials_file[CFG_PATH_MAX];
 	uint64_t multipart_threshold;	/* bytes */
+	uint64_t verify_interval_ms;	/* 0 = off */
 
 	struct cfg_vault *vaults;
 	size_t nvaults;

@@ -951,6 +951,53 @@ test_precedence(void **state)
 	cfg_free(&c);
 }
 
+/* VerifyInterval: off by default, global or per vault, 0/off disable, a floor. */
+static void
+test_verify_interval(void **state)
+{
+	struct cfg_env e = env_system();
+	struct cfg c;
+	char *d;
+
+	(void)state;
+	must_load(&c, MINI, &e);
+	assert_int_equal(c.verify_interval_ms, 0);
+	assert_int_equal(c.vaults[0].verify_interval_ms, 0);
+	d = dump_str(&c);
+	assert_non_null(strstr(d, "\nVerifyInterval off\n"));
+	assert_non_null(strstr(d, "\n\tVerifyInterval off\n"));
+	free(d);
+	cfg_free(&c);
+
+	must_load(&c, "VerifyInterval 1h\nVault a\nPath /a\nVerifyInterval 30s\n"
+	    "Vault b\nPath /b\nVault c\nPath /c\nverifyinterval off\n"
+	    "Vault d\nPath /d\nVerifyInterval 0\n", &e);
+	assert_int_equal(c.verify_interval_ms, 3600000);
+	assert_int_equal(cfg_vault_find(&c, "a")->verify_interval_ms, 30000);
+	assert_int_equal(cfg_vault_find(&c, "b")->verify_interval_ms, 3600000);
+	assert_int_equal(cfg_vault_find(&c, "c")->verify_interval_ms, 0);
+	assert_int_equal(cfg_vault_find(&c, "d")->verify_interval_ms, 0);
+	d = dump_str(&c);
+	assert_non_null(strstr(d, "\nVerifyInterval 1h\n"));
+	assert_non_null(strstr(d, "\n\tVerifyInterval 30s\n"));
+	assert_non_null(strstr(d, "\n\tVerifyInterval off\n"));
+	free(d);
+	cfg_free(&c);
+
+	must_load(&c, "VerifyInterval 5m\nVault a\nPath /a\nVerifyInterval 1s\n", &e);
+	assert_int_equal(c.vaults[0].verify_interval_ms, 1000);
+	cfg_free(&c);
+
+	must_fail("VerifyInterval 500ms\n" MINI, 1, "out of range");
+	must_fail(MINI "VerifyInterval 8d\n", 3, "out of range");
+	must_fail(MINI "VerifyInterval often\n", 3, "bad duration");
+	must_fail(MINI "VerifyInterval -1s\n", 3, "VerifyInterval");
+	must_fail(MINI "VerifyInterval 1m\nVerifyInterval 2m\n", 4,
+	    "duplicate VerifyInterval");
+	must_fail("VerifyInterval 1m\nVerifyInterval off\n" MINI, 2,
+	    "duplicate VerifyInterval");
+}
+
 /* ---- dump round trip ---------------------------------------------------- */
 
 static void
@@ -988,6 +1035,8 @@ test_roundtrip(void **state)
 	roundtrip(MINI, &eu);
 	roundtrip(all_keywords, &es);
 	roundtrip(all_keywords, &eu);
+	roundtrip("VerifyInterval 90s\nVault v\nPath /v\nVerifyInterval off\n"
+	    "Vault w\nPath /w\n", &es);
 	roundtrip("StateDir \"/var/lib/a b\"\nLogLevel warn\n"
 	    "Vault v\nPath \"/run/my vault\"\nRemote \"dir:/srv/x y\"\n"
 	    "CredentialsFile \"/etc/s 3.env\"\nHistoryInterval 1d1ms\n"
@@ -1447,6 +1496,7 @@ main(void)
 		cmocka_unit_test(test_remote),
 		cmocka_unit_test(test_endpoint),
 		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_verify_interval),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_load_file),
