@@ -128,7 +128,10 @@ check_svault(const void *p, const char **why)
 	REQUIRE(m->watch_mode <= WATCH_MAX, "snapshot vault: watch mode out of range");
 	REQUIRE(STR_OK(m->name) && STR_OK(m->path) && STR_OK(m->remote) &&
 	    STR_OK(m->last_error) && STR_OK(m->remote_etag) &&
-	    STR_OK(m->watch_reason), "snapshot vault: string not terminated");
+	    STR_OK(m->watch_reason) && STR_OK(m->content_id) && STR_OK(m->verify_msg),
+	    "snapshot vault: string not terminated");
+	REQUIRE(m->verify_outcome <= VERIFY_OUTCOME_MAX,
+	    "snapshot vault: verify outcome out of range");
 	return 0;
 }
 
@@ -341,7 +344,7 @@ _Static_assert(sizeof(struct msg_watch_newdir) == 264, "newdir");
 _Static_assert(sizeof(struct msg_cred_info) == 608, "cred");
 _Static_assert(sizeof(struct msg_snap_daemon) == 480, "snap daemon");
 _Static_assert(sizeof(struct msg_snap_child) == 160, "snap child");
-_Static_assert(sizeof(struct msg_snap_vault) == 1216, "snap vault");
+_Static_assert(sizeof(struct msg_snap_vault) == 1496, "snap vault");
 _Static_assert(sizeof(struct msg_upl_put) == 488, "upload put");
 _Static_assert(sizeof(struct msg_upl_get) == 272, "upload get");
 _Static_assert(sizeof(struct msg_upl_op) == 520, "upload op");

@@ -204,6 +204,19 @@ struct msg_snap_vault {
 	char remote_etag[128];
 	char watch_reason[128];
 	char content_id[24];	/* first 16 hex digits of the keyed content id, "" = none */
+	/* The last restore drill (vaultsyncctl verify, VerifyInterval). */
+	int64_t verify_at;	/* unix seconds it ended, 0 = never */
+	uint32_t verify_outcome;	/* enum verify_outcome */
+	uint32_t verify_runs;	/* drills since the daemon started */
+	uint32_t verify_mismatches;	/* of which found the remote differing */
+	uint32_t verify_errors;	/* of which could not fetch or found a broken file */
+	char verify_msg[256];
+};
+
+/* A mismatch is an alarm: the vault is unhealthy until a drill matches again. */
+enum verify_outcome {
+	VERIFY_NONE = 0, VERIFY_OK, VERIFY_MISMATCH, VERIFY_ERROR, VERIFY_SKIPPED,
+	VERIFY_OUTCOME_MAX = VERIFY_SKIPPED,
 };
 
 struct msg_snap_end {
@@ -215,7 +228,8 @@ enum ctl_cmd {
 	CTL_STATUS = 1, CTL_VERSION, CTL_RELOAD, CTL_STOP,
 	CTL_INIT, CTL_UNLOCK, CTL_LOCK, CTL_SYNC,	/* INIT and UNLOCK are followed by CTL_SECRET */
 	CTL_PUSH, CTL_PULL, CTL_HISTORY,		/* PULL is followed by CTL_SECRET */
-	CTL_CMD_MAX = CTL_HISTORY,
+	CTL_VERIFY,
+	CTL_CMD_MAX = CTL_VERIFY,
 };
 
 #define CTL_F_FORCE	0x1	/* push --force: overwrite the remote latest */

@@ -65,6 +65,9 @@ make_samples(struct sample *s, size_t *n)
 	s[i - 1].u.schild.role = ROLE_STATUSD;
 	ADD(MSG_SNAP_VAULT, PEER_PARENT, svault);
 	msg_strlcpy(s[i - 1].u.svault.name, "work", 64);
+	s[i - 1].u.svault.verify_outcome = VERIFY_MISMATCH;
+	s[i - 1].u.svault.verify_at = 1767225600;
+	memset(s[i - 1].u.svault.verify_msg, 'v', 255);
 	ADD(MSG_SNAP_END, PEER_PARENT, send);
 	ADD(MSG_CTL_REQUEST, PEER_CTL, creq);
 	s[i - 1].u.creq.cmd = CTL_STATUS;
@@ -304,6 +307,56 @@ test_enums_and_senders(void **state)
 	assert_string_equal(why, "reserved flags set");
 }
 
+/* The restore drill's snapshot fields and command: checked like the others. */
+static void
+test_verify_fields(void **state)
+{
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct msg_snap_vault sv;
+	struct msg_ctl_request rq;
+	struct vs_hdr h = { MSG_SNAP_VAULT, sizeof(sv), 1, 0 };
+	struct msg m;
+	const char *why;
+
+	(void)state;
+	memset(&sv, 0, sizeof(sv));
+	sv.verify_outcome = VERIFY_OUTCOME_MAX;
+	msg_strlcpy(sv.verify_msg, "vault.tar.age: differs at byte 1234", sizeof(sv.verify_msg));
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &sv, sizeof(sv));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(sv), PEER_PARENT, -1, &m, &why),
+	    MSG_OK);
+	assert_int_equal(m.u.svault.verify_outcome, VERIFY_SKIPPED);
+	assert_string_equal(m.u.svault.verify_msg, "vault.tar.age: differs at byte 1234");
+
+	sv.verify_outcome = VERIFY_OUTCOME_MAX + 1;
+	memcpy(buf + sizeof(h), &sv, sizeof(sv));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(sv), PEER_PARENT, -1, &m, &why),
+	    MSG_VIOLATION);
+	assert_non_null(strstr(why, "verify outcome"));
+
+	sv.verify_outcome = VERIFY_OK;
+	memset(sv.verify_msg, 'x', sizeof(sv.verify_msg));
+	memcpy(buf + sizeof(h), &sv, sizeof(sv));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(sv), PEER_PARENT, -1, &m, &why),
+	    MSG_VIOLATION);
+	assert_non_null(strstr(why, "not terminated"));
+
+	/* Appended, so every older command keeps its number. */
+	assert_int_equal(CTL_HISTORY, 11);
+	assert_int_equal(CTL_VERIFY, CTL_HISTORY + 1);
+	memset(&rq, 0, sizeof(rq));
+	rq.cmd = CTL_VERIFY;
+	msg_strlcpy(rq.vault, "work", sizeof(rq.vault));
+	h = (struct vs_hdr){ MSG_CTL_REQUEST, sizeof(rq), 1, 0 };
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &rq, sizeof(rq));
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(rq), PEER_CTL, -1, &m, &why), MSG_OK);
+	assert_int_equal(m.u.creq.cmd, CTL_VERIFY);
+	assert_int_equal(msg_decode(buf, sizeof(h) + sizeof(rq), PEER_PARENT, -1, &m, &why),
+	    MSG_VIOLATION);
+}
+
 static int
 fd_is_open(int fd)
 {
@@ -430,6 +483,7 @@ main(void)
 		cmocka_unit_test(test_every_bit_flip),
 		cmocka_unit_test(test_strings_must_be_terminated),
 		cmocka_unit_test(test_enums_and_senders),
+		cmocka_unit_test(test_verify_fields),
 		cmocka_unit_test(test_socket_send_recv_and_fds),
 		cmocka_unit_test(test_valid_key),
 	};
