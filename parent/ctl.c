@@ -151,6 +151,20 @@ handle_request(struct client *cl, const struct msg *m)
 			send_result(cl->fd, 1, "%s", err);
 		break;
 	}
+	case CTL_VERIFY: {
+		struct vault_rt *v = vault_rt_find(rq->vault);
+
+		if (v == NULL) {
+			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
+			break;
+		}
+		log_info("verify %s requested by uid %u (pid %d)", rq->vault, (unsigned)cl->uid,
+		    (int)cl->pid);
+		/* The drill waits for a running save or push itself, and answers when done. */
+		if (verify_request(v, (int)(cl - clients), cl->gen, err, sizeof(err)) != 0)
+			send_result(cl->fd, 1, "%s", err);
+		break;
+	}
 	case CTL_STOP:
 		log_info("stop requested by uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
 		send_result(cl->fd, 0, "stopping");

@@ -202,6 +202,7 @@ daemon_child_ready(void)
 	else {
 		tick_startup();
 		headpoll_start();
+		verify_start();
 	}
 	log_info("ready: %zu vault(s), %s mode, control socket %s%s%s", D.nvaults,
 	    D.cfg.mode == CFG_SYSTEM ? "system" : "user", D.cfg.control_socket,
@@ -312,6 +313,7 @@ daemon_reload(char *err, size_t errlen)
 	if (D.ready) {
 		tick_startup();		/* vaults the reload added */
 		headpoll_start();
+		verify_start();		/* VerifyInterval may have changed */
 	}
 	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)", D.nvaults);
 	log_info("configuration reloaded: %zu vault(s)", D.nvaults);

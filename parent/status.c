@@ -14,7 +14,8 @@ static int
 vault_healthy(const struct vault_rt *v)
 {
 	return v->state != VAULT_ST_ERROR && v->state != VAULT_ST_CONFLICT &&
-	    v->consecutive_failures == 0 && v->push_failures == 0 && !v->rs.conflict;
+	    v->consecutive_failures == 0 && v->push_failures == 0 && !v->rs.conflict &&
+	    verify_healthy(v);
 }
 
 int
@@ -110,6 +111,7 @@ status_send_snapshot(int fd, uint32_t seq)
 		    (cv->remote_kind != CFG_REMOTE_NONE ? remote_lags(v) : v->st.dirty))
 			sv.state = VAULT_ST_DIRTY;
 		remote_status(v, &sv);
+		verify_status(v, &sv);
 		if (send(fd, MSG_SNAP_VAULT, seq, &sv, sizeof(sv)) != 0)
 			return -1;
 	}

@@ -12,6 +12,7 @@
 #include "msg.h"
 #include "secbuf.h"
 #include "store.h"
+#include "verify.h"
 
 /* Exit codes (DESIGN §7). */
 #define EXIT_USAGE	64
@@ -138,6 +139,10 @@ struct vault_rt {
 	char hp_seen[128];		/* the ETag the last poll saw */
 
 	uint64_t poll_digest;		/* pollscan.c: the tree's last metadata digest */
+
+	/* verify.c: the restore drill (vaultsyncctl verify, VerifyInterval) */
+	struct vtimer verify_timer;	/* the next drill, or a busy vault's next look */
+	struct verify_state vfy;
 };
 int watch_init(void);
 void watch_sync_vaults(void);		/* after (re)load: add/drop vault roots */
