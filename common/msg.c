@@ -334,6 +334,8 @@ static const struct msg_spec msg_table[MSG_TYPE_MAX + 1] = {
 	SPEC(MSG_UPL_MPU, "UPL_MPU", struct msg_upl_mpu, PEER_UPLOADER, 0, check_umpu),
 	SPEC(MSG_UPL_RESULT, "UPL_RESULT", struct msg_upl_result, PEER_UPLOADER, 0, check_ures),
 	SPEC(MSG_CTL_LINE, "CTL_LINE", struct msg_ctl_line, PEER_PARENT, 0, check_cline),
+	SPEC(MSG_PING, "PING", struct msg_ping, PEER_PARENT, 0, check_none),
+	SPEC(MSG_PONG, "PONG", struct msg_ping, PEER_STATUSD, 0, check_none),
 };
 
 /* Layouts are part of the protocol: catch accidental padding or growth. */
@@ -354,6 +356,7 @@ _Static_assert(sizeof(struct msg_upl_result) == 440, "upload result");
 _Static_assert(sizeof(struct msg_ctl_secret) == 1032, "ctl secret");
 _Static_assert(sizeof(struct msg_ctl_request) == 328, "ctl request");
 _Static_assert(sizeof(struct msg_ctl_result) == 1032, "ctl result");
+_Static_assert(sizeof(struct msg_ping) == 8, "ping");
 
 static const struct msg_spec *
 spec_of(uint32_t type)

@@ -71,7 +71,9 @@ enum msg_type {
 	MSG_UPL_MPU,		/* uploader -> parent: a multipart upload was created */
 	MSG_UPL_RESULT,		/* uploader -> parent: the end of one request */
 	MSG_CTL_LINE,		/* parent -> ctl: one line of a multi-line answer */
-	MSG_TYPE_MAX = MSG_CTL_LINE,
+	MSG_PING,		/* parent -> statusd: liveness check */
+	MSG_PONG,		/* statusd -> parent: the answer, same nonce */
+	MSG_TYPE_MAX = MSG_PONG,
 };
 
 /* Frozen: layout must never change. */
@@ -334,6 +336,12 @@ struct msg_upl_result {
 	char error[256];
 };
 
+/* PING and PONG: the answer echoes the nonce, so a late one cannot pass for a fresh one. */
+struct msg_ping {
+	uint32_t nonce;
+	uint32_t pad;
+};
+
 /* A relative remote key as defined above: 0 valid, -1 not. */
 int msg_valid_key(const char *key);
 
@@ -364,6 +372,7 @@ struct msg {
 		struct msg_upl_entry uentry;
 		struct msg_upl_mpu umpu;
 		struct msg_upl_result ures;
+		struct msg_ping ping;
 		uint8_t raw[MSG_MAX_PAYLOAD];
 	} u;
 };

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +29,9 @@
 #define BACKOFF_MAX_MS	30000
 #define STABLE_MS	30000	/* running this long resets the backoff */
 #define HELLO_TIMEOUT_MS 10000
+/* statusd is pinged this often, and restarted when a PING stays unanswered this long. */
+#define LIVE_INTERVAL_MS 5000
+#define LIVE_TIMEOUT_MS	10000
 
 /* A handler returns NULL, or why the message breaks the protocol. */
 typedef const char *(*handler_fn)(struct child_proc *c, struct msg *m);
@@ -152,7 +156,95 @@ static const struct dispatch uploader_table[] = {
 	{ MSG_UPL_MPU, on_upl_mpu },
 	{ 0, NULL },
 };
+/*
+ * Liveness: statusd's clients are not the parent, so a statusd that stopped
+ * serving would go unnoticed by the supervision above.  It must answer a
+ * PING through the same loop that serves HTTP; one that does not is killed
+ * and restarted with the usual backoff.
+ */
+struct live {
+	int timer;
+	uint32_t nonce;		/* of the PING in flight; 0: none */
+	uint64_t sent;		/* mono_ms of that PING */
+	int hung;		/* killed by the check: keep that as the reason */
+};
+static struct live live[NCHILDREN];
+
+static const char *
+on_pong(struct child_proc *c, struct msg *m)
+{
+	struct live *l = &live[c->role - 1];
+
+	if (l->nonce == 0 || m->u.ping.nonce != l->nonce)
+		return "PONG that answers no PING";
+	l->nonce = 0;
+	return NULL;
+}
+
+static void chan_readable(int fd, uint32_t events, void *arg);
+static void child_kill(struct child_proc *c, const char *reason);
+
+static void
+live_fired(void *arg)
+{
+	static uint32_t nonce;
+	struct child_proc *c = arg;
+	struct live *l = &live[c->role - 1];
+	struct msg_ping p;
+	uint64_t waited;
+
+	l->timer = -1;
+	if (c->state != CHILD_ST_RUNNING || c->chan < 0)
+		return;
+	if (l->nonce != 0) {
+		/* Its PONG may be queued behind this timer after a slow turn of our own loop. */
+		chan_readable(c->chan, EPOLLIN, c);
+		if (c->chan < 0)
+			return;
+	}
+	if (l->nonce != 0 && (waited = mono_ms() - l->sent) >= LIVE_TIMEOUT_MS) {
+		log_warn("%s did not answer a liveness check for %llu s; restarting",
+		    msg_role_name(c->role), (unsigned long long)(waited / 1000));
+		l->hung = 1;
+		child_kill(c, "did not answer a liveness check");
+		return;
+	}
+	if (l->nonce == 0) {
+		if (++nonce == 0)
+			nonce = 1;
+		memset(&p, 0, sizeof(p));
+		p.nonce = nonce;
+		if (proc_send(c, MSG_PING, &p, sizeof(p)) == 0) {
+			l->nonce = nonce;
+			l->sent = mono_ms();
+		}
+	}
+	l->timer = timer_add(LIVE_INTERVAL_MS, live_fired, c);
+}
+
+static void
+live_start(struct child_proc *c)
+{
+	struct live *l = &live[c->role - 1];
+
+	l->nonce = 0;
+	l->hung = 0;
+	l->timer = timer_add(LIVE_INTERVAL_MS, live_fired, c);
+}
+
+static void
+live_stop(struct child_proc *c)
+{
+	struct live *l = &live[c->role - 1];
+
+	if (l->timer >= 0)
+		timer_cancel(l->timer);
+	l->timer = -1;
+	l->nonce = 0;
+}
+
 static const struct dispatch statusd_table[] = {
+	{ MSG_PONG, on_pong },
 	{ 0, NULL },
 };
 static const struct dispatch *const tables[NCHILDREN] = {
@@ -196,6 +288,7 @@ children_init(void)
 		c->restart_timer = -1;
 		c->backoff_ms = BACKOFF_MIN_MS;
 		c->state = CHILD_ST_STOPPED;
+		live[i].timer = -1;
 	}
 }
 
@@ -284,6 +377,8 @@ on_hello(struct child_proc *c, struct msg *m)
 	c->state = CHILD_ST_RUNNING;
 	log_info("%s started (pid %d)", msg_role_name(c->role), (int)c->pid);
 	send_initial_config(c);
+	if (c->role == ROLE_STATUSD)
+		live_start(c);
 	daemon_child_ready();
 	if (c->role == ROLE_UPLOADER)
 		remote_uploader_ready();
@@ -432,6 +527,7 @@ child_reaped(struct child_proc *c, int status)
 	pid_t pid = c->pid;
 
 	drain_log(c);
+	live_stop(c);
 	ev_del(c->pidfd);
 	close(c->pidfd);
 	c->pidfd = -1;
@@ -454,7 +550,7 @@ child_reaped(struct child_proc *c, int status)
 		c->state = CHILD_ST_STOPPED;
 		return;
 	}
-	if (!c->killed_for_violation) {
+	if (!c->killed_for_violation && !live[c->role - 1].hung) {
 		if (status >= 0)
 			snprintf(c->last_reason, sizeof(c->last_reason), "exited with status %d", status);
 		else
@@ -462,6 +558,7 @@ child_reaped(struct child_proc *c, int status)
 			    -status, strsignal(-status));
 	}
 	c->killed_for_violation = 0;
+	live[c->role - 1].hung = 0;
 	if (!D.ready && !was_running) {
 		daemon_child_failed_at_startup(c, status);
 		return;
@@ -763,6 +860,7 @@ children_stop_all(int hard)
 			timer_cancel(c->restart_timer);
 			c->restart_timer = -1;
 		}
+		live_stop(c);
 		if (c->pidfd < 0) {
 			c->state = CHILD_ST_STOPPED;
 			continue;

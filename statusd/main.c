@@ -3,7 +3,8 @@
  * listening socket (StatusListen) and hands it over as fd 5; this process
  * serves it with libmicrohttpd in its own single-threaded epoll loop, so the
  * sandbox never has to allow thread creation.  It sees only what the parent
- * sends it.
+ * sends it.  The parent's PINGs are answered from the same loop, so a loop
+ * that stops turning is noticed and restarted.
  */
 #include <errno.h>
 #include <microhttpd.h>
@@ -15,6 +16,7 @@
 
 #include "child.h"
 #include "log.h"
+#include "statusd.h"
 
 static struct child c;
 static struct msg_statusd_config scfg;
@@ -33,6 +35,8 @@ reply(struct MHD_Connection *conn, unsigned code, const char *body)
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	rv = MHD_queue_response(conn, code, r);
 	MHD_destroy_response(r);
+	if (rv == MHD_YES)
+		statusd_conn_answered(conn);
 	return rv;
 }
 
@@ -80,6 +84,10 @@ read_channel(void)
 	if (rv == MSG_VIOLATION)
 		fatalx("bad message from parent: %s", why);
 	switch (m.hdr.type) {
+	case MSG_PING:
+		if (child_send(&c, MSG_PONG, &m.u.ping, sizeof(m.u.ping)) != 0)
+			fatal("send PONG");
+		break;
 	case MSG_STATUSD_CONFIG:
 		scfg = m.u.scfg;
 		explicit_bzero(&m, sizeof(m));
@@ -118,9 +126,11 @@ main(int argc, char **argv)
 	d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL,
 	    handle, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)CHILD_FD_JOB,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)16,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)STATUSD_CONN_MAX,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)STATUSD_CONN_PER_IP,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+	    MHD_OPTION_NOTIFY_CONNECTION, statusd_conn_notify, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, statusd_conn_completed, NULL,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
 	    MHD_OPTION_END);
 	if (d == NULL)
@@ -136,10 +146,20 @@ main(int argc, char **argv)
 	pfd[1] = (struct pollfd){ info->epoll_fd, POLLIN, 0 };
 	for (;;) {
 		MHD_UNSIGNED_LONG_LONG to;
-		int t = -1, rv;
+		int t = -1, dl, rv;
 
 		if (MHD_get_timeout(d, &to) == MHD_YES)
 			t = to > 60000 ? 60000 : (int)to;
+		if ((dl = statusd_conn_expire()) >= 0 && (t < 0 || dl < t))
+			t = dl;
+		/*
+		 * libmicrohttpd takes the listener out of its epoll set while the
+		 * table is full and puts it back only at the start of a pass.  After
+		 * a pass that closed connections, run the next one without sleeping:
+		 * the set may hold nothing that would ever wake us.
+		 */
+		if (statusd_conn_closed() > 0)
+			t = 0;
 		rv = poll(pfd, 2, t);
 		if (rv == -1) {
 			if (errno == EINTR)

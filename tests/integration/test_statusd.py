@@ -67,3 +67,184 @@ def test_fixed_port_in_use_exits_73(daemon_factory, workdir):
     s.close()
     assert r.returncode == 73
     assert "StatusListen 127.0.0.1:%d: Address already in use" % port in r.stdout
+
+
+# ---- A full connection table must not make statusd deaf ----
+
+import http.client
+import signal
+import socket
+import threading
+import time
+import urllib.parse
+
+from conftest import pid_alive, wait_for
+
+
+def status_port(d):
+    return urllib.parse.urlsplit(d.status()["daemon"]["status_url"]).port
+
+
+def healthz_from(src, port, timeout=5):
+    """One GET /v1/healthz from source address src; the status code, or raises."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(src, 0))
+    try:
+        c.request("GET", "/v1/healthz")
+        r = c.getresponse()
+        r.read()
+        return r.status
+    finally:
+        c.close()
+
+
+def healthz_retrying(port, until, src="127.0.0.1"):
+    """Like a client that retries a refused connection, until a monotonic deadline."""
+    while True:
+        try:
+            return healthz_from(src, port, timeout=max(0.5, min(3, until - time.monotonic())))
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() > until:
+                raise
+            time.sleep(0.1)
+
+
+def open_from(src, port):
+    s = socket.socket()
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def server_closed(s):
+    """True once the server has closed (or reset) the connection."""
+    s.setblocking(False)
+    try:
+        return s.recv(1024, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+class Drip:
+    """Slowloris: each connection sends a partial request line, then one
+    byte every two seconds, and never finishes its headers."""
+
+    def __init__(self, port, sources, per_source):
+        self.socks = []
+        for src in sources:
+            for _ in range(per_source):
+                s = open_from(src, port)
+                s.sendall(b"GET /v1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: ")
+                self.socks.append(s)
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.wait(2):
+            for s in self.socks:
+                try:
+                    s.send(b"a")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop.set()
+        self.t.join()
+        for s in self.socks:
+            s.close()
+
+
+def test_slow_drip_clients_do_not_lock_out_others(daemon_factory):
+    d = daemon_factory(user_mode=os.geteuid() != 0).start()
+    port = status_port(d)
+    drip = Drip(port, ["127.0.0.1", "127.0.0.2", "127.0.0.3"], 16)
+    try:
+        time.sleep(1)
+        # Another address finds room at once, while every drip is still open.
+        assert healthz_from("127.0.0.4", port) == 200
+        # The dripping address's own later requests get through within a few seconds.
+        until = time.monotonic() + 15
+        codes = [healthz_retrying(port, until) for _ in range(20)]
+        assert codes == [200] * 20
+        # Dripping never completes the headers, so every drip is cut off.
+        wait_for(lambda: all(server_closed(s) for s in drip.socks), timeout=15,
+                 what="the server to close the slow-drip connections")
+    finally:
+        drip.close()
+    assert d.children()["statusd"]["restarts"] == 0
+    assert d.stop() == 0
+
+
+SOURCES = ["127.0.0.%d" % i for i in range(1, 9)]
+
+
+def fill(port):
+    """More silent connections, from more addresses, than statusd serves at once."""
+    return [open_from(src, port) for src in SOURCES for _ in range(8)]
+
+
+def test_accepts_again_after_clients_close(daemon_factory):
+    d = daemon_factory(user_mode=os.geteuid() != 0).start()
+    port = status_port(d)
+    socks = fill(port)
+    time.sleep(1)
+    # Closed while statusd is not looking, so that one pass finds every close.
+    pid = d.child_pids()["statusd"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for s in socks:
+            s.close()
+        time.sleep(0.2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Every slot is free again: each request is served at its first attempt.
+    codes = [healthz_from("127.0.0.1", port) for _ in range(20)]
+    assert codes == [200] * 20
+    assert d.children()["statusd"]["restarts"] == 0
+    assert d.stop() == 0
+
+
+def test_silent_clients_are_dropped(daemon_factory):
+    d = daemon_factory(user_mode=os.geteuid() != 0).start()
+    port = status_port(d)
+    socks = fill(port)
+    try:
+        until = time.monotonic() + 15
+        codes = [healthz_retrying(port, until) for _ in range(20)]
+        assert codes == [200] * 20
+        wait_for(lambda: all(server_closed(s) for s in socks), timeout=15,
+                 what="the server to close the silent connections")
+        assert healthz_from("127.0.0.1", port) == 200
+    finally:
+        for s in socks:
+            s.close()
+    assert d.children()["statusd"]["restarts"] == 0
+    assert d.stop() == 0
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_unresponsive_statusd_is_restarted(daemon_factory, user_mode):
+    d = daemon_factory(user_mode=user_mode).start()
+    port = status_port(d)
+    old = d.child_pids()["statusd"]
+    os.kill(old, signal.SIGSTOP)
+    try:
+        # A ping every 5 s, 10 s to answer: restarted well within 40 s.
+        wait_for(lambda: d.children()["statusd"]["restarts"] == 1 and
+                 d.children()["statusd"]["state"] == "running", timeout=40,
+                 interval=0.5, what="the parent to restart a statusd that does not answer")
+        assert d.children()["statusd"]["pid"] != old
+        assert d.children()["statusd"]["last_reason"] == "did not answer a liveness check"
+        wait_for(lambda: not pid_alive(old), what="the stopped statusd to be gone")
+    finally:
+        if pid_alive(old):
+            os.kill(old, signal.SIGCONT)
+    assert any("statusd did not answer a liveness check" in r.get("msg", "")
+               for r in d.records())
+    assert healthz_from("127.0.0.1", port) == 200
+    # A statusd that answers is left alone.
+    time.sleep(12)
+    assert d.children()["statusd"]["restarts"] == 1
+    assert d.stop() == 0

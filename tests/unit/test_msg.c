@@ -100,6 +100,10 @@ make_samples(struct sample *s, size_t *n)
 	s[i - 1].u.ures.flags = UPL_F_MULTIPART;
 	ADD(MSG_CTL_LINE, PEER_PARENT, cline);
 	memset(s[i - 1].u.cline.line, 'l', 1023);
+	ADD(MSG_PING, PEER_PARENT, ping);
+	s[i - 1].u.ping.nonce = 0x5a5a0001;
+	ADD(MSG_PONG, PEER_STATUSD, ping);
+	s[i - 1].u.ping.nonce = 0x5a5a0001;
 #undef ADD
 	*n = i;
 }
@@ -357,6 +361,37 @@ test_verify_fields(void **state)
 	    MSG_VIOLATION);
 }
 
+/* The liveness check goes one way and its answer the other, and only with statusd. */
+static void
+test_ping_pong_directions(void **state)
+{
+	struct msg_ping p = { 42, 0 };
+	struct msg m;
+	const char *why;
+	int sp[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	assert_int_equal(msg_send(sp[0], PEER_STATUSD, MSG_PING, 1, &p, sizeof(p), -1), -1);
+	assert_int_equal(msg_send(sp[0], PEER_PARENT, MSG_PONG, 1, &p, sizeof(p), -1), -1);
+	assert_int_equal(msg_send(sp[0], PEER_WATCHER, MSG_PONG, 1, &p, sizeof(p), -1), -1);
+	assert_int_equal(msg_send(sp[0], PEER_PARENT, MSG_PING, 1, &p, sizeof(p), -1), 0);
+	assert_int_equal(msg_recv(sp[1], PEER_PARENT, &m, &why), MSG_OK);
+	assert_int_equal(m.hdr.type, MSG_PING);
+	assert_int_equal(m.u.ping.nonce, 42);
+	assert_int_equal(msg_send(sp[1], PEER_STATUSD, MSG_PONG, 1, &m.u.ping, sizeof(m.u.ping),
+	    -1), 0);
+	assert_int_equal(msg_recv(sp[0], PEER_STATUSD, &m, &why), MSG_OK);
+	assert_int_equal(m.hdr.type, MSG_PONG);
+	assert_int_equal(m.u.ping.nonce, 42);
+	/* A PONG from the uploader's channel is refused by the decoder. */
+	assert_int_equal(msg_send(sp[1], PEER_STATUSD, MSG_PONG, 2, &p, sizeof(p), -1), 0);
+	assert_int_equal(msg_recv(sp[0], PEER_UPLOADER, &m, &why), MSG_VIOLATION);
+	assert_string_equal(why, "message type not permitted from this peer");
+	close(sp[0]);
+	close(sp[1]);
+}
+
 static int
 fd_is_open(int fd)
 {
@@ -484,6 +519,7 @@ main(void)
 		cmocka_unit_test(test_strings_must_be_terminated),
 		cmocka_unit_test(test_enums_and_senders),
 		cmocka_unit_test(test_verify_fields),
+		cmocka_unit_test(test_ping_pong_directions),
 		cmocka_unit_test(test_socket_send_recv_and_fds),
 		cmocka_unit_test(test_valid_key),
 	};
