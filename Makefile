@@ -58,7 +58,7 @@ UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOLS		:= $(patsubst tests/tools/%.c,$(B)/%,$(TOOL_SRC))
 
 .PHONY: FORCE all install uninstall deps deps-test run check check-unit check-integration \
-	check-fuzz asan fuzz clean bench
+	check-fuzz asan fuzz clean bench torture
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(DEVPROGS) $(UNITS) $(TOOLS)
@@ -176,6 +176,12 @@ check: deps-test
 	@$(MAKE) --no-print-directory SAN=1 all
 	@$(MAKE) --no-print-directory fuzz
 	@bash tests/check.sh
+
+# The long form of tests/torture (about 30 minutes), normal build, its own RGW.
+torture: deps-test
+	@$(MAKE) --no-print-directory all
+	@sh tests/users.sh
+	@bash tests/torture/run-long.sh $(abspath $(B))
 
 bench: all
 	@/usr/bin/python3 tests/bench/status_bench.py $(abspath $(B))

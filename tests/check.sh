@@ -1,6 +1,7 @@
 #!/bin/bash
 # make check: unit tests (normal and ASan/UBSan builds), fuzz smoke runs, then
-# the integration suite against both builds.  Ends with "N passed, N failed".
+# the integration suite and the bounded torture suite against both builds.
+# Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 sh tests/users.sh
@@ -91,6 +92,13 @@ for b in build build-asan; do
 	echo "== integration tests ($b)"
 	out=$log/pytest.$b
 	VS_BUILD=$PWD/$b "${PYTEST[@]}" tests/integration 2>&1 | tee "$out"
+	count_pytest "$out" "${PIPESTATUS[0]}"
+	# The bounded torture suite (make torture runs the long form).  The RGW
+	# is this run's own, so the suite may stop and start it.
+	echo "== torture suite, bounded ($b)"
+	out=$log/torture.$b
+	VS_BUILD=$PWD/$b VS_TORTURE_SCALE=bounded VS_TORTURE_RGW_STOPPABLE=1 \
+		"${PYTEST[@]}" tests/torture 2>&1 | tee "$out"
 	count_pytest "$out" "${PIPESTATUS[0]}"
 done
 
