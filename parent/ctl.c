@@ -19,8 +19,27 @@
 #include "secbuf.h"
 #include "vaultsyncd.h"
 
-#define MAX_CLIENTS	16
+#define MAX_CLIENTS	32
 #define MAX_GROUPS	256
+/*
+ * Slots are shared so that no one peer can hold them all: a uid other than
+ * root and the daemon's own gets at most half.  Root and the daemon's user
+ * always get in, taking the longest-idle slot of whoever holds the most.
+ */
+#define UID_SHARE	(MAX_CLIENTS / 2)
+#define TEMPFAIL	75
+/*
+ * A silent peer must not keep a slot.  vaultsyncctl answers our HELLO at
+ * once, and sends the passphrase right behind its request (it asks for it
+ * before connecting), so the first two deadlines are generous for it; the
+ * idle one is for scripts that keep a connection between requests.  A
+ * request in flight has no deadline: it lasts as long as its work does (a
+ * sync behind a slow push), and vaultsyncctl keeps its own timeout.
+ */
+#define HELLO_MS	5000
+#define SECRET_MS	30000
+#define IDLE_MS		30000
+#define SWEEP_MS	1000	/* deadlines are checked this often, only while a client is connected */
 
 struct client {
 	int fd;
@@ -29,12 +48,15 @@ struct client {
 	pid_t pid;
 	uint32_t gen;		/* tells a reused slot from the one a job answers */
 	uint32_t want_secret;	/* CTL_INIT/UNLOCK/PULL waiting for its passphrase */
+	uint32_t inflight;	/* requests dispatched and not yet answered */
+	uint64_t since;		/* last request or answer: the deadlines count from here */
 	char vault[CFG_NAME_MAX];
 	char arg[256];		/* PULL: the version */
 };
 
 static struct client clients[MAX_CLIENTS];
 static uint32_t next_gen = 1;
+static int sweep_timer = -1;
 
 static void
 client_close(struct client *cl)
@@ -42,6 +64,22 @@ client_close(struct client *cl)
 	ev_del(cl->fd);
 	close(cl->fd);
 	cl->fd = -1;
+}
+
+static void
+client_dispatched(struct client *cl)
+{
+	cl->inflight++;
+	cl->since = mono_ms();
+}
+
+/* The final result of a request went out: the client is idle again. */
+static void
+client_answered(struct client *cl)
+{
+	if (cl->inflight > 0)
+		cl->inflight--;
+	cl->since = mono_ms();
 }
 
 static int send_result(int fd, int code, const char *fmt, ...)
@@ -52,7 +90,11 @@ send_result(int fd, int code, const char *fmt, ...)
 {
 	struct msg_ctl_result r;
 	va_list ap;
+	int i;
 
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].fd == fd)
+			client_answered(&clients[i]);
 	memset(&r, 0, sizeof(r));
 	r.code = code;
 	va_start(ap, fmt);
@@ -211,6 +253,7 @@ ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
 	if (client < 0 || client >= MAX_CLIENTS || clients[client].fd == -1 ||
 	    clients[client].gen != gen)
 		return;		/* the asker has gone away */
+	client_answered(&clients[client]);
 	memset(&r, 0, sizeof(r));
 	r.code = code;
 	va_start(ap, fmt);
@@ -241,6 +284,7 @@ client_readable(int fd, uint32_t events, void *arg)
 	struct client *cl = arg;
 	struct msg m;
 	const char *why;
+	uint32_t inflight;
 	int rv;
 
 	(void)fd;
@@ -263,9 +307,11 @@ client_readable(int fd, uint32_t events, void *arg)
 			return;
 		}
 		cl->hello = 1;
+		cl->since = mono_ms();
 		return;
 	}
 	if (m.hdr.type == MSG_CTL_SECRET && cl->want_secret) {
+		client_dispatched(cl);
 		handle_secret(cl, &m);
 		explicit_bzero(&m, sizeof(m));
 		return;
@@ -277,7 +323,145 @@ client_readable(int fd, uint32_t events, void *arg)
 		client_close(cl);
 		return;
 	}
+	inflight = cl->inflight;
+	client_dispatched(cl);
 	handle_request(cl, &m);
+	/*
+	 * Nothing left to answer if a status snapshot went out (it ends with
+	 * SNAP_END, not a result) or the request now waits for the client's
+	 * passphrase; an error result has already settled it.
+	 */
+	if ((m.u.creq.cmd == CTL_STATUS || cl->want_secret) && cl->inflight > inflight)
+		cl->inflight = inflight;
+}
+
+static int
+privileged(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+static int
+uid_slots(uid_t uid)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].fd != -1 && clients[i].uid == uid)
+			n++;
+	return n;
+}
+
+/* When the client's time is up, and why; 0 while a request of it is in flight. */
+static uint64_t
+client_deadline(const struct client *cl, const char **why)
+{
+	if (cl->inflight > 0)
+		return 0;
+	if (!cl->hello) {
+		*why = "no HELLO in time";
+		return cl->since + HELLO_MS;
+	}
+	if (cl->want_secret) {
+		*why = "no passphrase in time";
+		return cl->since + SECRET_MS;
+	}
+	*why = "idle too long";
+	return cl->since + IDLE_MS;
+}
+
+static void
+client_evict(struct client *cl, const char *why)
+{
+	log_debug("ctl: closing the connection of uid %u (pid %d): %s", (unsigned)cl->uid,
+	    (int)cl->pid, why);
+	(void)send_result(cl->fd, TEMPFAIL, "control connection closed: %s", why);
+	client_close(cl);
+}
+
+/*
+ * The slot to take for a newcomer: the longest idle of uid or, with any_uid,
+ * of the uid holding the most.  A request in flight is never cut off.
+ */
+static struct client *
+idle_victim(uid_t uid, int any_uid)
+{
+	struct client *cl, *best = NULL;
+	int i, n, best_n = 0;
+
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		cl = &clients[i];
+		if (cl->fd == -1 || cl->inflight > 0 || (!any_uid && cl->uid != uid))
+			continue;
+		n = any_uid ? uid_slots(cl->uid) : 0;
+		if (best == NULL || n > best_n || (n == best_n && cl->since < best->since)) {
+			best = cl;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+/* A free slot for a new connection from uid, or -1. */
+static int
+client_slot(uid_t uid)
+{
+	struct client *victim;
+	int i;
+
+	/* At its share, a peer's new connection replaces its own longest idle one. */
+	if (!privileged(uid) && uid_slots(uid) >= UID_SHARE) {
+		if ((victim = idle_victim(uid, 0)) == NULL)
+			return -1;
+		client_evict(victim, "replaced by a newer connection of the same user");
+	}
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].fd == -1)
+			return i;
+	if ((victim = idle_victim(uid, 1)) == NULL)
+		return -1;
+	/* Others take from a uid only what it holds beyond their own number of slots. */
+	if (!privileged(uid) && victim->uid != uid &&
+	    uid_slots(victim->uid) <= uid_slots(uid) + 1)
+		return -1;
+	client_evict(victim, "too many control connections");
+	return (int)(victim - clients);
+}
+
+static void ctl_sweep(void *);
+
+/* Deadlines are checked only while someone is connected: an idle daemon sleeps. */
+static void
+sweep_arm(void)
+{
+	int i;
+
+	if (sweep_timer != -1)
+		return;
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].fd != -1) {
+			sweep_timer = timer_add(SWEEP_MS, ctl_sweep, NULL);
+			return;
+		}
+}
+
+static void
+ctl_sweep(void *arg)
+{
+	const char *why;
+	uint64_t now = mono_ms(), due;
+	int i;
+
+	(void)arg;
+	sweep_timer = -1;
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		if (clients[i].fd == -1)
+			continue;
+		due = client_deadline(&clients[i], &why);
+		if (due != 0 && due <= now)
+			client_evict(&clients[i], why);
+	}
+	sweep_arm();
 }
 
 static void
@@ -299,11 +483,9 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 		close(cfd);
 		return;
 	}
-	for (i = 0; i < MAX_CLIENTS; i++)
-		if (clients[i].fd == -1)
-			break;
-	if (i == MAX_CLIENTS || ev_add(cfd, client_readable, &clients[i]) != 0) {
-		send_result(cfd, 75, "too many control connections; try again");
+	if ((i = client_slot(uc.uid)) == -1 ||
+	    ev_add(cfd, client_readable, &clients[i]) != 0) {
+		send_result(cfd, TEMPFAIL, "too many control connections; try again");
 		close(cfd);
 		return;
 	}
@@ -312,6 +494,8 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 	clients[i].uid = uc.uid;
 	clients[i].pid = uc.pid;
 	clients[i].gen = next_gen++;
+	clients[i].since = mono_ms();
+	sweep_arm();
 	memset(&h, 0, sizeof(h));
 	h.proto = VS_PROTO_VERSION;
 	h.role = ROLE_PARENT;
@@ -378,6 +562,10 @@ ctl_close(void)
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (clients[i].fd != -1)
 			client_close(&clients[i]);
+	if (sweep_timer != -1) {
+		timer_cancel(sweep_timer);
+		sweep_timer = -1;
+	}
 	if (D.ctl_fd >= 0) {
 		ev_del(D.ctl_fd);
 		close(D.ctl_fd);

@@ -1,15 +1,19 @@
 """vaultsyncctl and the control socket."""
 import grp
+import json
 import os
 import pwd
 import socket
 import struct
+import signal
 import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
-from conftest import IS_ROOT, MODES, Identity, binpath
+from conftest import IS_ROOT, MODES, Identity, binpath, wait_for
 
 
 def run_ctl(sock, *args, user=None, groups=None):
@@ -151,3 +155,195 @@ def test_daemon_survives_garbage_on_control_socket(daemon_factory):
     assert d.proc.poll() is None
     assert d.status()["healthy"]
     assert d.stop() == 0
+
+
+# The control socket's own deadlines (parent/ctl.c), with room for the
+# once-a-second sweep and a loaded machine.
+HELLO_DEADLINE = 5
+IDLE_DEADLINE = 30
+SLACK = 10
+
+MSG_HELLO, MSG_CTL_REQUEST, MSG_CTL_RESULT = 1, 13, 14
+CTL_VERSION, CTL_UNLOCK = 2, 6
+
+
+def ctl_msg(mtype, payload, seq=0):
+    return struct.pack("=IIII", mtype, len(payload), seq, 0) + payload
+
+
+def ctl_hello():
+    return ctl_msg(MSG_HELLO, struct.pack("=IIiI32s", 1, 4, os.getpid(), 0, b"test"))
+
+
+def ctl_request(cmd, vault=b"", seq=1):
+    return ctl_msg(MSG_CTL_REQUEST, struct.pack("=II64s256s", cmd, 0, vault, b""), seq)
+
+
+def ctl_open(path, hello=True):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    s.settimeout(5)
+    m = s.recv(8192)
+    assert struct.unpack_from("=I", m)[0] == MSG_HELLO, m[:16]
+    if hello:
+        s.send(ctl_hello())
+    return s
+
+
+def closed_by_daemon(s, timeout):
+    """Read (and drop) what the daemon sends until it closes; the seconds it took."""
+    t0 = time.monotonic()
+    s.settimeout(0.2)
+    while time.monotonic() - t0 < timeout:
+        try:
+            if s.recv(8192) == b"":
+                return time.monotonic() - t0
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return time.monotonic() - t0
+    return None
+
+
+class ControlGroupMember(Identity):
+    """The test user with the ControlGroup (vaultsync) as its only extra group."""
+
+    def __init__(self):
+        super().__init__(True)
+
+    def wrap(self, argv):
+        return ["setpriv", "--reuid=%d" % self.uid, "--regid=%d" % self.gid,
+                "--groups=%d" % grp.getgrnam("vaultsync").gr_gid, "--"] + argv
+
+
+# Runs as the peer that hogs the socket: N connections that never send a byte,
+# then how long each stayed open.
+HOG = r"""
+import json, select, socket, sys, time
+path, n, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+socks = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    socks.append(s)
+t0 = time.monotonic()
+print("ready", flush=True)
+open_ = {s.fileno(): s for s in socks}
+closed = []
+while open_ and time.monotonic() - t0 < limit:
+    r, _, _ = select.select(list(open_), [], [], 0.2)
+    for fd in r:
+        try:
+            data = open_[fd].recv(8192)
+        except ConnectionResetError:
+            data = b""
+        if data == b"":
+            closed.append(time.monotonic() - t0)
+            open_.pop(fd).close()
+print(json.dumps({"closed": closed, "still_open": len(open_)}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_idle_peer_cannot_take_every_slot(daemon_factory, user_mode):
+    d = daemon_factory(user_mode=user_mode).start()
+    # System mode: a ControlGroup member, not root, is the peer the socket must be fair to
+    # (this RuntimeDir is not /run/vaultsync: open it for the member as packaging would).
+    hog_ident = d.ident if user_mode else ControlGroupMember()
+    if not user_mode:
+        os.chmod(d.run, 0o755)
+    n = 40		# more than the socket has slots
+    hog = subprocess.Popen(hog_ident.wrap([sys.executable, "-c", HOG, d.sock, str(n),
+                                           str(HELLO_DEADLINE + SLACK)]),
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert hog.stdout.readline().strip() == "ready"
+        # Root, and the hog's own uid, still get in while the hog holds its share.
+        r = run_ctl(d.sock, "status")
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = d.ctl("status", check=False, as_ident=hog_ident)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(hog.stdout.readline())
+    finally:
+        hog.kill()
+        hog.wait()
+    # Connections that never said HELLO are closed by the daemon, soon.
+    assert out["still_open"] == 0, out
+    assert len(out["closed"]) == n
+    assert d.proc.poll() is None and d.status()["healthy"]
+    assert d.stop() == 0
+
+
+def test_idle_connections_are_closed(daemon_factory):
+    d = daemon_factory(user_mode=not IS_ROOT).start()
+    idle = ctl_open(d.sock)
+    secretless = ctl_open(d.sock)	# asks for an unlock, never sends the passphrase
+    secretless.send(ctl_request(CTL_UNLOCK, b"demo"))
+    busy = ctl_open(d.sock)
+    t0 = time.monotonic()
+    seq = 1
+    done = {}
+    # The connection that keeps asking stays open past the deadline; the others do not.
+    while len(done) < 2 and time.monotonic() - t0 < IDLE_DEADLINE + SLACK:
+        seq += 1
+        busy.send(ctl_request(CTL_VERSION, seq=seq))
+        m = busy.recv(8192)
+        assert struct.unpack_from("=I", m)[0] == MSG_CTL_RESULT
+        for name, s in (("idle", idle), ("secretless", secretless)):
+            if name not in done:
+                t = closed_by_daemon(s, 2)
+                if t is not None:
+                    done[name] = time.monotonic() - t0
+    assert set(done) == {"idle", "secretless"}, "still open after %ds: %s" % (
+        IDLE_DEADLINE + SLACK, {"idle", "secretless"} - set(done))
+    # A HELLO'd connection is not held to the short pre-HELLO deadline.
+    assert min(done.values()) > HELLO_DEADLINE + 2, done
+    busy.send(ctl_request(CTL_VERSION, seq=seq + 1))
+    m = busy.recv(8192)
+    assert struct.unpack_from("=I", m)[0] == MSG_CTL_RESULT
+    assert b"vaultsyncd" in m
+    busy.close()
+    assert d.stop() == 0
+
+
+def test_request_in_flight_outlives_the_idle_deadline(daemon_factory, workdir):
+    from test_remote_dir import remote_env
+    from test_vault import populate
+
+    e = remote_env(daemon_factory, workdir, not IS_ROOT, conf="Interval 1h\n")
+    uploader = None
+    try:
+        e.d.start()
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        populate(e.path, e.owner)
+        e.ctl("sync", "v")
+        # The uploader cannot finish the push: the sync waits on it, past the deadline.
+        uploader = e.d.child_pids()["uploader"]
+        os.kill(uploader, signal.SIGSTOP)
+        with open(os.path.join(e.path, "more"), "w") as f:
+            f.write("x" * 100000)
+        if not e.user_mode and IS_ROOT:
+            os.chown(os.path.join(e.path, "more"), *e.owner)
+        res = {}
+        t = threading.Thread(target=lambda: res.setdefault(
+            "r", e.d.ctl("sync", "v", check=False, timeout=IDLE_DEADLINE + 3 * SLACK)))
+        t.start()
+        wait_for(lambda: e.vstate()["state"] == "pushing", what="a push in flight")
+        idle = ctl_open(e.d.sock)
+        # The deadline is running: an idle connection opened now is closed...
+        assert closed_by_daemon(idle, IDLE_DEADLINE + SLACK) is not None
+        time.sleep(2)
+        # ...while the sync, waiting longer than that, is still answered.
+        assert t.is_alive()
+        os.kill(uploader, signal.SIGCONT)
+        uploader = None
+        t.join()
+        r = res["r"]
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        if uploader is not None:
+            os.kill(uploader, signal.SIGCONT)
+        e.d.stop()
+        if not e.user_mode and os.path.ismount(e.path):
+            subprocess.run(["umount", "-l", e.path])
+        e.cleanup()
