@@ -611,7 +611,7 @@ class Env:
 
     def decrypt_tree(self, data):
         """age -d | tar -x with the real tools; the tree, or an error string."""
-        out = tempfile.mkdtemp(prefix="vs-tt-x-")
+        out = tempfile.mkdtemp(prefix="vs-tt-x-", dir="/dev/shm")	# a disk may clamp far mtimes
         try:
             p = subprocess.run(["age", "-d", "-i", self.identity()], input=data,
                                capture_output=True)
@@ -635,7 +635,9 @@ class Env:
         if not self.journal.knows(t):
             near, diff = self.journal.nearest(t)
             self.problems.append("%s is no state the vault had (torn or invented); "
-                                 "differs from the nearest state in %s" % (what, diff[:10]))
+                                 "differs from the nearest state in %s, e.g. archive %s, "
+                                 "state %s" % (what, diff[:10], [t.get(k) for k in diff[:2]],
+                                               [near.get(k) for k in diff[:2]]))
             return None
         return t
 

@@ -22,7 +22,7 @@ def test_ctl_storm_with_lifecycle(envs, s3, rnd, scale):
     e.start()
     w = e.init()
     w.start()
-    total = scale.pick(1500, 10000)
+    total = scale.pick(800, 10000)
     clients = 50
     lock = threading.Lock()
     counts = {"sent": 0, "answered": 0}
@@ -113,7 +113,7 @@ def test_reload_storm_during_ticks(envs, s3, rnd, scale):
                 base + "  HistoryKeep 5\n", base.replace("WatcherDebounce 100ms",
                                                          "WatcherDebounce 300ms")]
     reloads = 0
-    end = time.monotonic() + scale.pick(10, 120)
+    end = time.monotonic() + scale.pick(6, 120)
     while time.monotonic() < end:
         with open(e.d.conf + ".new", "w") as f:
             f.write(rnd.choice(variants))
@@ -142,6 +142,6 @@ def test_clock_jumps_in_mtimes(envs, rnd, scale):
     w = e.init(mtimes=[1, 86400, 2**31 - 1, 2**31 + 7, 4102444800, 253402300799,
                        int(time.time()) + 86400 * 365, int(time.time()) - 86400 * 3650])
     w.start()
-    time.sleep(scale.pick(6, 60))
+    time.sleep(scale.pick(4, 60))
     tally(faults=w.steps)
     verdict(e, unasked_within=20)

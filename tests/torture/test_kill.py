@@ -51,7 +51,7 @@ def test_kill_random_children(envs, s3, rnd, scale, user_mode):
     stop = threading.Event()
     side = ctl_traffic(e, random.Random(rnd.random()), stop)
     kills = 0
-    end = time.monotonic() + scale.pick(12, 60)
+    end = time.monotonic() + scale.pick(8, 60)
     while time.monotonic() < end:
         time.sleep(rnd.uniform(0.05, 0.2))
         kids = e.children_of_parent()
@@ -80,7 +80,7 @@ def test_kill_parent_during_saves_and_pushes(envs, s3, rnd, scale):
     w.delay = (0.0, 0.03)
     w.start()
     kills = restarts = 0
-    for i in range(scale.pick(10, 120)):
+    for i in range(scale.pick(6, 120)):
         time.sleep(rnd.uniform(0.0, 0.4))
         side = subprocess.Popen(e.d.ident.wrap([binpath("vaultsyncctl"), "-s", e.d.sock,
                                                 rnd.choice(["sync", "push"]), "v"]),

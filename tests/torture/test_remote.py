@@ -49,7 +49,7 @@ def test_proxy_faults(envs, s3, rnd, scale):
     if scale.long:
         schedule = schedule * 4
         rnd.shuffle(schedule)
-    held = scale.pick((1.0, 2.0), (3.0, 12.0))
+    held = scale.pick((0.5, 1.2), (3.0, 12.0))
     for name, kind, params in schedule:
         if kind is None:
             proxy.stop()
@@ -110,7 +110,7 @@ def test_second_device(envs, s3, rnd, scale):
     w.start()
     wait_for(lambda: (lambda v: v and v["pushed"])(e.vstate()), timeout=30,
              what="the first push")
-    for i in range(scale.pick(3, 25)):
+    for i in range(scale.pick(2, 25)):
         time.sleep(rnd.uniform(0.5, 2.5))
         theirs = e.other_device_write({"laptop-%d" % i: rnd.randbytes(rnd.randint(10, 5000)),
                                        "shared": rnd.randbytes(100)})
