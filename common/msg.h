@@ -319,7 +319,8 @@ struct msg_upl_mpu {
 /* Same values as the uploader's own classification of a reply. */
 enum upl_outcome {
 	UPL_OK = 0, UPL_NOT_FOUND, UPL_CONFLICT, UPL_AUTH, UPL_RETRY, UPL_FAILED,
-	UPL_OUTCOME_MAX = UPL_FAILED,
+	UPL_UNKNOWN,		/* a write that may or may not have landed: HEAD before concluding */
+	UPL_OUTCOME_MAX = UPL_UNKNOWN,
 };
 #define UPL_F_MULTIPART	0x1	/* the object went up in parts */
 #define UPL_F_WEAK_CAS	0x2	/* the server ignored the condition; a HEAD compared instead */

@@ -33,8 +33,10 @@ polled(const char *vault, const struct msg_upl_result *r, void *arg)
 	if (v == NULL)
 		return;
 	v->hp_inflight = 0;
-	if (r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) {
-		log_debug("vault %s: head poll: %s", v->name, r->error);
+	/* A HEAD without an ETag says nothing about who wrote the object. */
+	if ((r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) ||
+	    (r->outcome == UPL_OK && r->etag[0] == '\0')) {
+		log_debug("vault %s: head poll: %s", v->name, r->error[0] ? r->error : "no ETag");
 		schedule(v);	/* push retries report failures; the poller just waits */
 		return;
 	}
@@ -53,7 +55,7 @@ polled(const char *vault, const struct msg_upl_result *r, void *arg)
 	msg_strlcpy(v->hp_seen, etag, sizeof(v->hp_seen));
 	v->hp_interval_ms = D.cfg.head_poll_interval_ms;
 	/* Our own push also changes it: only an ETag we did not write is news. */
-	if (strcmp(etag, v->rs.etag) != 0 && !v->push_busy) {
+	if (strcmp(etag, v->rs.etag) != 0 && !v->push_busy && !remote_head_ours(v, r)) {
 		log_warn("vault %s: the remote latest changed (ETag %s, we wrote %s): another "
 		    "device wrote it; vaultsyncctl pull takes that version, push --force "
 		    "overwrites it", v->name, etag[0] ? etag : "none", v->rs.etag[0] ?

@@ -4,7 +4,9 @@
  *
  *   abort a multipart upload a killed uploader left → identity.age (once)
  *   → vault.tar.age under If-Match (If-None-Match the first time)
- *     → on 412: our archive under conflicts/, the vault marked conflict
+ *     → on 412, or an outcome the uploader cannot vouch for: a HEAD compares
+ *       the content id; ours is adopted, another device's 412 puts our
+ *       archive under conflicts/ and marks the vault conflict
  *   → a history copy when HistoryInterval or vaultsyncctl push asks
  *   → list history/ and prune to HistoryKeep
  *
@@ -510,19 +512,93 @@ conflict_copy(struct vault_rt *v)
 	put_file(v, PS_CONFLICT_COPY, "vault.tar.age", key, UPL_COND_NONE, NULL);
 }
 
+/*
+ * A write that may or may not have landed (UNKNOWN), or a 412 (which may be
+ * that write of ours, seen by its retry), concludes nothing by itself: a
+ * HEAD of the key says whose write the remote holds.  Our content id there
+ * means our write landed: it is adopted with the HEAD's ETag.  Anything
+ * else goes back to step_done as it came, marked settled: a 412 is then
+ * another device's write, an UNKNOWN a failure to retry.  A HEAD that
+ * cannot tell concludes nothing either; the push retries.
+ */
+static char settled_mark;
+
+static void
+settled(const char *vault, const struct msg_upl_result *h, void *arg)
+{
+	struct msg_upl_result r = *(struct msg_upl_result *)arg;
+	struct vault_rt *v = vault_rt_find(vault);
+	char was[sizeof(r.error)];
+	int ours;
+
+	free(arg);
+	if (v == NULL)
+		return;
+	ours = h->outcome == UPL_OK && v->push_cid[0] != '\0' &&
+	    strcmp(h->content_id, v->push_cid) == 0;
+	memcpy(was, r.error, sizeof(was));
+	if (ours && h->etag[0] != '\0') {
+		log_info("vault %s: %s holds our archive (content id %s, ETag %s): our write "
+		    "landed", v->name, v->push_key, h->content_id, h->etag);
+		r.outcome = UPL_OK;
+		r.http_status = h->http_status;
+		msg_strlcpy(r.etag, h->etag, sizeof(r.etag));
+		r.bytes = v->push_bytes;
+		r.error[0] = '\0';
+	} else if (ours || (h->outcome != UPL_OK && h->outcome != UPL_NOT_FOUND)) {
+		if (r.outcome != UPL_UNKNOWN)
+			r.outcome = UPL_RETRY;
+		snprintf(r.error, sizeof(r.error), "%.120s; cannot tell whose write the remote "
+		    "holds: %.80s", was, ours ? "its HEAD has no ETag" : h->error);
+	} else if (r.outcome == UPL_UNKNOWN)
+		snprintf(r.error, sizeof(r.error), "%.160s; the remote does not hold it "
+		    "(content id %s)", was, h->outcome == UPL_OK && h->content_id[0] ?
+		    h->content_id : "none");
+	step_done(vault, &r, &settled_mark);
+}
+
+static void
+settle(struct vault_rt *v, const struct msg_upl_result *r)
+{
+	static const struct upl_cbs cbs = { settled, NULL, NULL, NULL };
+	struct upl_cbs c = cbs;
+	struct msg_upl_result *orig;
+
+	if ((orig = malloc(sizeof(*orig))) == NULL)
+		fatal("malloc");
+	*orig = *r;
+	c.arg = orig;
+	log_info("vault %s: %s: %s; asking the remote whose write it holds", v->name,
+	    v->push_key, r->error[0] ? r->error : "HTTP 412");
+	if (upl_op(v->name, UPL_HEAD, v->push_key, NULL, &c) != 0) {
+		orig->outcome = orig->outcome == UPL_UNKNOWN ? UPL_UNKNOWN : UPL_RETRY;
+		snprintf(orig->error, sizeof(orig->error), "%.200s; the uploader is not available",
+		    r->error);
+		step_done(v->name, orig, &settled_mark);
+		free(orig);
+	}
+}
+
 static void
 step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
 	struct vault_rt *v = vault_rt_find(vault);
 	int64_t now = (int64_t)time(NULL);
 
-	(void)arg;
 	if (v == NULL)
 		return;
 	if (v->rs.mpu_id[0] != '\0' && (v->push_step == PS_LATEST || v->push_step ==
 	    PS_CONFLICT_COPY || v->push_step == PS_HISTORY) && r->outcome != UPL_RETRY) {
 		/* The uploader finished or aborted it itself. */
 		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
+	}
+	if (arg != &settled_mark && (r->outcome == UPL_UNKNOWN ||
+	    (v->push_step == PS_LATEST && (r->outcome == UPL_CONFLICT ||
+	    (r->outcome == UPL_NOT_FOUND && v->rs.etag[0] != '\0')))) &&
+	    (v->push_step == PS_LATEST || v->push_step == PS_CONFLICT_COPY ||
+	    v->push_step == PS_HISTORY)) {
+		settle(v, r);
+		return;
 	}
 	switch (v->push_step) {
 	case PS_ABORT:
@@ -995,6 +1071,18 @@ remote_pulled(struct vault_rt *v, const struct vault_job *vj)
 	v->push_error[0] = '\0';
 	save_rs(v);
 	remote_kick(v, -1, 0, NULL);
+}
+
+/*
+ * For the head poller: a remote latest holding the content id we last tried
+ * to push is that write of ours, landed though its reply never said so (the
+ * push's retry adopts it), not another device's.
+ */
+int
+remote_head_ours(const struct vault_rt *v, const struct msg_upl_result *r)
+{
+	return r->outcome == UPL_OK && v->push_cid[0] != '\0' &&
+	    strcmp(r->content_id, v->push_cid) == 0;
 }
 
 /* The head poller saw another device's write: nothing is overwritten from now on. */

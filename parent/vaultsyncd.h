@@ -190,6 +190,7 @@ void remote_status(const struct vault_rt *v, struct msg_snap_vault *sv);
 int remote_lags(const struct vault_rt *v);
 int remote_any_busy(void);
 void remote_mark_conflict(struct vault_rt *v);
+int remote_head_ours(const struct vault_rt *v, const struct msg_upl_result *r);
 
 /* ---- pollscan.c ---- */
 void pollscan_arm(void);

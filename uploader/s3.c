@@ -83,12 +83,35 @@ struct s3_req {
 	long status;
 	uint64_t clen;
 	int have_clen;
+	/* The total deadline (s3.h), monotonic milliseconds. */
+	uint64_t t0, deadline;
+	int timed_out;
+	CURLcode cc;		/* how the transfer ended */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
 static char *ca_blob;
 static size_t ca_len;
 static int s3_ready;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The time a request of this many bytes may take, all told (s3.h); at most a day. */
+static uint64_t
+budget_ms(uint64_t bytes)
+{
+	uint64_t ms = S3_DEADLINE_BASE_MS + bytes / S3_FLOOR_BPS * 1000 +
+	    bytes % S3_FLOOR_BPS * 1000 / S3_FLOOR_BPS;
+
+	return bytes / S3_FLOOR_BPS > 86400 || ms > 86400000 ? 86400000 : ms;
+}
 
 static void __attribute__((format(printf, 2, 3)))
 seterr(struct s3_result *res, const char *fmt, ...)
@@ -361,10 +384,14 @@ s3_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 	}
 	if (len == 0) {
 		/* End of headers: refuse a body that cannot fit before it starts. */
-		if (q->out_fd >= 0 && q->status >= 200 && q->status <= 299 && q->have_clen &&
-		    q->clen > q->out_max) {
-			q->out_over = 1;
-			return 0;
+		if (q->out_fd >= 0 && q->status >= 200 && q->status <= 299 && q->have_clen) {
+			if (q->clen > q->out_max) {
+				q->out_over = 1;
+				return 0;
+			}
+			/* A download's time is its own size's, not its bound's. */
+			if (q->t0 + budget_ms(q->clen) < q->deadline)
+				q->deadline = q->t0 + budget_ms(q->clen);
 		}
 		return total;
 	}
@@ -397,6 +424,11 @@ s3_write_cb(char *buf, size_t size, size_t nitems, void *arg)
 	size_t len = size * nitems, done = 0;
 
 	if (q->out_fd >= 0 && q->status >= 200 && q->status <= 299) {
+		/* libcurl's own limit was set from the bound; this one is the size's. */
+		if (now_ms() > q->deadline) {
+			q->timed_out = 1;
+			return 0;
+		}
 		if (len > q->out_max - q->out_pos) {
 			q->out_over = 1;
 			return 0;
@@ -576,7 +608,12 @@ req_setopts(struct s3_req *q)
 	struct curl_blob blob = { ca_blob, ca_len, CURL_BLOB_NOCOPY };
 	CURL *h = q->h;
 	int bad = 0;
+	uint64_t budget;
 
+	/* The most a reply may bring: the download's bound, else a document's. */
+	budget = budget_ms(q->in_len + (q->out_fd >= 0 ? q->out_max : S3XML_MAX_DOC));
+	q->t0 = now_ms();
+	q->deadline = q->t0 + budget;
 	curl_easy_reset(h);
 	SET(CURLOPT_URL, q->url);
 	SET(CURLOPT_PROTOCOLS_STR, r->protocols);
@@ -597,6 +634,7 @@ req_setopts(struct s3_req *q)
 	SET(CURLOPT_CONNECTTIMEOUT_MS, S3_CONNECT_MS);
 	SET(CURLOPT_LOW_SPEED_LIMIT, S3_STALL_BPS);
 	SET(CURLOPT_LOW_SPEED_TIME, S3_STALL_SECS);
+	SET(CURLOPT_TIMEOUT_MS, (long)budget);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_TCP_KEEPIDLE, 30L);
 	SET(CURLOPT_TCP_KEEPINTVL, 15L);
@@ -690,6 +728,7 @@ req_finish(struct s3_req *q, CURLcode cc)
 	(void)curl_easy_setopt(q->h, CURLOPT_NOSIGNAL, 1L);
 	res->http_status = st;
 	res->outcome = S3_FAILED;
+	q->cc = cc;
 	if (q->in_errno != 0 || q->in_short) {
 		seterr(res, "reading the upload source: %s",
 		    q->in_short ? "shorter than its length" : strerror(q->in_errno));
@@ -702,6 +741,10 @@ req_finish(struct s3_req *q, CURLcode cc)
 		rc = -1;
 	} else if (q->out_over) {
 		seterr(res, "object larger than %llu bytes", (unsigned long long)q->out_max);
+	} else if (q->timed_out) {
+		res->outcome = S3_RETRY;
+		seterr(res, "timed out: the download took longer than its %llu s deadline",
+		    (unsigned long long)((q->deadline - q->t0) / 1000));
 	} else if (q->body_over) {
 		res->outcome = st >= 200 && st <= 299 ? S3_FAILED : s3_classify_http(st, "");
 		seterr(res, "HTTP %ld with a reply body over %d bytes", st, S3XML_MAX_DOC);
@@ -808,6 +851,39 @@ bad_args(struct s3_req *q, const char *what)
 	return -1;
 }
 
+/*
+ * A write is proven only by a well-formed success, and refused only by a 4xx
+ * or a 503.  Anything else, once the whole body went out, may or may not
+ * have landed (a proxy's 200, a 500 after the commit, a reply cut off or
+ * unreadable): S3_UNKNOWN, for the caller to settle with a HEAD.  A body
+ * that did not go out whole was never stored: S3 commits a complete one.
+ * reply_doc: a reply document is expected (complete), not an ETag header.
+ */
+static void
+write_outcome(struct s3_req *q, struct s3_result *res, int reply_doc)
+{
+	char was[S3_ERR_MAX];
+	long st = res->http_status;
+
+	if (q->in_pos < q->in_len)
+		return;
+	if (res->outcome == S3_OK) {
+		if (!reply_doc && res->etag[0] == '\0') {
+			res->outcome = S3_UNKNOWN;
+			seterr(res, "HTTP %ld without an ETag: the write is unconfirmed", st);
+		} else if (!reply_doc && q->blen > 0) {
+			res->outcome = S3_UNKNOWN;
+			seterr(res, "HTTP %ld with a reply body: the write is unconfirmed", st);
+		}
+		return;
+	}
+	if ((st >= 400 && st <= 499) || st == 503)
+		return;
+	memcpy(was, res->error, sizeof(was));
+	res->outcome = S3_UNKNOWN;
+	seterr(res, "outcome unknown: %.*s", (int)sizeof(was) - 20, was);
+}
+
 int
 s3_put(struct s3_remote *r, const struct s3_creds *c, const char *key, int fd,
     uint64_t off, uint64_t len, const char *sha256_hex, enum s3_cond cond,
@@ -831,6 +907,8 @@ s3_put(struct s3_remote *r, const struct s3_creds *c, const char *key, int fd,
 	rc = req_perform(&q);
 	if (rc == 0 && res->outcome == S3_OK)
 		res->size = len;
+	if (rc == 0)
+		write_outcome(&q, res, 0);
 	req_done(&q);
 	return rc;
 }
@@ -1461,7 +1539,8 @@ complete_result(struct s3_req *q, struct s3_result *res)
 		seterr(res, "HTTP %ld %s%s%s", res->http_status, xe.code,
 		    xe.message[0] ? ": " : "", xe.message);
 	} else if (s3xml_complete(q->body, q->blen, res->etag) == -1) {
-		res->outcome = S3_FAILED;
+		/* The object may well be there: only a HEAD can tell. */
+		res->outcome = S3_UNKNOWN;
 		seterr(res, "malformed CompleteMultipartUploadResult");
 	}
 }
@@ -1496,6 +1575,8 @@ s3_mpu_complete(struct s3_remote *r, const struct s3_creds *c, const char *key,
 	rc = req_perform(&q);
 	if (rc == 0 && res->outcome == S3_OK)
 		complete_result(&q, res);
+	if (rc == 0 && res->outcome != S3_UNKNOWN)
+		write_outcome(&q, res, 1);
 	free(body);
 	req_done(&q);
 	return rc;

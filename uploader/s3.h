@@ -33,6 +33,13 @@ enum s3_outcome {
 	S3_AUTH,		/* 401/403: credentials rejected or clock skewed */
 	S3_RETRY,		/* transient: network, timeout, 5xx, 429, 503 SlowDown */
 	S3_FAILED,		/* permanent: any other 4xx, malformed reply */
+	/*
+	 * A write (PUT, complete) whose whole body went out without a proof
+	 * that it landed or a refusal: a 2xx without an ETag or with a body
+	 * it should not have, a 5xx but 503, no readable status, a reply cut
+	 * off.  Only a HEAD can tell.
+	 */
+	S3_UNKNOWN,
 };
 
 enum s3_cond {
@@ -169,5 +176,16 @@ int s3_mpu_list(struct s3_remote *r, const struct s3_creds *c, const char *prefi
 
 /* Every s3_* request function returns 0 if an HTTP reply was read and classified
  * (see res->outcome), -1 only for a local error (res->error says which). */
+
+/*
+ * Every request has a total deadline: S3_DEADLINE_BASE_MS for connecting and
+ * the server's own time, plus its bytes (sent, and the most it may receive)
+ * at S3_FLOOR_BPS; a GET's deadline narrows to its Content-Length once that
+ * is known.  A server that keeps a transfer just above the stall limit
+ * (S3_STALL_BPS) cannot hold the one uploader for longer: the request ends
+ * S3_RETRY (or S3_UNKNOWN for a write) with "timed out".
+ */
+#define S3_DEADLINE_BASE_MS	30000ull
+#define S3_FLOOR_BPS		(256ull << 10)
 
 #endif

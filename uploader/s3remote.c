@@ -39,6 +39,7 @@ take(struct upl_remote *r, const struct s3_result *sr, struct msg_upl_result *re
 		[S3_OK] = UPL_OK, [S3_NOT_FOUND] = UPL_NOT_FOUND,
 		[S3_PRECONDITION] = UPL_CONFLICT, [S3_AUTH] = UPL_AUTH,
 		[S3_RETRY] = UPL_RETRY, [S3_FAILED] = UPL_FAILED,
+		[S3_UNKNOWN] = UPL_UNKNOWN,
 	};
 
 	res->outcome = (unsigned)sr->outcome < sizeof(map) / sizeof(map[0]) ?
@@ -50,7 +51,7 @@ take(struct upl_remote *r, const struct s3_result *sr, struct msg_upl_result *re
 	res->mtime = sr->last_modified;
 	if (res->outcome != UPL_OK)
 		msg_strlcpy(res->error, sr->error, sizeof(res->error));
-	if (res->outcome == UPL_RETRY && sr->http_status == 0)
+	if ((res->outcome == UPL_RETRY || res->outcome == UPL_UNKNOWN) && sr->http_status == 0)
 		r->net_failures++;
 	else if (sr->http_status != 0)
 		r->net_failures = 0;
@@ -193,12 +194,22 @@ put_multipart(struct upl_remote *r, const struct s3_creds *sc, const char *key,
 		goto abort;
 	}
 	free(etags);
-	/* The complete reply's ETag is not to be trusted (empty on RGW): ask. */
+	/*
+	 * The complete reply's ETag is not to be trusted (empty on RGW): ask,
+	 * and take the answer only if the object is the one we completed.
+	 */
 	memset(&sr, 0, sizeof(sr));
-	if (s3_head(r->s3, sc, key, &sr) != 0 || sr.outcome != S3_OK) {
+	if (s3_head(r->s3, sc, key, &sr) != 0 || sr.outcome != S3_OK || sr.etag[0] == '\0') {
 		take(r, &sr, res);
-		if (res->outcome == UPL_OK || res->outcome == UPL_NOT_FOUND)
-			upl_seterr(res, UPL_RETRY, "HEAD after the upload: %s", sr.error);
+		upl_seterr(res, UPL_UNKNOWN, "HEAD after the upload: %s",
+		    sr.error[0] ? sr.error : "no ETag");
+		return;
+	}
+	if (m->content_id[0] != '\0' && strcmp(sr.content_id, m->content_id) != 0) {
+		take(r, &sr, res);
+		upl_seterr(res, UPL_UNKNOWN, "after the upload %s holds content id %s, not ours",
+		    m->key, sr.content_id[0] ? sr.content_id : "none");
+		res->etag[0] = '\0';
 		return;
 	}
 	take(r, &sr, res);
@@ -264,15 +275,14 @@ s3r_put(struct upl_remote *r, const struct creds *c, const struct msg_upl_put *m
 			res->outcome = UPL_FAILED;
 		return;
 	}
+	/*
+	 * A reply without an ETag is UNKNOWN, not asked about here: a HEAD's
+	 * ETag is whoever wrote last, and only the parent knows what to
+	 * compare it with.
+	 */
 	take(r, &sr, res);
-	if (res->outcome != UPL_OK)
-		return;
-	res->bytes = m->size;
-	if (res->etag[0] == '\0') {	/* some servers leave it out: ask */
-		memset(&sr, 0, sizeof(sr));
-		if (s3_head(r->s3, &sc, key, &sr) == 0 && sr.outcome == S3_OK)
-			msg_strlcpy(res->etag, sr.etag, sizeof(res->etag));
-	}
+	if (res->outcome == UPL_OK)
+		res->bytes = m->size;
 }
 
 void

@@ -1,0 +1,199 @@
+"""An S3 endpoint that lies, stalls or fails halfway: the daemon talks to RGW
+through tests/integration/faultproxy.py.  A 200 is not proof of a write; an
+outcome that may or may not have landed is settled by a HEAD comparing the
+object's content id with ours, never taken for another device's write; and
+no request holds the one uploader longer than its deadline."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import MODES, wait_for
+from faultproxy import FaultProxy
+from test_remote_s3 import S3Env, restores_to, started
+from test_vault import populate, tree
+
+LATEST = r"/v/vault\.tar\.age$"		# the single PUT and HEAD of the latest, not parts
+
+
+@pytest.fixture
+def proxy(s3):
+    p = FaultProxy(s3.port)
+    p.start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(params=MODES)
+def fenv(request, daemon_factory, workdir, s3, proxy):
+    made = []
+
+    def make(**kw):
+        env = S3Env(daemon_factory, workdir, request.param, s3, **kw)
+        with open(env.e.d.conf) as f:
+            c = f.read()
+        assert "Endpoint %s\n" % s3.endpoint in c
+        with open(env.e.d.conf, "w") as f:
+            f.write(c.replace("Endpoint %s\n" % s3.endpoint, "Endpoint %s\n" % proxy.endpoint))
+        made.append(env)
+        return env
+    yield make
+    for env in made:
+        env.e.d.stop()
+        if not env.e.user_mode and os.path.ismount(env.e.path):
+            subprocess.run(["umount", "-l", env.e.path])
+        env.e.cleanup()
+
+
+def settled(e, timeout=30):
+    """The vault's status once no tick or push is running and the push is done."""
+    return wait_for(lambda: (lambda v: v if v["state"] == "unlocked" and v["pushed"] else None)(
+        e.vstate()), timeout=timeout, what="settled and pushed")
+
+
+def change(e, what=b"changed"):
+    with open(os.path.join(e.path, "token"), "ab") as f:
+        f.write(what)
+    if not e.user_mode:
+        os.chown(os.path.join(e.path, "token"), *e.owner)
+
+
+def first_push(env):
+    e = started(env)
+    populate(e.path, e.owner)
+    e.ctl("sync", "v")
+    return e, settled(e)
+
+
+def holds_ours(env, s3, e, v, want):
+    """The remote latest is our archive, under the ETag and content id the daemon recorded."""
+    head = s3.head(env.key)
+    assert head["ETag"].strip('"') == v["remote_etag"], (head, v)
+    assert head.get("Metadata", {}).get("content-id") == v["content_id"], (head, v)
+    assert restores_to(env, env.download(), want)
+
+
+def no_conflict_ever(env, s3, e):
+    assert not any("written by another device" in r.get("msg", "") for r in e.d.records())
+    assert not s3.list_keys(env.prefix + "/v/conflicts/")
+
+
+@pytest.mark.parametrize("kind", ["put_200_garbage", "put_200_empty", "put_no_etag",
+                                  "close_mid_headers"])
+def test_unconfirmed_write_is_not_a_push(fenv, s3, proxy, kind):
+    env = fenv()
+    e, v0 = first_push(env)
+    # Every request for the latest, its HEAD too: nothing can confirm the write.
+    proxy.set_fault(kind, path=LATEST)
+    change(e)
+    want = tree(e.path)
+    r = e.ctl("sync", "v", check=False)
+    assert proxy.count(kind) >= 1
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "pushed vault.tar.age" not in r.stdout
+    v = e.vstate()
+    assert not v["pushed"], v
+    assert v["state"] != "conflict", v
+    # What the daemon believes the remote holds is still the last confirmed write.
+    assert v["remote_etag"] == v0["remote_etag"], v
+    proxy.clear()
+    # The retry settles it: the archive is up, under its real ETag, no conflict.
+    v = settled(e, timeout=60)
+    holds_ours(env, s3, e, v, want)
+    no_conflict_ever(env, s3, e)
+    # Not stuck: the next change goes up under If-Match as usual.
+    change(e, b"again")
+    want = tree(e.path)
+    e.ctl("sync", "v")		# a watcher tick may have pushed it first
+    holds_ours(env, s3, e, settled(e), want)
+    assert e.d.stop() == 0
+
+
+@pytest.mark.parametrize("kind", ["forward_then_500", "bad_status"])
+def test_write_behind_an_error_is_adopted(fenv, s3, proxy, kind):
+    env = fenv()
+    e, v0 = first_push(env)
+    # The write lands in RGW; the daemon is told it failed, or cannot read the reply.
+    proxy.set_fault(kind, method="PUT", path=LATEST, times=1)
+    change(e)
+    want = tree(e.path)
+    e.ctl("sync", "v", check=False)
+    assert proxy.count(kind) == 1
+    v = settled(e, timeout=60)
+    assert v["remote_etag"] != v0["remote_etag"]
+    holds_ours(env, s3, e, v, want)
+    no_conflict_ever(env, s3, e)
+    change(e, b"again")
+    want = tree(e.path)
+    e.ctl("sync", "v")
+    holds_ours(env, s3, e, settled(e), want)
+    assert e.d.stop() == 0
+
+
+def test_unknown_outcome_then_another_device_is_a_conflict(fenv, s3, proxy):
+    env = fenv()
+    e, v0 = first_push(env)
+    # Our write does not land (500 without forwarding), then another device writes.
+    proxy.set_fault("status", code=500, method="PUT", path=LATEST)
+    change(e)
+    mine = tree(e.path)
+    assert e.ctl("sync", "v", check=False).returncode == 1
+    theirs = b"another device's archive\n" * 100
+    s3.put(env.key, theirs)
+    their_etag = s3.head(env.key)["ETag"]
+    proxy.clear()
+    v = wait_for(lambda: (lambda v: v if v["state"] == "conflict" else None)(e.vstate()),
+                 timeout=60, what="a conflict")
+    assert s3.get(env.key) == theirs and s3.head(env.key)["ETag"] == their_etag
+    assert v["remote_etag"] == v0["remote_etag"]
+    conflicts = s3.list_keys(env.prefix + "/v/conflicts/")
+    for k in conflicts:
+        assert restores_to(env, env.download(k), mine)
+    assert e.d.stop() == 0
+
+
+def test_write_adopted_only_if_it_holds_ours(fenv, s3, proxy):
+    """A PUT answered without an ETag, and another device's write before we look:
+    the ETag the HEAD shows is theirs, and must not become ours."""
+    env = fenv()
+    e, v0 = first_push(env)
+    theirs = b"another device's archive\n" * 100
+    proxy.set_fault("put_no_etag", method="PUT", path=LATEST, times=1,
+                    after_forward=lambda: s3.put(env.key, theirs))
+    change(e)
+    e.ctl("sync", "v", check=False)
+    assert proxy.count("put_no_etag") == 1
+    wait_for(lambda: e.vstate()["state"] == "conflict", timeout=60, what="a conflict")
+    assert s3.get(env.key) == theirs
+    their_etag = s3.head(env.key)["ETag"].strip('"')
+    assert e.vstate()["remote_etag"] != their_etag
+    # Still nothing overwritten after more changes.
+    change(e, b"more")
+    e.ctl("sync", "v", check=False)
+    assert s3.get(env.key) == theirs
+    assert e.d.stop() == 0
+
+
+def test_dripping_server_cannot_hold_the_uploader(fenv, s3, proxy):
+    env = fenv()
+    e, v0 = first_push(env)
+    # Just above libcurl's stall limit: 600 bytes/s, 60 kB of it before the listing.
+    proxy.set_fault("drip", rate=600, pad=60000, method="GET", path=r"list-type=2")
+    t = time.monotonic()
+    r = e.d.ctl("history", "v", check=False, timeout=240)
+    took = time.monotonic() - t
+    assert proxy.count("drip") >= 1
+    assert took < 60, (took, r.stdout, r.stderr)
+    assert r.returncode == 0 or "timed out" in r.stderr, (r.stdout, r.stderr)
+    # The uploader is free at once for what comes next.
+    proxy.clear()
+    t = time.monotonic()
+    r = e.d.ctl("history", "v", check=False, timeout=60)
+    assert r.returncode == 0 and "history version(s)" in r.stdout, (r.stdout, r.stderr)
+    assert time.monotonic() - t < 15
+    change(e)
+    want = tree(e.path)
+    e.ctl("sync", "v")
+    holds_ours(env, s3, e, settled(e), want)
+    assert e.d.stop() == 0
