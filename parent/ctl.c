@@ -133,6 +133,18 @@ peer_allowed(int fd, struct ucred *uc)
 	    peer_in_group(fd, uc->gid, D.control_gid);
 }
 
+const char *
+ctl_cmd_name(uint32_t cmd)
+{
+	static const char *const names[] = {
+		[CTL_INIT] = "init", [CTL_UNLOCK] = "unlock", [CTL_LOCK] = "lock",
+		[CTL_SYNC] = "sync", [CTL_PUSH] = "push", [CTL_PULL] = "pull",
+		[CTL_HISTORY] = "history", [CTL_VERIFY] = "verify",
+	};
+
+	return cmd < sizeof(names) / sizeof(names[0]) && names[cmd] != NULL ? names[cmd] : "?";
+}
+
 static void
 handle_request(struct client *cl, const struct msg *m)
 {
@@ -167,29 +179,19 @@ handle_request(struct client *cl, const struct msg *m)
 		break;
 	case CTL_LOCK:
 	case CTL_SYNC:
-		log_info("%s %s requested by uid %u (pid %d)", rq->cmd == CTL_LOCK ? "lock" : "sync",
-		    rq->vault, (unsigned)cl->uid, (int)cl->pid);
-		if (vault_request((int)(cl - clients), cl->gen, rq->cmd, rq->vault, NULL, err,
-		    sizeof(err)) != 0)
-			send_result(cl->fd, 1, "%s", err);
-		break;
 	case CTL_PUSH:
 	case CTL_HISTORY: {
 		struct vault_rt *v = vault_rt_find(rq->vault);
-		int rc;
 
 		if (v == NULL) {
 			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
 			break;
 		}
-		log_info("%s %s%s requested by uid %u (pid %d)", rq->cmd == CTL_PUSH ? "push" :
-		    "history", rq->vault, rq->flags & CTL_F_FORCE ? " --force" : "",
-		    (unsigned)cl->uid, (int)cl->pid);
-		rc = rq->cmd == CTL_PUSH ?
-		    remote_push_request(v, (int)(cl - clients), cl->gen,
-			(rq->flags & CTL_F_FORCE) != 0, err, sizeof(err)) :
-		    remote_history_request(v, (int)(cl - clients), cl->gen, err, sizeof(err));
-		if (rc != 0)
+		log_info("%s %s%s requested by uid %u (pid %d)", ctl_cmd_name(rq->cmd), rq->vault,
+		    rq->flags & CTL_F_FORCE ? " --force" : "", (unsigned)cl->uid, (int)cl->pid);
+		/* Behind any tick or operation in progress: the reply is about the state after it. */
+		if (ctlq_submit(v, (int)(cl - clients), cl->gen, rq->cmd, rq->flags, rq->arg, NULL,
+		    err, sizeof(err)) != 0)
 			send_result(cl->fd, 1, "%s", err);
 		break;
 	}
@@ -222,6 +224,7 @@ static void
 handle_secret(struct client *cl, struct msg *m)
 {
 	struct secbuf pass;
+	struct vault_rt *v;
 	char err[600];
 	uint32_t cmd = cl->want_secret;
 
@@ -233,13 +236,12 @@ handle_secret(struct client *cl, struct msg *m)
 	memcpy(pass.p, m->u.csecret.secret, m->u.csecret.len);
 	pass.len = m->u.csecret.len;
 	explicit_bzero(&m->u.csecret, sizeof(m->u.csecret));
-	log_info("%s %s%s%s requested by uid %u (pid %d)", cmd == CTL_INIT ? "init" :
-	    cmd == CTL_UNLOCK ? "unlock" : "pull", cl->vault, cl->arg[0] ? " --version " : "",
-	    cl->arg, (unsigned)cl->uid, (int)cl->pid);
-	if ((cmd == CTL_PULL ? remote_pull_request(vault_rt_find(cl->vault), (int)(cl - clients),
-	    cl->gen, cl->arg, &pass, err, sizeof(err)) :
-	    vault_request((int)(cl - clients), cl->gen, cmd, cl->vault, &pass, err,
-	    sizeof(err))) != 0)
+	log_info("%s %s%s%s requested by uid %u (pid %d)", ctl_cmd_name(cmd), cl->vault,
+	    cl->arg[0] ? " --version " : "", cl->arg, (unsigned)cl->uid, (int)cl->pid);
+	if ((v = vault_rt_find(cl->vault)) == NULL)
+		send_result(cl->fd, 1, "no such vault: %s", cl->vault);
+	else if (ctlq_submit(v, (int)(cl - clients), cl->gen, cmd, 0, cl->arg, &pass, err,
+	    sizeof(err)) != 0)
 		send_result(cl->fd, 1, "%s", err);
 	secbuf_free(&pass);	/* a no-op when the job took it */
 }
@@ -250,6 +252,7 @@ ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
 	struct msg_ctl_result r;
 	va_list ap;
 
+	ctlq_replied(client, gen);	/* even to a client that left: the vault is free again */
 	if (client < 0 || client >= MAX_CLIENTS || clients[client].fd == -1 ||
 	    clients[client].gen != gen)
 		return;		/* the asker has gone away */
@@ -260,6 +263,13 @@ ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
 	vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
 	va_end(ap);
 	(void)msg_send(clients[client].fd, PEER_PARENT, MSG_CTL_RESULT, 0, &r, sizeof(r), -1);
+}
+
+int
+ctl_client_alive(int client, uint32_t gen)
+{
+	return client >= 0 && client < MAX_CLIENTS && clients[client].fd != -1 &&
+	    clients[client].gen == gen;
 }
 
 void

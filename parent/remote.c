@@ -117,7 +117,8 @@ reply_waiters(struct vault_rt *v, int code, const char *msg)
 		if (v->waiters[i].client == TICK_WAITER)
 			tick = 1;
 		else
-			ctl_reply(v->waiters[i].client, v->waiters[i].gen, code, "%s%s%s",
+			ctl_reply(v->waiters[i].client, v->waiters[i].gen,
+			    v->waiters[i].fail && code == 0 ? 1 : code, "%s%s%s",
 			    v->waiters[i].prefix, v->waiters[i].prefix[0] ? "; " : "", msg);
 	}
 	v->nwaiters = 0;
@@ -126,7 +127,7 @@ reply_waiters(struct vault_rt *v, int code, const char *msg)
 }
 
 static void
-add_waiter(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
+add_waiter(struct vault_rt *v, int client, uint32_t gen, const char *prefix, int fail)
 {
 	if (client < 0 && client != TICK_WAITER)
 		return;
@@ -136,6 +137,7 @@ add_waiter(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
 	}
 	v->waiters[v->nwaiters].client = client;
 	v->waiters[v->nwaiters].gen = gen;
+	v->waiters[v->nwaiters].fail = fail;
 	msg_strlcpy(v->waiters[v->nwaiters].prefix, prefix != NULL ? prefix : "",
 	    sizeof(v->waiters[v->nwaiters].prefix));
 	v->nwaiters++;
@@ -741,8 +743,8 @@ push_start(struct vault_rt *v)
 	return 1;
 }
 
-void
-remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
+static void
+kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix, int fail)
 {
 	const struct cfg_vault *cv = cfg_of(v);
 
@@ -754,8 +756,14 @@ remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
 			tick_pushed(v, 0, "");
 		return;
 	}
-	add_waiter(v, client, gen, prefix);
+	add_waiter(v, client, gen, prefix, fail);
 	(void)push_start(v);	/* if busy, push_end looks again */
+}
+
+void
+remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
+{
+	kick(v, client, gen, prefix, 0);
 }
 
 int
@@ -785,6 +793,15 @@ remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, cha
 	/* An explicit request does not wait for the backoff. */
 	vtimer_clear(&v->push_retry);
 	v->next_push_at = 0;
+	if (v->save_error[0] != '\0' && v->state != VAULT_ST_LOCKED) {
+		char note[256];
+
+		/* What goes up is the previous archive: say so, and do not call it success. */
+		snprintf(note, sizeof(note), "the newest changes are NOT in this push: the last "
+		    "save failed (%.150s)", v->save_error);
+		kick(v, client, gen, note, 1);
+		return 0;
+	}
 	remote_kick(v, client, gen, "");
 	return 0;
 }
@@ -1008,7 +1025,7 @@ remote_pull_request(struct vault_rt *v, int client, uint32_t gen, const char *ve
 		return -1;
 	}
 	if (v->busy || v->push_busy) {
-		snprintf(err, errlen, "vault %s is busy (%s); try again", v->name,
+		snprintf(err, errlen, "vault %s is busy (%s)", v->name,
 		    v->busy ? "saving" : "pushing");
 		return -1;
 	}

@@ -86,14 +86,27 @@ arm_interval(struct vault_rt *v)
 	vtimer_set(v, &v->interval, cv->interval_ms, interval_fired);
 }
 
+/*
+ * Answer the waiters this tick covers: those that asked before it started.
+ * One that asked during it waits for the next tick, which sees its change.
+ */
 static void
 reply_all(struct vault_rt *v, int code, const char *msg)
 {
-	int i;
+	int i, n = 0;
 
-	for (i = 0; i < v->ntick_waiters; i++)
+	for (i = 0; i < v->ntick_waiters; i++) {
+		if (v->tick_waiters[i].after >= v->tick_index) {
+			v->tick_waiters[n++] = v->tick_waiters[i];
+			continue;
+		}
 		ctl_reply(v->tick_waiters[i].client, v->tick_waiters[i].gen, code, "%s", msg);
-	v->ntick_waiters = 0;
+	}
+	v->ntick_waiters = n;
+	if (n > 0 && !v->tick_pending) {
+		v->tick_pending = 1;
+		v->pending_trigger = TRIG_CTL;
+	}
 }
 
 static void tick_start(struct vault_rt *v, int trigger);
@@ -139,15 +152,7 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 	v->tick_running = TICK_IDLE;
 	reply_all(v, code, reply);
 	arm_interval(v);
-	if (v->lock_pending) {
-		vault_lock_deferred(v);	/* its final save makes any pending tick moot */
-		v->tick_pending = 0;
-		return;
-	}
-	if (v->tick_pending && !D.shutting_down) {
-		v->tick_pending = 0;
-		tick_start(v, v->pending_trigger);
-	}
+	/* A pending tick starts from ctlq_settle_all(), after the requests waiting their turn. */
 }
 
 static void
@@ -156,6 +161,7 @@ tick_start(struct vault_rt *v, int trigger)
 	char err[256];
 
 	v->tick_index++;
+	v->tick_pending = 0;	/* whatever was pending, this tick sees it */
 	v->tick_trigger = trigger;
 	v->tick_t0 = mono_ms();
 	v->tick_saved = v->tick_pushed = 0;
@@ -195,10 +201,11 @@ tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen)
 		}
 		v->tick_waiters[v->ntick_waiters].client = client;
 		v->tick_waiters[v->ntick_waiters].gen = gen;
+		v->tick_waiters[v->ntick_waiters].after = v->tick_index;
 		v->ntick_waiters++;
 	}
-	/* A lock, unlock or pull in progress: the tick waits for it. */
-	if (v->tick_running != TICK_IDLE || v->busy) {
+	/* A tick, job or wholesale change (init, unlock, lock, pull) in progress: after it. */
+	if (v->tick_running != TICK_IDLE || v->busy || v->ctl_hold) {
 		if (!v->tick_pending)
 			v->pending_trigger = trigger;
 		v->tick_pending = 1;
@@ -242,14 +249,13 @@ tick_pushed(struct vault_rt *v, int code, const char *msg)
 		tick_end(v, code == 0 ? "ok" : "error", code, code == 0 ? NULL : msg);
 }
 
-/* A lock, unlock or pull ended: a tick that waited for it runs now. */
+/* The vault is free and no control request waits: a tick that was held back runs now. */
 void
-tick_unblocked(struct vault_rt *v)
+tick_run_pending(struct vault_rt *v)
 {
-	if (v->tick_pending && v->tick_running == TICK_IDLE && !v->busy && !D.shutting_down) {
-		v->tick_pending = 0;
+	if (v->tick_pending && v->tick_running == TICK_IDLE && !v->busy && !v->ctl_hold &&
+	    !D.shutting_down)
 		tick_start(v, v->pending_trigger);
-	}
 }
 
 int

@@ -158,8 +158,10 @@ op_done(struct job *j)
 		msg_strlcpy(v->last_error, vj->err, sizeof(v->last_error));
 		log_error("vault %s: %s failed: %s", v->name, op_names[vj->op], vj->err);
 		reply(vj, vj->rc, "%s", vj->err);
-		if (vj->op == VOP_SAVE || vj->op == VOP_LOCK)
+		if (vj->op == VOP_SAVE || vj->op == VOP_LOCK) {
 			v->state = VAULT_ST_UNLOCKED;
+			msg_strlcpy(v->save_error, vj->err, sizeof(v->save_error));
+		}
 		if (vj->op == VOP_SAVE)
 			tick_saved(v, vj->rc, 0, vj->err);
 		if (vj->op == VOP_PULL)
@@ -167,6 +169,7 @@ op_done(struct job *j)
 	} else {
 		v->consecutive_failures = 0;
 		v->last_error[0] = '\0';
+		v->save_error[0] = '\0';	/* every op that succeeds leaves a current archive */
 		v->st = vj->st;
 		if (vj->changed)
 			v->last_save_at = vj->st.saved_at;
@@ -229,8 +232,7 @@ op_done(struct job *j)
 	if (vj->have_reply)
 		ctl_reply(vj->client, vj->client_gen, vj->reply_code, "%s", vj->reply_msg);
 	free(vj);
-	if (v != NULL)
-		tick_unblocked(v);
+	/* A tick that waited for this runs from ctlq_settle_all(), after waiting requests. */
 }
 
 static int
@@ -245,7 +247,7 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 		return -1;
 	}
 	if (v->busy) {
-		snprintf(err, errlen, "vault %s is busy (%s); try again", v->name,
+		snprintf(err, errlen, "vault %s is busy (%s)", v->name,
 		    op_names[v->busy_op]);
 		return -1;
 	}
@@ -336,17 +338,6 @@ vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct s
 			snprintf(err, errlen, "vault %s is locked", name);
 			return -1;
 		}
-		if (v->tick_running != TICK_IDLE) {
-			/* After the tick: its save is then the newest, the lock's own is quick. */
-			if (v->lock_pending) {
-				snprintf(err, errlen, "vault %s: a lock is already waiting", name);
-				return -1;
-			}
-			v->lock_pending = 1;
-			v->lock_client = client;
-			v->lock_gen = gen;
-			return 0;
-		}
 		op = VOP_LOCK;
 		break;
 	default:
@@ -363,22 +354,6 @@ vault_changed(struct vault_rt *v)
 	if (v->state == VAULT_ST_LOCKED || D.shutting_down)
 		return;
 	tick_request(v, TRIG_WATCHER, -1, 0);
-}
-
-/* A lock that waited for the tick in progress. */
-void
-vault_lock_deferred(struct vault_rt *v)
-{
-	char err[256];
-
-	v->lock_pending = 0;
-	if (v->state == VAULT_ST_LOCKED) {
-		ctl_reply(v->lock_client, v->lock_gen, 1, "vault %s is locked", v->name);
-		return;
-	}
-	if (start_op(v, VOP_LOCK, v->lock_client, v->lock_gen, NULL, NULL, err,
-	    sizeof(err)) != 0)
-		ctl_reply(v->lock_client, v->lock_gen, 1, "%s", err);
 }
 
 int

@@ -95,6 +95,7 @@ struct vault_rt {
 	int64_t last_change_at;
 	char watch_reason[128];
 	char last_error[256];
+	char save_error[256];		/* the newest save failed: changes are in no archive */
 
 	/* remote.c: the push side */
 	struct vault_remote rs;		/* as in StateDir/VAULT/remote */
@@ -110,7 +111,8 @@ struct vault_rt {
 	int want_history, want_force;	/* asked for by vaultsyncctl push */
 	int force;			/* this sequence overwrites latest */
 	char push_error[256];
-	struct { int client; uint32_t gen; char prefix[256]; } waiters[PUSH_WAITERS];
+	/* fail: the push cannot be what was asked for (the newest save failed) */
+	struct { int client; uint32_t gen; int fail; char prefix[256]; } waiters[PUSH_WAITERS];
 	int nwaiters;
 	char logged_error[256];		/* rate limit for identical errors */
 	int64_t logged_at;
@@ -126,11 +128,9 @@ struct vault_rt {
 	int tick_pending, pending_trigger;
 	int tick_saved, tick_pushed;
 	char tick_save_msg[512], tick_push_msg[512];
-	struct { int client; uint32_t gen; } tick_waiters[TICK_WAITERS];
+	struct { int client; uint32_t gen; uint64_t after; } tick_waiters[TICK_WAITERS];
 	int ntick_waiters;
 	struct vtimer interval;		/* the Interval backstop */
-	int lock_pending, lock_client;	/* a lock waiting for the tick to end */
-	uint32_t lock_gen;
 
 	/* headpoll.c */
 	uint64_t hp_interval_ms;	/* 0: not polling */
@@ -139,6 +139,10 @@ struct vault_rt {
 	char hp_seen[128];		/* the ETag the last poll saw */
 
 	uint64_t poll_digest;		/* pollscan.c: the tree's last metadata digest */
+
+	/* ctlq.c: control requests waiting for their turn on this vault */
+	struct ctlq_req *cq_head;
+	int ctl_hold;			/* the running one keeps change-driven ticks waiting */
 
 	/* verify.c: the restore drill (vaultsyncctl verify, VerifyInterval) */
 	struct vtimer verify_timer;	/* the next drill, or a busy vault's next look */
@@ -198,6 +202,14 @@ void pollscan_arm(void);
 /* ---- headpoll.c ---- */
 void headpoll_start(void);
 
+/* ---- ctlq.c: every vault command waits its turn ---- */
+struct ctlq_req;
+int ctlq_submit(struct vault_rt *v, int client, uint32_t gen, uint32_t cmd, uint32_t flags,
+    const char *arg, struct secbuf *pass, char *err, size_t errlen);
+void ctlq_settle_all(void);		/* after every batch of events */
+void ctlq_replied(int client, uint32_t gen);
+void ctlq_drop(struct vault_rt *v, const char *why);
+
 /* ---- ctl.c ---- */
 int ctl_listen(void);
 void ctl_close(void);
@@ -205,6 +217,8 @@ void ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void ctl_line(int client, uint32_t gen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+int ctl_client_alive(int client, uint32_t gen);
+const char *ctl_cmd_name(uint32_t cmd);
 
 /* ---- vault.c ---- */
 void vault_adopt_all(void);
@@ -212,7 +226,6 @@ int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
 void vault_changed(struct vault_rt *v);
 int vault_save(struct vault_rt *v, char *err, size_t errlen);	/* a tick's save job */
-void vault_lock_deferred(struct vault_rt *v);
 void vault_final_saves(void);	/* at shutdown: every unlocked vault, then its push */
 void vault_oneshot_start(void);
 int vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,
@@ -227,7 +240,7 @@ int vtimer_pending(const struct vtimer *t);
 void tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen);
 void tick_saved(struct vault_rt *v, int rc, int changed, const char *msg);
 void tick_pushed(struct vault_rt *v, int code, const char *msg);
-void tick_unblocked(struct vault_rt *v);
+void tick_run_pending(struct vault_rt *v);	/* the vault is free: a pending tick starts */
 int tick_any_running(void);
 void tick_startup(void);
 

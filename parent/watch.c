@@ -192,6 +192,9 @@ watch_sync_vaults(void)
 		nv[i].poll_digest = 0;
 		nv[i].watch_reason[0] = '\0';
 	}
+	for (i = 0; i < D.nvaults; i++)
+		if (cfg_vault_find(&D.cfg, D.vaults[i].name) == NULL)
+			ctlq_drop(&D.vaults[i], "removed from the configuration");
 	free(D.vaults);
 	D.vaults = nv;
 	D.nvaults = D.cfg.nvaults;

@@ -1,0 +1,188 @@
+"""Every control request waits its turn, and its reply describes the state
+after the request: a sync never answers for a tick that began before it, a
+pull or lock meeting a busy vault waits instead of answering "busy", and a
+push that cannot carry the newest changes says so."""
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import IS_ROOT, MODES, wait_for
+from test_remote_dir import remote_env, restore
+from test_sync_loop import ticks, write
+
+
+@pytest.fixture(params=MODES)
+def busyloop(request, daemon_factory, workdir):
+    envs = []
+
+    def make(conf="", mount_size="64M"):
+        e = remote_env(daemon_factory, workdir, request.param, "",
+                       "Interval 1h\nWatcherDebounce 20ms\n" + conf, mount_size)
+        envs.append(e)
+        return e
+    yield make
+    for e in envs:
+        e.d.stop()
+        if not e.user_mode and os.path.ismount(e.path):
+            subprocess.run(["umount", "-l", e.path])
+        e.cleanup()
+
+
+def started(e):
+    e.d.start()
+    e.ctl("init", "v", "--passphrase-file", e.passfile)
+    return e
+
+
+class Writer:
+    """Keeps the vault busy: a big file rewritten without pause, so that a
+    save is running (or about to) whenever a request arrives."""
+
+    def __init__(self, e, size=12 << 20):
+        self.e, self.size, self.stop = e, size, threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.n = 0
+
+    def run(self):
+        blob = os.urandom(self.size)
+        while not self.stop.is_set():
+            self.n += 1
+            write_bytes(self.e, "bulk", blob[self.n % 997:] + blob[:self.n % 997])
+            time.sleep(0.01)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop.set()
+        self.t.join()
+
+
+def write_bytes(e, rel, data):
+    p = os.path.join(e.path, rel)
+    with open(p + ".tmp", "wb") as f:
+        f.write(data)
+    if not e.user_mode and IS_ROOT:
+        os.chown(p + ".tmp", *e.owner)
+    os.rename(p + ".tmp", p)
+
+
+def archive_has(e, archive, rel, content):
+    out = restore(e, archive)
+    try:
+        p = os.path.join(out, rel)
+        return os.path.exists(p) and open(p).read() == content
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def snapshot(e, path):
+    dst = os.path.join(e.d.dir, "snap-%d" % time.monotonic_ns())
+    shutil.copyfile(path, dst)
+    return dst
+
+
+def test_sync_answers_only_for_a_tick_that_saw_the_write(busyloop):
+    """A script writes a secret, syncs, then deletes its other copy: the
+    archive the sync reports (and every later one) must hold the secret."""
+    e = started(busyloop())
+    with Writer(e) as w:
+        wait_for(lambda: len(ticks(e.d, "tick_end", "watcher")) >= 1, timeout=30,
+                 what="the writer's first tick")
+        for i in range(12):
+            marker = "secret %d %s\n" % (i, os.urandom(8).hex())
+            write(e, "marker-%d" % i, marker)
+            r = e.ctl("sync", "v")
+            # Copied at once: a later tick may replace them, but never with less.
+            local = snapshot(e, e.archive)
+            remote = snapshot(e, e.rlatest)
+            assert archive_has(e, local, "marker-%d" % i, marker), (i, r.stdout)
+            assert archive_has(e, remote, "marker-%d" % i, marker), (i, r.stdout)
+        assert w.n > 12	# the vault really was busy throughout
+    assert e.d.stop() == 0
+
+
+def test_pull_and_lock_wait_for_a_running_save(busyloop):
+    """A pull or a lock that meets a tick in progress waits its turn."""
+    e = started(busyloop())
+    e.ctl("sync", "v")
+    for i in range(3):
+        n = len(ticks(e.d, "tick_start"))
+        write_bytes(e, "bulk", os.urandom(8 << 20))
+        wait_for(lambda: len(ticks(e.d, "tick_start")) > n, timeout=30,
+                 what="a tick to start")
+        r = e.d.ctl("pull", "v", "--passphrase-file", e.passfile, check=False, timeout=120)
+        assert r.returncode == 0, (i, r.stdout + r.stderr)
+        assert "busy" not in r.stdout + r.stderr
+    # The lock comes while the save of the last change runs.
+    n = len(ticks(e.d, "tick_start"))
+    write_bytes(e, "last", os.urandom(12 << 20))
+    wait_for(lambda: len(ticks(e.d, "tick_start")) > n, timeout=30, what="a tick to start")
+    r = e.d.ctl("lock", "v", check=False, timeout=120)
+    assert r.returncode == 0 and "busy" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert e.vstate()["state"] == "locked"
+    # Nothing was lost on the way: the locked archive holds the last change.
+    out = restore(e, e.archive)
+    try:
+        assert os.path.getsize(os.path.join(out, "last")) == 12 << 20
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    assert e.d.stop() == 0
+
+
+def test_many_clients_each_get_their_turn(busyloop):
+    """Concurrent syncs, pushes and history listings on one busy vault: every
+    one is answered, none with "busy" or "try again"."""
+    e = started(busyloop())
+    results = []
+
+    def one(cmd):
+        # Eighteen requests in a row on one vault: the last waits for all others.
+        r = e.d.ctl(*cmd, check=False, timeout=300)
+        results.append((cmd, r.returncode, r.stdout + r.stderr))
+    cmds = [("sync", "v"), ("push", "v"), ("history", "v")] * 6
+    with Writer(e, size=2 << 20):
+        ts = [threading.Thread(target=one, args=(c,)) for c in cmds]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(310)
+    assert len(results) == len(cmds)
+    for cmd, rc, out in results:
+        assert rc == 0, (cmd, out)
+        assert "busy" not in out and "try again" not in out, (cmd, out)
+    assert e.d.stop() == 0
+
+
+@pytest.mark.root
+def test_push_after_a_failed_save_says_the_newest_change_is_missing(busyloop, workdir):
+    """State directory full: the save fails; a push then uploads the previous
+    archive, and must say that the newest change is not in it (exit 1)."""
+    if not IS_ROOT:
+        pytest.skip("needs root to mount a small tmpfs")
+    e = busyloop(mount_size="16M")
+    small = os.path.join(workdir, "state")
+    os.makedirs(small, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M,mode=0755", "tmpfs", small],
+                   check=True)
+    try:
+        if e.user_mode:
+            os.chown(small, e.d.ident.uid, e.d.ident.gid)
+        started(e)
+        e.ctl("sync", "v")
+        write_bytes(e, "too-big", os.urandom(3 << 20))
+        wait_for(lambda: e.vstate()["consecutive_failures"] > 0, timeout=30,
+                 what="the save to fail")
+        r = e.ctl("push", "v", check=False)
+        out = r.stdout + r.stderr
+        assert r.returncode == 1, out
+        assert "newest changes are NOT in this push" in out, out
+        assert "No space left" in out or "ENOSPC" in out or "space" in out, out
+    finally:
+        e.d.stop()
+        subprocess.run(["umount", "-l", small])
