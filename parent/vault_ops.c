@@ -8,6 +8,11 @@
  * decrypt and extract the archive into a staging directory inside the vault,
  * and move the entries into place only when everything has authenticated and
  * extracted.  A damaged archive leaves the vault as it was.
+ *
+ * Pulling: a downloaded archive is unpacked the same way, by the same code,
+ * before it may replace the local one (for a locked vault into a throwaway
+ * tmpfs), so that an archive that would not unlock never becomes the only
+ * copy.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -721,7 +726,76 @@ swap_in(int vfd, int sfd)
 }
 
 /*
- * Decrypt the archive at path (NULL: the vault's own) into a staging
+ * What an archive of this vault may unpack to, whichever way it comes in:
+ * MountSize of file contents, and one entry per KiB of it (every entry is a
+ * tmpfs inode, about that much kernel memory that MountSize does not count).
+ */
+static void
+vault_limits(const struct vault_job *vj, struct arc_limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->max_total_bytes = vj->v.mount_size;
+	lim->max_entry_bytes = vj->v.mount_size;
+	lim->max_entries = vj->v.mount_size / 1024;
+	lim->owner_uid = vj->owner_uid;
+	lim->owner_gid = vj->owner_gid;
+	lim->chown_entries = vj->system_mode;
+}
+
+static void
+err_append(struct vault_job *vj, const char *s)
+{
+	size_t n = strlen(vj->err);
+
+	snprintf(vj->err + n, sizeof(vj->err) - n, "%s", s);
+}
+
+/*
+ * The one way an archive is unpacked: decrypt afd with id and extract it
+ * into dirfd, an empty directory on RAM, under the vault's limits.  Unlock
+ * and pull (into a locked vault or an unlocked one) all come through here,
+ * so nothing replaces the local archive before it has met every rule an
+ * unlock will apply to it.  Sets vj->st.sha256, files and bytes.  On
+ * failure dirfd holds partial output for the caller to wipe.  Descriptors
+ * in, a digest out: the shape of a sandboxed decoder process.
+ */
+static int
+unpack_archive(struct vault_job *vj, int afd, const char *name, const struct age_identity *id,
+    int dirfd)
+{
+	unsigned char sha[32];
+	char err[256];
+	struct arc_limits lim;
+	struct arc_stats as;
+	struct arc_src src;
+	struct age_keys k;
+	int rc = -1;
+
+	memset(&k, 0, sizeof(k));
+	k.ids = id;
+	k.nids = 1;
+	memset(&src, 0, sizeof(src));
+	if ((src.r = age_reader_new(file_read, &afd, &k, &src.ae)) == NULL) {
+		set_err(vj, 1, "%s: %s", name, src.ae.msg);
+		return -1;
+	}
+	vault_limits(vj, &lim);
+	memset(&as, 0, sizeof(as));
+	if (arc_extract(arc_from_age, &src, dirfd, &lim, sha, &as, err, sizeof(err)) != 0) {
+		set_err(vj, 1, "%s: %s", name, err);
+		goto out;
+	}
+	hex_encode(sha, 32, vj->st.sha256);
+	vj->files = as.files;
+	vj->bytes = as.bytes;
+	rc = 0;
+out:
+	age_reader_free(src.r);
+	return rc;
+}
+
+/*
+ * Unpack the archive at path (NULL: the vault's own) into a staging
  * directory inside the vault, and only when all of it authenticated and
  * extracted, move it in.  replace: the vault's present contents go first
  * (a pull into an unlocked vault); otherwise the vault must be empty.
@@ -730,12 +804,7 @@ static int
 extract_archive(struct vault_job *vj, int vfd, const struct age_identity *id, const char *from,
     int replace)
 {
-	char path[STORE_PATH_MAX], err[256];
-	unsigned char sha[32];
-	struct arc_limits lim;
-	struct arc_stats as;
-	struct arc_src src;
-	struct age_keys k;
+	char path[STORE_PATH_MAX];
 	int afd, sfd = -1, rc = -1;
 
 	if (from != NULL)
@@ -748,29 +817,14 @@ extract_archive(struct vault_job *vj, int vfd, const struct age_identity *id, co
 		set_err(vj, 66, "open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	memset(&k, 0, sizeof(k));
-	k.ids = id;
-	k.nids = 1;
-	memset(&src, 0, sizeof(src));
-	if ((src.r = age_reader_new(file_read, &afd, &k, &src.ae)) == NULL) {
-		set_err(vj, 1, "%s: %s; the vault was left as it was", path, src.ae.msg);
-		goto out;
-	}
 	if (mkdirat(vfd, STAGING, 0700) != 0 ||
 	    (sfd = openat(vfd, STAGING, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		set_err(vj, 73, "create staging directory in %s: %s", vj->v.path, strerror(errno));
 		goto out;
 	}
-	memset(&lim, 0, sizeof(lim));
-	lim.max_total_bytes = vj->v.mount_size;
-	lim.max_entry_bytes = vj->v.mount_size;
-	lim.max_entries = 1000000;
-	lim.owner_uid = vj->owner_uid;
-	lim.owner_gid = vj->owner_gid;
-	lim.chown_entries = vj->system_mode;
-	memset(&as, 0, sizeof(as));
-	if (arc_extract(arc_from_age, &src, sfd, &lim, sha, &as, err, sizeof(err)) != 0) {
-		set_err(vj, 1, "%s: %s; the vault was left as it was", path, err);
+	if (unpack_archive(vj, afd, from != NULL ? "the pulled archive" : path, id, sfd) != 0) {
+		err_append(vj, from != NULL ? "; the vault and the local archive were left as "
+		    "they were" : "; the vault was left as it was");
 		goto out;
 	}
 	if (replace && wipe_dir(vfd, 0, STAGING) != 0) {
@@ -783,9 +837,6 @@ extract_archive(struct vault_job *vj, int vfd, const struct age_identity *id, co
 		    strerror(errno));
 		goto out;
 	}
-	hex_encode(sha, 32, vj->st.sha256);
-	vj->files = as.files;
-	vj->bytes = as.bytes;
 	rc = 0;
 out:
 	if (sfd >= 0) {
@@ -793,7 +844,6 @@ out:
 		close(sfd);
 		(void)unlinkat(vfd, STAGING, AT_REMOVEDIR);
 	}
-	age_reader_free(src.r);
 	close(afd);
 	return rc;
 }
@@ -840,45 +890,114 @@ out:
 
 /* ---- pulling ---------------------------------------------------------- */
 
-/* A locked vault has nowhere in RAM to extract to: authenticate every chunk and hash the tar. */
-static int
-verify_archive(struct vault_job *vj, const struct age_identity *id, unsigned char sha[32])
-{
-	struct age_reader *r = NULL;
-	struct age_keys k;
-	struct age_err ae;
-	EVP_MD_CTX *md = NULL;
-	const unsigned char *p;
-	unsigned mdlen = 0;
-	ssize_t n;
-	int fd, rc = -1;
+/*
+ * Where a locked vault's pulled archive is unpacked to be checked: never a
+ * disk.  In system mode a private tmpfs that no path leads to (fsmount
+ * without move_mount), sized for the vault and gone with its last
+ * descriptor, even if the daemon dies; otherwise, or where the kernel
+ * refuses that, a fresh 0700 directory on a RAM filesystem.
+ */
+struct staging {
+	int mnt;			/* the private tmpfs, or -1 */
+	int fd;
+	char path[STORE_PATH_MAX];	/* the directory on a shared RAM filesystem, or "" */
+};
 
-	if ((fd = open(vj->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+static int
+private_tmpfs(const struct arc_limits *lim)
+{
+	char size[32], inodes[32];
+	int fs, mnt = -1;
+
+	/* Room for the contents, each entry's last partial page, and the root. */
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)(lim->max_total_bytes +
+	    lim->max_entries * 4096));
+	snprintf(inodes, sizeof(inodes), "%llu", (unsigned long long)(lim->max_entries + 16));
+	if ((fs = fsopen("tmpfs", FSOPEN_CLOEXEC)) == -1)
+		return -1;
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) == 0 &&
+	    fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", inodes, 0) == 0 &&
+	    fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) == 0 &&
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+		mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+		    MOUNT_ATTR_NOEXEC);
+	close(fs);
+	return mnt;
+}
+
+static int
+staging_open(struct vault_job *vj, struct staging *sg)
+{
+	const char *base[2];
+	struct arc_limits lim;
+	size_t i;
+
+	sg->mnt = sg->fd = -1;
+	sg->path[0] = '\0';
+	vault_limits(vj, &lim);
+	if (vj->system_mode && (sg->mnt = private_tmpfs(&lim)) != -1) {
+		if ((sg->fd = openat(sg->mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1)
+			return 0;
+		set_err(vj, 73, "open the staging tmpfs: %s", strerror(errno));
+		close(sg->mnt);
+		sg->mnt = -1;
+		return -1;
+	}
+	base[0] = vj->system_mode ? "/run" : getenv("XDG_RUNTIME_DIR");
+	base[1] = "/dev/shm";
+	for (i = 0; i < 2; i++) {
+		if (base[i] == NULL || base[i][0] != '/' || !vault_path_on_ram(base[i]) ||
+		    (size_t)snprintf(sg->path, sizeof(sg->path), "%s/vaultsync-pull.XXXXXX",
+		    base[i]) >= sizeof(sg->path) || mkdtemp(sg->path) == NULL) {
+			sg->path[0] = '\0';
+			continue;
+		}
+		if ((sg->fd = open(sg->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC)) != -1)
+			return 0;
+		(void)rmdir(sg->path);
+		sg->path[0] = '\0';
+	}
+	set_err(vj, 73, "nowhere in RAM to check the pulled archive (%s$XDG_RUNTIME_DIR or "
+	    "/dev/shm on tmpfs): its plaintext must never touch a disk",
+	    vj->system_mode ? "a private tmpfs, /run, " : "");
+	return -1;
+}
+
+static void
+staging_close(struct staging *sg)
+{
+	if (sg->fd >= 0) {
+		(void)wipe_dir(sg->fd, 0, NULL);
+		close(sg->fd);
+	}
+	if (sg->path[0] != '\0')
+		(void)rmdir(sg->path);
+	if (sg->mnt >= 0)
+		close(sg->mnt);
+}
+
+/*
+ * A locked vault has nowhere of its own to unpack to: unpack the download
+ * into a throwaway staging area, so that it replaces the local archive only
+ * if it would unlock.
+ */
+static int
+verify_archive(struct vault_job *vj, const struct age_identity *id)
+{
+	struct staging sg;
+	int afd, rc = -1;
+
+	if ((afd = open(vj->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		set_err(vj, 1, "open %s: %s", vj->src, strerror(errno));
 		return -1;
 	}
-	memset(&k, 0, sizeof(k));
-	k.ids = id;
-	k.nids = 1;
-	memset(&ae, 0, sizeof(ae));
-	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-	    (r = age_reader_new(file_read, &fd, &k, &ae)) == NULL) {
-		set_err(vj, 1, "the downloaded archive does not decrypt: %s", ae.msg);
-		goto out;
+	if (staging_open(vj, &sg) == 0) {
+		if ((rc = unpack_archive(vj, afd, "the pulled archive", id, sg.fd)) != 0)
+			err_append(vj, "; the local archive was left as it was");
+		staging_close(&sg);
 	}
-	while ((n = age_reader_read(r, &p, &ae)) > 0)
-		if (EVP_DigestUpdate(md, p, (size_t)n) != 1)
-			break;
-	if (n != 0 || EVP_DigestFinal_ex(md, sha, &mdlen) != 1 || mdlen != 32) {
-		set_err(vj, 1, "the downloaded archive does not decrypt: %s",
-		    ae.msg[0] ? ae.msg : "hashing failed");
-		goto out;
-	}
-	rc = 0;
-out:
-	age_reader_free(r);
-	EVP_MD_CTX_free(md);
-	close(fd);
+	close(afd);
 	return rc;
 }
 
@@ -895,9 +1014,9 @@ hex_decode32(const char *hex, unsigned char out[32])
 
 /*
  * Make a downloaded archive the vault's: it must decrypt with the vault's
- * identity (and, into an unlocked vault, extract) completely before it
- * replaces the local archive or a single file.  On failure the download is
- * removed and the vault and its archive are as they were.
+ * identity and unpack completely, under the rules and limits of an unlock,
+ * before it replaces the local archive or a single file.  On failure the
+ * download is removed and the vault and its archive are as they were.
  */
 static void
 op_pull(struct vault_job *vj)
@@ -917,13 +1036,13 @@ op_pull(struct vault_job *vj)
 			set_err(vj, 66, "open %s: %s", vj->v.path, strerror(errno));
 			goto out;
 		}
-		if (extract_archive(vj, vfd, &id, vj->src, 1) != 0 ||
-		    hex_decode32(vj->st.sha256, sha) != 0)
+		if (extract_archive(vj, vfd, &id, vj->src, 1) != 0)
 			goto out;
-	} else {
-		if (verify_archive(vj, &id, sha) != 0)
-			goto out;
-		hex_encode(sha, 32, vj->st.sha256);
+	} else if (verify_archive(vj, &id) != 0)
+		goto out;
+	if (hex_decode32(vj->st.sha256, sha) != 0) {
+		set_err(vj, 1, "the pulled archive's digest is malformed");
+		goto out;
 	}
 	if (store_key_load(vj->dir, key, 1, err, sizeof(err)) != 0 ||
 	    arc_content_id(key, sha, cid) != 0) {

@@ -1,6 +1,6 @@
 /*
  * The vault operations that run on a worker thread: save, init, unlock,
- * lock.  Each takes a struct vault_job holding copies of what it needs and
+ * lock, pull.  Each takes a struct vault_job holding copies of what it needs and
  * leaves its result there; nothing here touches the daemon's shared state.
  */
 #ifndef VS_VAULT_OPS_H
