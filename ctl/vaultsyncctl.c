@@ -26,6 +26,7 @@
 #define EXIT_USAGE	64
 #define EXIT_NOPERM	77
 #define TIMEOUT_MS	15000
+#define HELLO_WAIT_MS	120000
 
 static const char *progname = "vaultsyncctl";
 static uint32_t seq;
@@ -185,7 +186,8 @@ connect_daemon(const char *path)
 		    strerror(e));
 		exit(EXIT_NODAEMON);
 	}
-	if (recv_one(fd, &m) != MSG_OK) {
+	/* When every slot has a request in flight the daemon accepts us once one frees. */
+	if (recv_one_timeout(fd, &m, HELLO_WAIT_MS) != MSG_OK) {
 		fprintf(stderr, "%s: the daemon closed the connection\n", progname);
 		exit(EXIT_NODAEMON);
 	}

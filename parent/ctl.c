@@ -40,6 +40,12 @@
 #define SECRET_MS	30000
 #define IDLE_MS		30000
 #define SWEEP_MS	1000	/* deadlines are checked this often, only while a client is connected */
+/*
+ * A connection accepted a moment ago is between our HELLO and its request:
+ * idle, but not silent.  Taking its slot then would cut off an honest client
+ * mid-exchange, so only connections idle this long may be taken.
+ */
+#define TAKE_AFTER_MS	2000
 
 struct client {
 	int fd;
@@ -58,12 +64,28 @@ static struct client clients[MAX_CLIENTS];
 static uint32_t next_gen = 1;
 static int sweep_timer = -1;
 
+/*
+ * Every slot holds a request in flight: new peers wait in the listen backlog
+ * (vaultsyncctl's connect blocks) rather than hear "try again".  Accepting
+ * resumes as soon as a slot frees or a client goes idle.
+ */
+static int accept_paused;
+static void ctl_acceptable(int, uint32_t, void *);
+
+static void
+accept_resume(void)
+{
+	if (accept_paused && D.ctl_fd >= 0 && ev_add(D.ctl_fd, ctl_acceptable, NULL) == 0)
+		accept_paused = 0;
+}
+
 static void
 client_close(struct client *cl)
 {
 	ev_del(cl->fd);
 	close(cl->fd);
 	cl->fd = -1;
+	accept_resume();
 }
 
 static void
@@ -80,6 +102,8 @@ client_answered(struct client *cl)
 	if (cl->inflight > 0)
 		cl->inflight--;
 	cl->since = mono_ms();
+	if (cl->inflight == 0)
+		accept_resume();
 }
 
 static int send_result(int fd, int code, const char *fmt, ...)
@@ -389,19 +413,26 @@ client_evict(struct client *cl, const char *why)
 	client_close(cl);
 }
 
+static int
+takeable(const struct client *cl)
+{
+	return mono_ms() - cl->since >= TAKE_AFTER_MS;
+}
+
 /*
  * The slot to take for a newcomer: the longest idle of uid or, with any_uid,
  * of the uid holding the most.  A request in flight is never cut off.
  */
 static struct client *
-idle_victim(uid_t uid, int any_uid)
+idle_victim(uid_t uid, int any_uid, int fresh_too)
 {
 	struct client *cl, *best = NULL;
 	int i, n, best_n = 0;
 
 	for (i = 0; i < MAX_CLIENTS; i++) {
 		cl = &clients[i];
-		if (cl->fd == -1 || cl->inflight > 0 || (!any_uid && cl->uid != uid))
+		if (cl->fd == -1 || cl->inflight > 0 || (!any_uid && cl->uid != uid) ||
+		    (!fresh_too && !takeable(cl)))
 			continue;
 		n = any_uid ? uid_slots(cl->uid) : 0;
 		if (best == NULL || n > best_n || (n == best_n && cl->since < best->since)) {
@@ -410,6 +441,18 @@ idle_victim(uid_t uid, int any_uid)
 		}
 	}
 	return best;
+}
+
+/* Whether anyone at all could get a slot now: a free one, or an idle one to take. */
+static int
+slot_obtainable(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].fd == -1 || (clients[i].inflight == 0 && takeable(&clients[i])))
+			return 1;
+	return 0;
 }
 
 /* A free slot for a new connection from uid, or -1. */
@@ -421,14 +464,16 @@ client_slot(uid_t uid)
 
 	/* At its share, a peer's new connection replaces its own longest idle one. */
 	if (!privileged(uid) && uid_slots(uid) >= UID_SHARE) {
-		if ((victim = idle_victim(uid, 0)) == NULL)
+		/* Its own slots: a user who runs more at once than its share cuts itself off. */
+		if ((victim = idle_victim(uid, 0, 0)) == NULL &&
+		    (victim = idle_victim(uid, 0, 1)) == NULL)
 			return -1;
 		client_evict(victim, "replaced by a newer connection of the same user");
 	}
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (clients[i].fd == -1)
 			return i;
-	if ((victim = idle_victim(uid, 1)) == NULL)
+	if ((victim = idle_victim(uid, 1, 0)) == NULL)
 		return -1;
 	/* Others take from a uid only what it holds beyond their own number of slots. */
 	if (!privileged(uid) && victim->uid != uid &&
@@ -471,6 +516,7 @@ ctl_sweep(void *arg)
 		if (due != 0 && due <= now)
 			client_evict(&clients[i], why);
 	}
+	accept_resume();	/* a connection may have become old enough to take */
 	sweep_arm();
 }
 
@@ -483,6 +529,12 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 
 	(void)events;
 	(void)arg;
+	if (!slot_obtainable()) {
+		ev_del(fd);
+		accept_paused = 1;
+		log_debug("ctl: every slot has a request in flight; new peers wait");
+		return;
+	}
 	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) == -1)
 		return;
 	if (!peer_allowed(cfd, &uc)) {

@@ -186,3 +186,34 @@ def test_push_after_a_failed_save_says_the_newest_change_is_missing(busyloop, wo
     finally:
         e.d.stop()
         subprocess.run(["umount", "-l", small])
+
+
+def test_clients_beyond_the_slots_wait_instead_of_failing(busyloop):
+    """More concurrent requests than the control socket has slots, all held
+    up by a stopped uploader: the extra clients wait to be accepted; none is
+    told "too many control connections; try again"."""
+    import signal
+    e = started(busyloop(mount_size="16M"))
+    e.ctl("sync", "v")
+    results = []
+
+    def one(i):
+        write(e, "f%d" % i, "x%d\n" % i)
+        r = e.d.ctl("sync", "v", check=False, timeout=300)
+        results.append((i, r.returncode, r.stdout + r.stderr))
+    up = e.d.child_pids()["uploader"]
+    os.kill(up, signal.SIGSTOP)
+    try:
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(60)]
+        for t in ts:
+            t.start()
+        # Every slot fills with a request waiting for the stopped uploader.
+        time.sleep(4)
+    finally:
+        os.kill(up, signal.SIGCONT)
+    for t in ts:
+        t.join(310)
+    assert len(results) == 60
+    bad = [(i, rc, out) for i, rc, out in results if rc != 0]
+    assert not bad, bad[:5]
+    assert e.d.stop() == 0
