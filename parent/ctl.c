@@ -204,7 +204,8 @@ handle_request(struct client *cl, const struct msg *m)
 	case CTL_LOCK:
 	case CTL_SYNC:
 	case CTL_PUSH:
-	case CTL_HISTORY: {
+	case CTL_HISTORY:
+	case CTL_VERIFY: {
 		struct vault_rt *v = vault_rt_find(rq->vault);
 
 		if (v == NULL) {
@@ -216,20 +217,6 @@ handle_request(struct client *cl, const struct msg *m)
 		/* Behind any tick or operation in progress: the reply is about the state after it. */
 		if (ctlq_submit(v, (int)(cl - clients), cl->gen, rq->cmd, rq->flags, rq->arg, NULL,
 		    err, sizeof(err)) != 0)
-			send_result(cl->fd, 1, "%s", err);
-		break;
-	}
-	case CTL_VERIFY: {
-		struct vault_rt *v = vault_rt_find(rq->vault);
-
-		if (v == NULL) {
-			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
-			break;
-		}
-		log_info("verify %s requested by uid %u (pid %d)", rq->vault, (unsigned)cl->uid,
-		    (int)cl->pid);
-		/* The drill waits for a running save or push itself, and answers when done. */
-		if (verify_request(v, (int)(cl - clients), cl->gen, err, sizeof(err)) != 0)
 			send_result(cl->fd, 1, "%s", err);
 		break;
 	}

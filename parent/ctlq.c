@@ -3,7 +3,8 @@
  * waits its turn behind a running tick or operation, and its reply describes
  * the state after the request").
  *
- * Each vault has one FIFO of control requests.  The head runs only when the
+ * Each vault has one FIFO of control requests (init, unlock, lock, sync, push,
+ * pull, history, verify).  The head runs only when the
  * vault is free (no worker job, no tick, no push sequence), and it holds the
  * vault until its final reply has been sent: a pull's download, an unlock's
  * extraction, a sync's own tick all belong to the request that started them.
@@ -112,6 +113,8 @@ run(struct vault_rt *v, struct ctlq_req *r, char *err, size_t errlen)
 		return remote_history_request(v, r->client, r->gen, err, errlen);
 	case CTL_PULL:
 		return remote_pull_request(v, r->client, r->gen, r->arg, &r->pass, err, errlen);
+	case CTL_VERIFY:
+		return verify_request(v, r->client, r->gen, err, errlen);
 	default:
 		snprintf(err, errlen, "unsupported command");
 		return -1;
