@@ -93,6 +93,7 @@ vault_adopt_all(void)
 		if (!D.ready)
 			remove_stale_temps(dir);
 		(void)store_state_read(dir, &v->st);
+		keep_load(v, dir);
 		if (!store_exists(dir, "unlocked")) {
 			v->state = VAULT_ST_LOCKED;
 			continue;
@@ -224,6 +225,8 @@ op_done(struct job *j)
 			break;
 		}
 	}
+	if (vj->rc == 0 && vj->op != VOP_SAVE)
+		keep_load(v, vj->dir);
 	/* The tree under Path changed wholesale: rebuild the watches (and the vault array). */
 	if (vj->op != VOP_SAVE) {
 		watch_sync_vaults();
@@ -270,6 +273,11 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 	vj->client_gen = gen;
 	vj->prev = v->st;
 	store_dir(&D.cfg, cv, vj->dir, sizeof(vj->dir));
+	if ((op == VOP_SAVE || op == VOP_LOCK) &&
+	    keep_restore(v, vj->dir, err, errlen) < 0) {
+		free(vj);
+		return -1;
+	}
 	if (resolve_owner(cv, &vj->owner_uid, &vj->owner_gid, err, errlen) != 0) {
 		free(vj);
 		return -1;

@@ -13,6 +13,7 @@
 #include "secbuf.h"
 #include "store.h"
 #include "verify.h"
+#include "keep.h"
 
 /* Exit codes (DESIGN §7). */
 #define EXIT_USAGE	64
@@ -139,6 +140,8 @@ struct vault_rt {
 	char hp_seen[128];		/* the ETag the last poll saw */
 
 	uint64_t poll_digest;		/* pollscan.c: the tree's last metadata digest */
+
+	struct vault_keep keep;		/* keep.c: to put a removed state directory back */
 
 	/* ctlq.c: control requests waiting for their turn on this vault */
 	struct ctlq_req *cq_head;

@@ -193,8 +193,10 @@ watch_sync_vaults(void)
 		nv[i].watch_reason[0] = '\0';
 	}
 	for (i = 0; i < D.nvaults; i++)
-		if (cfg_vault_find(&D.cfg, D.vaults[i].name) == NULL)
+		if (cfg_vault_find(&D.cfg, D.vaults[i].name) == NULL) {
 			ctlq_drop(&D.vaults[i], "removed from the configuration");
+			keep_free(&D.vaults[i].keep);
+		}
 	free(D.vaults);
 	D.vaults = nv;
 	D.nvaults = D.cfg.nvaults;

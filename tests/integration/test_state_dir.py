@@ -1,0 +1,69 @@
+"""A state directory removed under an unlocked vault is put back from what
+the daemon holds, and no change after it is lost or mistaken for another
+device's write."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import MODES, wait_for
+from test_remote_dir import remote_env, same_tree
+from test_sync_loop import write
+from test_vault import tree
+
+
+@pytest.fixture(params=MODES)
+def renv(request, daemon_factory, workdir):
+    envs = []
+
+    def make():
+        e = remote_env(daemon_factory, workdir, request.param, "", "Interval 1h\n")
+        envs.append(e)
+        return e
+    yield make
+    for e in envs:
+        e.d.stop()
+        if not e.user_mode and os.path.ismount(e.path):
+            subprocess.run(["umount", "-l", e.path])
+        e.cleanup()
+
+
+def test_removed_state_directory_is_put_back(renv):
+    e = renv()
+    e.d.start()
+    e.ctl("init", "v", "--passphrase-file", e.passfile)
+    write(e, "a", "first\n")
+    e.ctl("sync", "v")
+    etag_before = e.vstate()["remote_etag"]
+    with open(os.path.join(e.state, "key"), "rb") as f:
+        key = f.read()
+    with open(os.path.join(e.state, "identity.age"), "rb") as f:
+        ident = f.read()
+    shutil.rmtree(e.state)
+    write(e, "b", "written after the state directory went\n")
+    r = e.ctl("sync", "v")
+    assert "pushed" in r.stdout, r.stdout
+    want = tree(e.path)
+    # Everything is back, the same key and identity, and the archive holds the change.
+    for name in ("recipient", "key", "identity.age", "state", "remote", "unlocked",
+                 "vault.tar.age"):
+        assert os.path.exists(os.path.join(e.state, name)), name
+    with open(os.path.join(e.state, "key"), "rb") as f:
+        assert f.read() == key
+    with open(os.path.join(e.state, "identity.age"), "rb") as f:
+        assert f.read() == ident
+    assert same_tree(e, e.archive, want)
+    assert same_tree(e, e.rlatest, want)
+    v = e.vstate()
+    # A normal conditional write followed ours: no false conflict.
+    assert v["state"] != "conflict" and v["remote_etag"] != etag_before, v
+    assert any("lost its files" in r.get("msg", "") for r in e.d.records())
+    # A restart adopts the vault from the restored directory.
+    assert e.d.stop() == 0
+    e.d.start()
+    wait_for(lambda: e.vstate()["state"] == "unlocked", timeout=20, what="adoption")
+    write(e, "c", "after the restart\n")
+    e.ctl("sync", "v")
+    assert same_tree(e, e.rlatest, tree(e.path))
+    assert e.d.stop() == 0
