@@ -84,6 +84,8 @@ struct s3_req {
 	uint64_t clen;
 	int have_clen;
 	/* The total deadline (s3.h), monotonic milliseconds. */
+	unsigned share;		/* requests sharing the link with this one (parts): 0 = 1 */
+	uint64_t extra_ms;	/* the server's own work beyond the bytes (complete) */
 	uint64_t t0, deadline;
 	int timed_out;
 	CURLcode cc;		/* how the transfer ended */
@@ -610,8 +612,13 @@ req_setopts(struct s3_req *q)
 	int bad = 0;
 	uint64_t budget;
 
-	/* The most a reply may bring: the download's bound, else a document's. */
-	budget = budget_ms(q->in_len + (q->out_fd >= 0 ? q->out_max : S3XML_MAX_DOC));
+	/*
+	 * The body at the floor rate, as if alone on the link (parts in flight
+	 * share it), and the most a reply may bring: a download's bound, else
+	 * a document's.
+	 */
+	budget = budget_ms(q->in_len * (q->share ? q->share : 1) +
+	    (q->out_fd >= 0 ? q->out_max : S3XML_MAX_DOC)) + q->extra_ms;
 	q->t0 = now_ms();
 	q->deadline = q->t0 + budget;
 	curl_easy_reset(h);
@@ -1387,6 +1394,7 @@ s3_mpu_parts(struct s3_remote *r, const struct s3_creds *c, const char *key,
 				break;
 			req_init(&sl->q, r, c, &sl->res, "PUT");
 			sl->q.h = r->part_easy[i];
+			sl->q.share = inflight;
 			if (part_req(&sl->q, key, upload_id, next, fd, off, len,
 			    sign ? ph.hex : NULL) == -1 || req_begin(&sl->q) == -1) {
 				req_done(&sl->q);
@@ -1572,6 +1580,8 @@ s3_mpu_complete(struct s3_remote *r, const struct s3_creds *c, const char *key,
 	hdr_add(&q, "Content-Type: application/xml");
 	q.in_mem = body;
 	q.in_len = blen;
+	/* Assembling the parts takes the server a while (AWS: minutes for large objects). */
+	q.extra_ms = (uint64_t)nparts * S3_COMPLETE_PART_MS;
 	rc = req_perform(&q);
 	if (rc == 0 && res->outcome == S3_OK)
 		complete_result(&q, res);

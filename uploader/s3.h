@@ -180,12 +180,15 @@ int s3_mpu_list(struct s3_remote *r, const struct s3_creds *c, const char *prefi
 /*
  * Every request has a total deadline: S3_DEADLINE_BASE_MS for connecting and
  * the server's own time, plus its bytes (sent, and the most it may receive)
- * at S3_FLOOR_BPS; a GET's deadline narrows to its Content-Length once that
- * is known.  A server that keeps a transfer just above the stall limit
- * (S3_STALL_BPS) cannot hold the one uploader for longer: the request ends
- * S3_RETRY (or S3_UNKNOWN for a write) with "timed out".
+ * at S3_FLOOR_BPS, a slow uplink's rate (a part counts the bytes of all the
+ * parts in flight, which share the link; a complete S3_COMPLETE_PART_MS per
+ * part); a GET's deadline narrows to its Content-Length once that is known.
+ * A listing gets 46 s, a 64 MiB PUT 18 min.  A server that keeps a transfer
+ * just above libcurl's stall limit cannot hold the one uploader for longer:
+ * the request ends S3_RETRY (S3_UNKNOWN for a write) with "timed out".
  */
 #define S3_DEADLINE_BASE_MS	30000ull
-#define S3_FLOOR_BPS		(256ull << 10)
+#define S3_FLOOR_BPS		(64ull << 10)
+#define S3_COMPLETE_PART_MS	250ull
 
 #endif
