@@ -256,6 +256,41 @@ utc_stamp(char *buf, size_t len)
 	strftime(buf, len, "%Y%m%dT%H%M%SZ", &tm);
 }
 
+/*
+ * A content id of ours: the write being pushed, the last one confirmed (its
+ * reply's ETag may have been wrong), or one whose outcome we never learned.
+ */
+static int
+cid_ours(const struct vault_rt *v, const char *cid)
+{
+	size_t i;
+
+	if (cid[0] == '\0')
+		return 0;
+	if (strcmp(cid, v->push_cid) == 0)
+		return 1;
+	for (i = 0; i < STORE_DOUBT; i++)
+		if (strcmp(cid, v->rs.doubt[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Before a PUT of latest: if we never hear back, a later 412 can still tell it is ours. */
+static void
+doubt_add(struct vault_rt *v)
+{
+	size_t i;
+
+	if (strlen(v->push_cid) != 16)
+		return;
+	for (i = 0; i < STORE_DOUBT; i++)
+		if (strcmp(v->rs.doubt[i], v->push_cid) == 0)
+			return;
+	memmove(v->rs.doubt[1], v->rs.doubt[0], sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1));
+	msg_strlcpy(v->rs.doubt[0], v->push_cid, sizeof(v->rs.doubt[0]));
+	save_rs(v);
+}
+
 /* Send one PUT of a local file; on a local failure the step fails at once. */
 static void
 put_file(struct vault_rt *v, enum push_step step, const char *file, const char *key,
@@ -275,6 +310,8 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 	if (step == PS_LATEST || step == PS_CONFLICT_COPY || step == PS_HISTORY)
 		v->push_bytes = size;
 	msg_strlcpy(v->push_key, key, sizeof(v->push_key));
+	if (step == PS_LATEST)
+		doubt_add(v);
 	if (upl_put(v->name, key, fd, size, cond, etag, v->push_cid, &step_cbs) != 0) {
 		memset(&r, 0, sizeof(r));
 		snprintf(r.error, sizeof(r.error), "the uploader is not available (%s)",
@@ -536,10 +573,30 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 	free(arg);
 	if (v == NULL)
 		return;
-	ours = h->outcome == UPL_OK && v->push_cid[0] != '\0' &&
-	    strcmp(h->content_id, v->push_cid) == 0;
+	ours = h->outcome == UPL_OK && cid_ours(v, h->content_id);
 	memcpy(was, r.error, sizeof(was));
-	if (ours && h->etag[0] != '\0') {
+	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, v->push_cid) != 0 &&
+	    v->push_step == PS_LATEST && strcmp(h->etag, v->rs.etag) != 0) {
+		/*
+		 * An earlier write of ours landed unconfirmed (a kill mid-PUT): its
+		 * ETag is ours to match, and the newer archive goes up now.  Once
+		 * only: a 412 against the ETag just adopted is settled as any other.
+		 */
+		log_info("vault %s: %s holds an earlier write of ours (content id %s, ETag %s); "
+		    "sending the newer archive with that ETag", v->name, v->push_key,
+		    h->content_id, h->etag);
+		msg_strlcpy(v->rs.etag, h->etag, sizeof(v->rs.etag));
+		v->rs.pushed_sha256[0] = '\0';
+		save_rs(v);
+		do_latest(v);
+		return;
+	}
+	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, v->push_cid) != 0) {
+		if (r.outcome != UPL_UNKNOWN)
+			r.outcome = UPL_RETRY;
+		snprintf(r.error, sizeof(r.error), "%.120s; the remote holds an earlier write "
+		    "of ours (ETag %.60s)", was, h->etag);
+	} else if (ours && h->etag[0] != '\0') {
 		log_info("vault %s: %s holds our archive (content id %s, ETag %s): our write "
 		    "landed", v->name, v->push_key, h->content_id, h->etag);
 		r.outcome = UPL_OK;
@@ -645,6 +702,9 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		}
 		msg_strlcpy(v->rs.etag, r->etag, sizeof(v->rs.etag));
 		msg_strlcpy(v->rs.pushed_sha256, v->push_sha, sizeof(v->rs.pushed_sha256));
+		/* Known again: what the remote may hold of ours is this write alone. */
+		memset(v->rs.doubt, 0, sizeof(v->rs.doubt));
+		msg_strlcpy(v->rs.doubt[0], v->push_cid, sizeof(v->rs.doubt[0]));
 		v->rs.conflict = 0;
 		v->rs.weak_cas = (r->flags & UPL_F_WEAK_CAS) != 0;
 		v->rs.last_ok_push_at = now;
@@ -1098,8 +1158,7 @@ remote_pulled(struct vault_rt *v, const struct vault_job *vj)
 int
 remote_head_ours(const struct vault_rt *v, const struct msg_upl_result *r)
 {
-	return r->outcome == UPL_OK && v->push_cid[0] != '\0' &&
-	    strcmp(r->content_id, v->push_cid) == 0;
+	return r->outcome == UPL_OK && cid_ours(v, r->content_id);
 }
 
 /* The head poller saw another device's write: nothing is overwritten from now on. */

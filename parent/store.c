@@ -296,6 +296,15 @@ store_remote_read(const char *dir, struct vault_remote *r)
 		INT(history_at);
 		else if (strcmp(line, "uploaded_bytes") == 0)
 			r->uploaded_bytes = strtoull(eq, NULL, 10);
+		else if (strcmp(line, "doubt") == 0) {
+			char *c, *cs = NULL;
+			int i = 0;
+
+			for (c = strtok_r(eq, ",", &cs); c != NULL && i < STORE_DOUBT;
+			    c = strtok_r(NULL, ",", &cs))
+				if (strlen(c) == 16 && strspn(c, "0123456789abcdef") == 16)
+					memcpy(r->doubt[i++], c, 17);
+		}
 #undef STR
 #undef INT
 	}
@@ -306,19 +315,27 @@ store_remote_read(const char *dir, struct vault_remote *r)
 int
 store_remote_write(const char *dir, const struct vault_remote *r, char *err, size_t errlen)
 {
-	char buf[2048];
+	char buf[2048], doubt[STORE_DOUBT * 17 + 1];
+	size_t i;
 	int n;
 
 	if (!line_ok(r->etag) || !line_ok(r->mpu_key) || !line_ok(r->mpu_id)) {
 		snprintf(err, errlen, "refusing to write a value with a newline");
 		return -1;
 	}
+	doubt[0] = '\0';
+	for (i = 0; i < STORE_DOUBT; i++)
+		if (strlen(r->doubt[i]) == 16 && strspn(r->doubt[i], "0123456789abcdef") == 16) {
+			if (doubt[0] != '\0')
+				strcat(doubt, ",");
+			strcat(doubt, r->doubt[i]);
+		}
 	n = snprintf(buf, sizeof(buf), "etag=%s\npushed_sha256=%s\nconflict=%d\nidentity_pushed=%d\n"
 	    "weak_cas=%d\nlast_push_at=%lld\nlast_ok_push_at=%lld\nhistory_at=%lld\n"
-	    "uploaded_bytes=%llu\nmpu_key=%s\nmpu_id=%s\n", r->etag, r->pushed_sha256, r->conflict,
-	    r->identity_pushed, r->weak_cas, (long long)r->last_push_at,
+	    "uploaded_bytes=%llu\nmpu_key=%s\nmpu_id=%s\ndoubt=%s\n", r->etag, r->pushed_sha256,
+	    r->conflict, r->identity_pushed, r->weak_cas, (long long)r->last_push_at,
 	    (long long)r->last_ok_push_at, (long long)r->history_at,
-	    (unsigned long long)r->uploaded_bytes, r->mpu_key, r->mpu_id);
+	    (unsigned long long)r->uploaded_bytes, r->mpu_key, r->mpu_id, doubt);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		snprintf(err, errlen, "remote state too long");
 		return -1;

@@ -22,6 +22,7 @@
 
 #define STORE_PATH_MAX	(CFG_PATH_MAX + CFG_NAME_MAX + 32)
 #define STORE_MAX_RECIPIENTS	(CFG_MAX_RECIPIENTS + 1)
+#define STORE_DOUBT		4
 
 struct vault_saved {
 	char sha256[65];	/* hex, "" = never saved */
@@ -43,6 +44,14 @@ struct vault_remote {
 	uint64_t uploaded_bytes;
 	char mpu_key[192];	/* a multipart upload that may have been left unfinished */
 	char mpu_id[256];
+	/*
+	 * Content ids of our writes of latest that the remote may hold: the last
+	 * confirmed one, and those whose outcome we never learned (the uploader
+	 * or the daemon killed mid-PUT), written down before each PUT.  A 412
+	 * whose object carries one of them is our own write, not another
+	 * device's.
+	 */
+	char doubt[STORE_DOUBT][17];
 };
 
 int store_remote_read(const char *dir, struct vault_remote *r);

@@ -83,6 +83,7 @@ struct s3_req {
 	long status;
 	uint64_t clen;
 	int have_clen;
+	int hdr_end;		/* the blank line after the last status's headers came */
 	/* The total deadline (s3.h), monotonic milliseconds. */
 	unsigned share;		/* requests sharing the link with this one (parts): 0 = 1 */
 	uint64_t extra_ms;	/* the server's own work beyond the bytes (complete) */
@@ -382,9 +383,11 @@ s3_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 		res->etag[0] = res->content_id[0] = res->device_id[0] = '\0';
 		res->last_modified = 0;
 		q->have_clen = 0;
+		q->hdr_end = 0;
 		return total;
 	}
 	if (len == 0) {
+		q->hdr_end = 1;
 		/* End of headers: refuse a body that cannot fit before it starts. */
 		if (q->out_fd >= 0 && q->status >= 200 && q->status <= 299 && q->have_clen) {
 			if (q->clen > q->out_max) {
@@ -758,6 +761,15 @@ req_finish(struct s3_req *q, CURLcode cc)
 	} else if (cc != CURLE_OK) {
 		res->outcome = s3_classify_curl(cc);
 		seterr(res, "%s", q->errbuf[0] != '\0' ? q->errbuf : curl_easy_strerror(cc));
+	} else if (!q->hdr_end) {
+		/*
+		 * libcurl can end a HEAD "successfully" on a connection closed in
+		 * the middle of its headers: then an ETag or content id we did not
+		 * see says nothing about the object, and whose write it holds must
+		 * not be concluded from it.
+		 */
+		res->outcome = S3_RETRY;
+		seterr(res, "HTTP %ld: the reply's headers were cut off", st);
 	} else {
 		memset(&xe, 0, sizeof(xe));
 		if ((st < 200 || st > 299) && q->blen > 0)
