@@ -177,6 +177,13 @@ op_done(struct job *j)
 		switch (vj->op) {
 		case VOP_SAVE:
 			v->state = VAULT_ST_UNLOCKED;
+			if (vj->torn)
+				log_warn("vault %s: the vault changed under each of %d tries; the "
+				    "archive was kept as the last try made it, and the change that "
+				    "tore it brings another tick", v->name, vj->save_tries);
+			else if (vj->save_tries > 1)
+				log_debug("vault %s: the vault changed during the save; made "
+				    "again (%d tries)", v->name, vj->save_tries);
 			log_info("vault %s: %s (%llu files, %llu bytes)", v->name, vj->changed ?
 			    "saved" : "unchanged, no new archive", (unsigned long long)vj->files,
 			    (unsigned long long)vj->bytes);

@@ -35,6 +35,7 @@
 #include "age.h"
 #include "archive.h"
 #include "msg.h"
+#include "treedigest.h"
 #include "vault_ops.h"
 
 #define STAGING		".vaultsync-staging"
@@ -394,9 +395,19 @@ ring_free(struct ring *r)
 	pthread_cond_destroy(&r->cv);
 }
 
-/* Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set). */
+/*
+ * A tmpfs has no snapshots: a file written while the archive is being made
+ * can leave one that matches no state the vault ever had (one entry from
+ * before a change, another from after).  Metadata digests around each
+ * attempt tell; an archive the vault changed under is made again, and only
+ * the last of SAVE_TRIES is kept as it is (a vault written to without pause
+ * must still be saved; the change that tore it brings the next tick).
+ */
+#define SAVE_TRIES	8
+
+/* One attempt: 0 saved (or unchanged), 1 the vault changed meanwhile, -1 failed. */
 static int
-do_save(struct vault_job *vj)
+save_once(struct vault_job *vj, uint64_t d0, int last)
 {
 	struct age_recipient r[STORE_MAX_RECIPIENTS];
 	unsigned char key[32], sha[32], cid[32];
@@ -468,6 +479,16 @@ do_save(struct vault_job *vj)
 	hex_encode(sha, 32, vj->st.sha256);
 	vj->files = as.files;
 	vj->bytes = as.bytes;
+	if (tree_digest(vj->v.path) != d0) {
+		if (!last) {
+			unlink(tmp);	/* never renamed into place: not even a kill keeps it */
+			close_later(s.fd);
+			s.fd = -1;
+			rc = 1;
+			goto out;
+		}
+		vj->torn = 1;
+	}
 	if (strcmp(vj->st.sha256, vj->prev.sha256) == 0 &&
 	    store_exists(vj->dir, "vault.tar.age")) {
 		unlink(tmp);		/* unchanged: keep the archive we have */
@@ -509,6 +530,24 @@ out:
 		close(vfd);
 	close_later(old);
 	return rc;
+}
+
+/* Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set). */
+static int
+do_save(struct vault_job *vj)
+{
+	int i, rc;
+
+	vj->torn = 0;
+	for (i = 0; i < SAVE_TRIES; i++) {
+		vj->save_tries = i + 1;
+		/* A burst of writes usually ends soon: wait it out a little longer each time. */
+		if (i > 0)
+			usleep((useconds_t)(25000u << (i < 6 ? i : 6)));
+		if ((rc = save_once(vj, tree_digest(vj->v.path), i == SAVE_TRIES - 1)) != 1)
+			return rc;
+	}
+	return -1;	/* not reached: the last try never answers 1 */
 }
 
 /* ---- wiping and mounting ---------------------------------------------- */
@@ -727,16 +766,20 @@ swap_in(int vfd, int sfd)
 
 /*
  * What an archive of this vault may unpack to, whichever way it comes in:
- * MountSize of file contents, and one entry per KiB of it (every entry is a
- * tmpfs inode, about that much kernel memory that MountSize does not count).
+ * MountSize of file contents, and the entry count a save never refuses.  A
+ * lower count tied to MountSize would let a vault save an archive that its
+ * own unlock then refuses; the tmpfs the entries land in (the vault's mount,
+ * or the private one of a pull, both MountSize) bounds their memory anyway.
  */
+#define VAULT_MAX_ENTRIES	1000000
+
 static void
 vault_limits(const struct vault_job *vj, struct arc_limits *lim)
 {
 	memset(lim, 0, sizeof(*lim));
 	lim->max_total_bytes = vj->v.mount_size;
 	lim->max_entry_bytes = vj->v.mount_size;
-	lim->max_entries = vj->v.mount_size / 1024;
+	lim->max_entries = VAULT_MAX_ENTRIES;
 	lim->owner_uid = vj->owner_uid;
 	lim->owner_gid = vj->owner_gid;
 	lim->chown_entries = vj->system_mode;
@@ -909,9 +952,11 @@ private_tmpfs(const struct arc_limits *lim)
 	char size[32], inodes[32];
 	int fs, mnt = -1;
 
-	/* Room for the contents, each entry's last partial page, and the root. */
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)(lim->max_total_bytes +
-	    lim->max_entries * 4096));
+	/*
+	 * As big as the vault's own mount: what unlocks there unpacks here, and a
+	 * hostile archive of tiny files cannot pin more pages than the vault could.
+	 */
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)lim->max_total_bytes);
 	snprintf(inodes, sizeof(inodes), "%llu", (unsigned long long)(lim->max_entries + 16));
 	if ((fs = fsopen("tmpfs", FSOPEN_CLOEXEC)) == -1)
 		return -1;

@@ -35,6 +35,8 @@ struct vault_job {
 	int rc;				/* 0 ok, else an exit code for vaultsyncctl */
 	char err[512];
 	int changed;			/* SAVE/LOCK: a new archive was written */
+	int torn;		/* the vault kept changing under every try: kept as the last made it */
+	int save_tries;
 	struct vault_saved st;		/* state after the op */
 	uint64_t files, bytes;
 

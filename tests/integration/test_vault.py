@@ -196,6 +196,20 @@ def _restore(venv):
     return out
 
 
+def _archive_names(venv, data):
+    """The entry names of an archive (its bytes), listed by age and tar."""
+    p1 = subprocess.Popen(["age", "-d", "-i", _identity(venv)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE)
+    r = subprocess.Popen(["tar", "-t"], stdin=p1.stdout, stdout=subprocess.PIPE)
+    p1.stdin.write(data)
+    p1.stdin.close()
+    out = r.stdout.read().decode()
+    r.wait()
+    p1.wait()
+    assert p1.returncode == 0 and r.returncode == 0
+    return [n.rstrip("/") for n in out.split()]
+
+
 def test_recovery_with_standard_tools(venv):
     venv.d.start()
     venv.ctl("init", "v", "--passphrase-file", venv.passfile)
@@ -447,3 +461,89 @@ def test_init_asks_twice_on_a_tty(daemon_factory, workdir):
         e.d.stop()
         if os.path.ismount(e.path):
             subprocess.run(["umount", "-l", e.path])
+
+
+def test_a_vault_that_saves_also_unlocks_with_many_entries(venv):
+    """17,000 empty files fit a 16M vault; the archive they save must unlock
+    again (an entry limit derived from MountSize once refused it)."""
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if venv.owner != (0, 0):
+                os.setgid(venv.owner[1])
+                os.setuid(venv.owner[0])
+            for i in range(170):
+                d = os.path.join(venv.path, "d%03d" % i)
+                os.mkdir(d)
+                for j in range(100):
+                    open(os.path.join(d, "f%03d" % j), "w").close()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    want = tree(venv.path)
+    assert len(want) == 17170
+    venv.ctl("sync", "v")
+    venv.ctl("lock", "v")
+    r = venv.ctl("unlock", "v", "--passphrase-file", venv.passfile, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert tree(venv.path) == want
+    assert venv.d.stop() == 0
+
+
+def test_a_save_never_mixes_two_states(venv):
+    """The vault always holds at least one gen-N file (the writer adds N+1
+    before it removes N).  An archive made while that happens must still hold
+    one: a save the vault changed under is made again, never kept torn."""
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    stop = os.path.join(venv.d.dir, "stop-writer")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if venv.owner != (0, 0):
+                os.setgid(venv.owner[1])
+                os.setuid(venv.owner[0])
+            n = 0
+            open(os.path.join(venv.path, "gen-%06d" % n), "w").close()
+            # Read first (sorted before gen-), so the save is slow where it hurts.
+            with open(os.path.join(venv.path, "ballast"), "wb") as f:
+                f.write(os.urandom(6 << 20))
+            rnd = random.Random(11)
+            while not os.path.exists(stop):
+                for _ in range(rnd.randint(5, 40)):
+                    tmp = os.path.join(venv.path, ".tmp")
+                    with open(tmp, "w") as f:
+                        f.write("%d\n" % (n + 1))
+                    os.rename(tmp, os.path.join(venv.path, "gen-%06d" % (n + 1)))
+                    os.unlink(os.path.join(venv.path, "gen-%06d" % n))
+                    n += 1
+                    time.sleep(0.002)
+                time.sleep(rnd.uniform(0.05, 0.4))
+        finally:
+            os._exit(0)
+    seen, torn = set(), []
+    try:
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            try:
+                with open(venv.archive, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            h = hashlib.sha256(data).hexdigest()
+            if h in seen:
+                time.sleep(0.05)
+                continue
+            seen.add(h)
+            names = _archive_names(venv, data)
+            # Empty: the vault as init left it, before the writer began.
+            if names and not any(n.startswith("gen-") for n in names):
+                torn.append(sorted(names))
+    finally:
+        open(stop, "w").close()
+        os.waitpid(pid, 0)
+    assert len(seen) >= 3, "too few saves to say anything: %d" % len(seen)
+    assert not torn, torn[:3]
+    assert venv.d.stop() == 0
