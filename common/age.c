@@ -43,8 +43,8 @@ age_seterr(struct age_err *e, const char *fmt, ...)
 static const char b64chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int
-b64val(unsigned char c)
+int
+age_b64val(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -101,7 +101,7 @@ b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out
 	for (i = 0; i < n; i++) {
 		if (in[i] == '\n')
 			continue;
-		if ((v = b64val((unsigned char)in[i])) < 0)
+		if ((v = age_b64val((unsigned char)in[i])) < 0)
 			return -1;
 		nchars++;
 		acc = ((acc << 6) | (uint32_t)v) & 0xffff;
@@ -845,7 +845,7 @@ parse_header(const unsigned char *buf, size_t len, struct header *h, struct age_
 				return -1;
 			}
 			for (i = 0; i < l; i++)
-				if (b64val((unsigned char)p[pos + i]) < 0) {
+				if (age_b64val((unsigned char)p[pos + i]) < 0) {
 					age_seterr(e, "stanza body is not unpadded base64");
 					return -1;
 				}

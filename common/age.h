@@ -51,6 +51,8 @@ struct age_identity {
 /* ---- keys ---------------------------------------------------------------- */
 
 /* Parse "age1..." (lowercase Bech32, 32-byte key); surrounding spaces are not allowed. */
+/* The value of one character of age's base64 alphabet, or -1. */
+int age_b64val(unsigned char c);
 int age_recipient_parse(const char *s, struct age_recipient *r, struct age_err *e);
 /* Write "age1..." into out (at least AGE_RECIPIENT_LEN + 1 bytes). */
 int age_recipient_format(const struct age_recipient *r, char *out, size_t outcap);

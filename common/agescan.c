@@ -37,22 +37,6 @@ fail(char *why, size_t whylen, const char *fmt, ...)
 	return -1;
 }
 
-static int
-b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Unpadded base64 of some whole number of bytes, its unused low bits zero. */
 static int
 b64_canonical(const unsigned char *p, size_t n)
@@ -63,11 +47,11 @@ b64_canonical(const unsigned char *p, size_t n)
 	if (n % 4 == 1)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (b64val(p[i]) < 0)
+		if (age_b64val(p[i]) < 0)
 			return 0;
 	if (n == 0 || n % 4 == 0)
 		return 1;
-	last = b64val(p[n - 1]);
+	last = age_b64val(p[n - 1]);
 	return (last & (n % 4 == 2 ? 0x0f : 0x03)) == 0;
 }
 

@@ -10,26 +10,17 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, MODES, wait_for
-from test_remote_dir import remote_env, restore
-from test_sync_loop import ticks, write
+from conftest import IS_ROOT, wait_for
+from test_remote_dir import restore
+from test_sync_loop import dirloop, ticks, write  # noqa: F401 (a fixture)
 
 
-@pytest.fixture(params=MODES)
-def busyloop(request, daemon_factory, workdir):
-    envs = []
-
-    def make(conf="", mount_size="64M"):
-        e = remote_env(daemon_factory, workdir, request.param, "",
-                       "Interval 1h\nWatcherDebounce 20ms\n" + conf, mount_size)
-        envs.append(e)
-        return e
-    yield make
-    for e in envs:
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
+@pytest.fixture
+def busyloop(dirloop):
+    """A dir: remote, Interval 1h, a short debounce, and room for big files."""
+    def make(mount_size="64M"):
+        return dirloop(conf="WatcherDebounce 20ms\n", mount_size=mount_size)
+    return make
 
 
 def started(e):

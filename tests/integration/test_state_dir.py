@@ -3,34 +3,15 @@ the daemon holds, and no change after it is lost or mistaken for another
 device's write."""
 import os
 import shutil
-import subprocess
 
-import pytest
-
-from conftest import MODES, wait_for
-from test_remote_dir import remote_env, same_tree
-from test_sync_loop import write
+from conftest import wait_for
+from test_remote_dir import same_tree
+from test_sync_loop import dirloop, write  # noqa: F401 (a fixture)
 from test_vault import tree
 
 
-@pytest.fixture(params=MODES)
-def renv(request, daemon_factory, workdir):
-    envs = []
-
-    def make():
-        e = remote_env(daemon_factory, workdir, request.param, "", "Interval 1h\n")
-        envs.append(e)
-        return e
-    yield make
-    for e in envs:
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
-
-
-def test_removed_state_directory_is_put_back(renv):
-    e = renv()
+def test_removed_state_directory_is_put_back(dirloop):
+    e = dirloop()
     e.d.start()
     e.ctl("init", "v", "--passphrase-file", e.passfile)
     write(e, "a", "first\n")

@@ -463,25 +463,32 @@ def test_init_asks_twice_on_a_tty(daemon_factory, workdir):
             subprocess.run(["umount", "-l", e.path])
 
 
-def test_a_vault_that_saves_also_unlocks_with_many_entries(venv):
-    """17,000 empty files fit a 16M vault; the archive they save must unlock
-    again (an entry limit derived from MountSize once refused it)."""
-    venv.d.start()
-    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+def as_owner(venv, fn):
+    """Run fn in a child as the vault's owner (the test runs as root); its pid."""
     pid = os.fork()
     if pid == 0:
         try:
             if venv.owner != (0, 0):
                 os.setgid(venv.owner[1])
                 os.setuid(venv.owner[0])
-            for i in range(170):
-                d = os.path.join(venv.path, "d%03d" % i)
-                os.mkdir(d)
-                for j in range(100):
-                    open(os.path.join(d, "f%03d" % j), "w").close()
+            fn()
         finally:
             os._exit(0)
-    os.waitpid(pid, 0)
+    return pid
+
+
+def test_a_vault_that_saves_also_unlocks_with_many_entries(venv):
+    """17,000 empty files fit a 16M vault; the archive they save must unlock
+    again (an entry limit derived from MountSize once refused it)."""
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    def many():
+        for i in range(170):
+            d = os.path.join(venv.path, "d%03d" % i)
+            os.mkdir(d)
+            for j in range(100):
+                open(os.path.join(d, "f%03d" % j), "w").close()
+    os.waitpid(as_owner(venv, many), 0)
     want = tree(venv.path)
     assert len(want) == 17170
     venv.ctl("sync", "v")
@@ -499,30 +506,24 @@ def test_a_save_never_mixes_two_states(venv):
     venv.d.start()
     venv.ctl("init", "v", "--passphrase-file", venv.passfile)
     stop = os.path.join(venv.d.dir, "stop-writer")
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if venv.owner != (0, 0):
-                os.setgid(venv.owner[1])
-                os.setuid(venv.owner[0])
-            n = 0
-            open(os.path.join(venv.path, "gen-%06d" % n), "w").close()
-            # Read first (sorted before gen-), so the save is slow where it hurts.
-            with open(os.path.join(venv.path, "ballast"), "wb") as f:
-                f.write(os.urandom(6 << 20))
-            rnd = random.Random(11)
-            while not os.path.exists(stop):
-                for _ in range(rnd.randint(5, 40)):
-                    tmp = os.path.join(venv.path, ".tmp")
-                    with open(tmp, "w") as f:
-                        f.write("%d\n" % (n + 1))
-                    os.rename(tmp, os.path.join(venv.path, "gen-%06d" % (n + 1)))
-                    os.unlink(os.path.join(venv.path, "gen-%06d" % n))
-                    n += 1
-                    time.sleep(0.002)
-                time.sleep(rnd.uniform(0.05, 0.4))
-        finally:
-            os._exit(0)
+    def writer():
+        n = 0
+        open(os.path.join(venv.path, "gen-%06d" % n), "w").close()
+        # Read first (sorted before gen-), so the save is slow where it hurts.
+        with open(os.path.join(venv.path, "ballast"), "wb") as f:
+            f.write(os.urandom(6 << 20))
+        rnd = random.Random(11)
+        while not os.path.exists(stop):
+            for _ in range(rnd.randint(5, 40)):
+                tmp = os.path.join(venv.path, ".tmp")
+                with open(tmp, "w") as f:
+                    f.write("%d\n" % (n + 1))
+                os.rename(tmp, os.path.join(venv.path, "gen-%06d" % (n + 1)))
+                os.unlink(os.path.join(venv.path, "gen-%06d" % n))
+                n += 1
+                time.sleep(0.002)
+            time.sleep(rnd.uniform(0.05, 0.4))
+    pid = as_owner(venv, writer)
     seen, torn = set(), []
     try:
         deadline = time.monotonic() + 12
