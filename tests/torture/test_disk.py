@@ -57,6 +57,17 @@ def temp_leftovers(e):
         return []
 
 
+def remount_ro(path):
+    """The kernel refuses (EBUSY) while a file there is open for writing, as
+    during a save: try again until the save is between writes."""
+    for _ in range(200):
+        r = subprocess.run(["mount", "-o", "remount,ro", path], capture_output=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("could not remount %s read-only: %s" % (path, r.stderr))
+
+
 @pytest.mark.root
 def test_archive_dir_full_readonly_removed(envs, rnd, scale):
     e = envs(remote="dir", state_tmpfs="6M", conf="Interval 2s\n")
@@ -72,7 +83,7 @@ def test_archive_dir_full_readonly_removed(envs, rnd, scale):
                 hold(e, held, "the archive directory is full")
                 os.unlink(f)
             elif phase == "readonly":
-                subprocess.run(["mount", "-o", "remount,ro", e.statedir], check=True)
+                remount_ro(e.statedir)
                 hold(e, held, "the archive directory is read-only")
                 subprocess.run(["mount", "-o", "remount,rw", e.statedir], check=True)
             else:
