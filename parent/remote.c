@@ -267,7 +267,7 @@ cid_ours(const struct vault_rt *v, const char *cid)
 
 	if (cid[0] == '\0')
 		return 0;
-	if (strcmp(cid, v->push_cid) == 0)
+	if (strcmp(cid, v->push_cid) == 0 || strcmp(cid, v->rs.ours) == 0)
 		return 1;
 	for (i = 0; i < STORE_DOUBT; i++)
 		if (strcmp(cid, v->rs.doubt[i]) == 0)
@@ -289,6 +289,22 @@ doubt_add(struct vault_rt *v)
 	memmove(v->rs.doubt[1], v->rs.doubt[0], sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1));
 	msg_strlcpy(v->rs.doubt[0], v->push_cid, sizeof(v->rs.doubt[0]));
 	save_rs(v);
+}
+
+/* The attempt with this content id was refused or is not what the remote holds. */
+static void
+doubt_drop(struct vault_rt *v, const char *cid)
+{
+	size_t i;
+
+	for (i = 0; i < STORE_DOUBT; i++)
+		if (cid[0] != '\0' && strcmp(v->rs.doubt[i], cid) == 0) {
+			memmove(v->rs.doubt[i], v->rs.doubt[i + 1],
+			    sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1 - i));
+			memset(v->rs.doubt[STORE_DOUBT - 1], 0, sizeof(v->rs.doubt[0]));
+			save_rs(v);
+			return;
+		}
 }
 
 /* Send one PUT of a local file; on a local failure the step fails at once. */
@@ -609,10 +625,13 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 			r.outcome = UPL_RETRY;
 		snprintf(r.error, sizeof(r.error), "%.120s; cannot tell whose write the remote "
 		    "holds: %.80s", was, ours ? "its HEAD has no ETag" : h->error);
-	} else if (r.outcome == UPL_UNKNOWN)
+	} else if (r.outcome == UPL_UNKNOWN) {
+		if (v->push_step == PS_LATEST && h->outcome == UPL_OK)
+			doubt_drop(v, v->push_cid);	/* something else is there now */
 		snprintf(r.error, sizeof(r.error), "%.160s; the remote does not hold it "
 		    "(content id %s)", was, h->outcome == UPL_OK && h->content_id[0] ?
 		    h->content_id : "none");
+	}
 	step_done(vault, &r, &settled_mark);
 }
 
@@ -696,6 +715,9 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 			return;
 		}
 		if (r->outcome != UPL_OK) {
+			/* Refused, or never sent whole: this attempt is not on the remote. */
+			if (r->outcome != UPL_UNKNOWN)
+				doubt_drop(v, v->push_cid);
 			save_rs(v);
 			push_failed(v, "vault.tar.age", r);
 			return;
@@ -704,7 +726,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		msg_strlcpy(v->rs.pushed_sha256, v->push_sha, sizeof(v->rs.pushed_sha256));
 		/* Known again: what the remote may hold of ours is this write alone. */
 		memset(v->rs.doubt, 0, sizeof(v->rs.doubt));
-		msg_strlcpy(v->rs.doubt[0], v->push_cid, sizeof(v->rs.doubt[0]));
+		msg_strlcpy(v->rs.ours, v->push_cid, sizeof(v->rs.ours));
 		v->rs.conflict = 0;
 		v->rs.weak_cas = (r->flags & UPL_F_WEAK_CAS) != 0;
 		v->rs.last_ok_push_at = now;

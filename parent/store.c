@@ -288,6 +288,7 @@ store_remote_read(const char *dir, struct vault_remote *r)
 		STR(pushed_sha256);
 		STR(mpu_key);
 		STR(mpu_id);
+		STR(ours);
 		INT(conflict);
 		INT(identity_pushed);
 		INT(weak_cas);
@@ -315,11 +316,12 @@ store_remote_read(const char *dir, struct vault_remote *r)
 int
 store_remote_write(const char *dir, const struct vault_remote *r, char *err, size_t errlen)
 {
-	char buf[2048], doubt[STORE_DOUBT * 17 + 1];
+	char buf[3072], doubt[STORE_DOUBT * 17 + 1];
 	size_t i;
 	int n;
 
-	if (!line_ok(r->etag) || !line_ok(r->mpu_key) || !line_ok(r->mpu_id)) {
+	if (!line_ok(r->etag) || !line_ok(r->mpu_key) || !line_ok(r->mpu_id) ||
+	    !line_ok(r->ours)) {
 		snprintf(err, errlen, "refusing to write a value with a newline");
 		return -1;
 	}
@@ -332,10 +334,10 @@ store_remote_write(const char *dir, const struct vault_remote *r, char *err, siz
 		}
 	n = snprintf(buf, sizeof(buf), "etag=%s\npushed_sha256=%s\nconflict=%d\nidentity_pushed=%d\n"
 	    "weak_cas=%d\nlast_push_at=%lld\nlast_ok_push_at=%lld\nhistory_at=%lld\n"
-	    "uploaded_bytes=%llu\nmpu_key=%s\nmpu_id=%s\ndoubt=%s\n", r->etag, r->pushed_sha256,
-	    r->conflict, r->identity_pushed, r->weak_cas, (long long)r->last_push_at,
-	    (long long)r->last_ok_push_at, (long long)r->history_at,
-	    (unsigned long long)r->uploaded_bytes, r->mpu_key, r->mpu_id, doubt);
+	    "uploaded_bytes=%llu\nmpu_key=%s\nmpu_id=%s\nours=%s\ndoubt=%s\n", r->etag,
+	    r->pushed_sha256, r->conflict, r->identity_pushed, r->weak_cas,
+	    (long long)r->last_push_at, (long long)r->last_ok_push_at, (long long)r->history_at,
+	    (unsigned long long)r->uploaded_bytes, r->mpu_key, r->mpu_id, r->ours, doubt);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		snprintf(err, errlen, "remote state too long");
 		return -1;

@@ -22,7 +22,7 @@
 
 #define STORE_PATH_MAX	(CFG_PATH_MAX + CFG_NAME_MAX + 32)
 #define STORE_MAX_RECIPIENTS	(CFG_MAX_RECIPIENTS + 1)
-#define STORE_DOUBT		4
+#define STORE_DOUBT		32
 
 struct vault_saved {
 	char sha256[65];	/* hex, "" = never saved */
@@ -46,11 +46,14 @@ struct vault_remote {
 	char mpu_id[256];
 	/*
 	 * Content ids of our writes of latest that the remote may hold: the last
-	 * confirmed one, and those whose outcome we never learned (the uploader
-	 * or the daemon killed mid-PUT), written down before each PUT.  A 412
-	 * whose object carries one of them is our own write, not another
-	 * device's.
+	 * confirmed one (ours), and every attempt since whose outcome we never
+	 * learned (the uploader or the daemon killed mid-PUT, a reply lost),
+	 * written down before each PUT and dropped once refused.  All attempts
+	 * since the last confirmed write carry the same If-Match, so at most one
+	 * of them can have landed, but it can be any.  A 412 whose object
+	 * carries one of these is our own write, not another device's.
 	 */
+	char ours[17];
 	char doubt[STORE_DOUBT][17];
 };
 
