@@ -385,8 +385,9 @@ creds_key_hint(const struct creds *c, char out[8])
 {
 	size_t n, off;
 
+	/* Short ids (MinIO's "minioadmin") are never shown whole: half at most. */
 	n = strnlen(c->access_key_id, sizeof(c->access_key_id));
-	off = n > 4 ? n - 4 : 0;
+	off = n >= 8 ? n - 4 : n - n / 2;
 	memcpy(out, c->access_key_id + off, n - off);
 	out[n - off] = '\0';
 }

@@ -65,7 +65,10 @@ void creds_free(struct creds *c);
  */
 int creds_parse_rfc3339(const char *s, int64_t *out);
 
-/* The last four characters of the access key id, NUL-terminated, for status. */
+/*
+ * The last four characters of the access key id (of a shorter id, its last
+ * half, so that none is shown whole), NUL-terminated, for status.
+ */
 void creds_key_hint(const struct creds *c, char out[8]);
 
 #endif

@@ -498,7 +498,16 @@ test_free_and_hint(void **state)
 	memset(&c, 0, sizeof(c));
 	strcpy(c.access_key_id, "AB");
 	creds_key_hint(&c, hint);
-	assert_string_equal(hint, "AB");
+	assert_string_equal(hint, "B");
+	strcpy(c.access_key_id, "AKE");
+	creds_key_hint(&c, hint);
+	assert_string_equal(hint, "E");
+	strcpy(c.access_key_id, "minioadmin");
+	creds_key_hint(&c, hint);
+	assert_string_equal(hint, "dmin");
+	strcpy(c.access_key_id, "abcdefg");
+	creds_key_hint(&c, hint);
+	assert_string_equal(hint, "efg");
 }
 
 /* ---- hostile-input loops ------------------------------------------------------- */
