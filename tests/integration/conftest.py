@@ -267,6 +267,8 @@ def daemon_factory(workdir):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "root: needs root (system mode, privilege drops)")
+    config.addinivalue_line("markers", "slow: most of its time is waiting out deadlines, "
+                            "timers or retries; make check runs it on the normal build only")
 
 
 def pytest_collection_modifyitems(config, items):

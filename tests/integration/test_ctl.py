@@ -244,6 +244,7 @@ print(json.dumps({"closed": closed, "still_open": len(open_)}), flush=True)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("user_mode", MODES)
 def test_idle_peer_cannot_take_every_slot(daemon_factory, user_mode):
     d = daemon_factory(user_mode=user_mode).start()
@@ -274,6 +275,7 @@ def test_idle_peer_cannot_take_every_slot(daemon_factory, user_mode):
     assert d.stop() == 0
 
 
+@pytest.mark.slow
 def test_idle_connections_are_closed(daemon_factory):
     d = daemon_factory(user_mode=not IS_ROOT).start()
     idle = ctl_open(d.sock)
@@ -306,6 +308,7 @@ def test_idle_connections_are_closed(daemon_factory):
     assert d.stop() == 0
 
 
+@pytest.mark.slow
 def test_request_in_flight_outlives_the_idle_deadline(daemon_factory, workdir):
     from test_remote_dir import remote_env
     from test_vault import populate

@@ -14,6 +14,9 @@ from conftest import IS_ROOT, wait_for
 from test_remote_dir import restore
 from test_sync_loop import dirloop, ticks, write  # noqa: F401 (a fixture)
 
+# Slow (busy writers and queues of requests): the sanitizer pass of make check leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def busyloop(dirloop):

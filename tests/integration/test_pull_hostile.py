@@ -20,6 +20,9 @@ from conftest import MODES, wait_for
 from test_remote_dir import other_device_archive, remote_env, write_as_other_device
 from test_vault import populate, tree
 
+# Slow (21 hostile archives, an scrypt each): the sanitizer pass of make check leaves it out.
+pytestmark = pytest.mark.slow
+
 MIB = 1 << 20
 # The good entry every hostile tar starts with: found anywhere, it is plaintext left behind.
 MARKER = "vs-pull-marker-" + secrets.token_hex(6)

@@ -14,6 +14,9 @@ from faultproxy import FaultProxy
 from test_remote_s3 import S3Env, restores_to, started
 from test_vault import populate, tree
 
+# Slow (fault proxy: retries and deadlines): the sanitizer pass of make check leaves it out.
+pytestmark = pytest.mark.slow
+
 LATEST = r"/v/vault\.tar\.age$"		# the single PUT and HEAD of the latest, not parts
 
 

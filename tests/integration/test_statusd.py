@@ -156,6 +156,7 @@ class Drip:
             s.close()
 
 
+@pytest.mark.slow
 def test_slow_drip_clients_do_not_lock_out_others(daemon_factory):
     d = daemon_factory(user_mode=os.geteuid() != 0).start()
     port = status_port(d)
@@ -185,6 +186,7 @@ def fill(port):
     return [open_from(src, port) for src in SOURCES for _ in range(8)]
 
 
+@pytest.mark.slow
 def test_accepts_again_after_clients_close(daemon_factory):
     d = daemon_factory(user_mode=os.geteuid() != 0).start()
     port = status_port(d)
@@ -206,6 +208,7 @@ def test_accepts_again_after_clients_close(daemon_factory):
     assert d.stop() == 0
 
 
+@pytest.mark.slow
 def test_silent_clients_are_dropped(daemon_factory):
     d = daemon_factory(user_mode=os.geteuid() != 0).start()
     port = status_port(d)
@@ -224,6 +227,7 @@ def test_silent_clients_are_dropped(daemon_factory):
     assert d.stop() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("user_mode", MODES)
 def test_unresponsive_statusd_is_restarted(daemon_factory, user_mode):
     d = daemon_factory(user_mode=user_mode).start()

@@ -15,6 +15,9 @@ from test_remote_dir import remote_env
 from test_remote_s3 import S3Env
 from test_vault import populate
 
+# Slow (the drill timer and downloads): the sanitizer pass of make check leaves it out.
+pytestmark = pytest.mark.slow
+
 
 class Drill:
     """A vault with a remote, and the remote as another client sees it."""
