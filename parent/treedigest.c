@@ -55,7 +55,8 @@ scan_dir(int dfd, uint64_t h, int depth)
 		n++;
 	}
 	/* Sorted: the digest must not depend on the order readdir happens to give. */
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n > 1)	/* names is NULL for an empty directory */
+		qsort(names, n, sizeof(*names), name_cmp);
 	for (i = 0; i < n; i++) {
 		struct stat st;
 		uint64_t rec[7];
