@@ -715,8 +715,13 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 			return;
 		}
 		if (r->outcome != UPL_OK) {
-			/* Refused, or never sent whole: this attempt is not on the remote. */
-			if (r->outcome != UPL_UNKNOWN)
+			/*
+			 * Refused, or never sent whole: this attempt is not on the remote.
+			 * Not so a 412: an earlier attempt of the same archive may be what
+			 * moved the ETag, and then this content id is what is there.
+			 */
+			if (r->outcome != UPL_UNKNOWN && r->outcome != UPL_CONFLICT &&
+			    r->http_status != 412)
 				doubt_drop(v, v->push_cid);
 			save_rs(v);
 			push_failed(v, "vault.tar.age", r);
