@@ -324,6 +324,8 @@ enum upl_outcome {
 };
 #define UPL_F_MULTIPART	0x1	/* the object went up in parts */
 #define UPL_F_WEAK_CAS	0x2	/* the server ignored the condition; a HEAD compared instead */
+/* Parent-side only, refused on the wire: the uploader died before answering. */
+#define UPL_F_LOST	0x80000000u
 
 struct msg_upl_result {
 	uint32_t id;

@@ -281,11 +281,14 @@ doubt_add(struct vault_rt *v)
 {
 	size_t i;
 
+	v->push_cid_doubted = 0;
 	if (strlen(v->push_cid) != 16)
 		return;
 	for (i = 0; i < STORE_DOUBT; i++)
-		if (strcmp(v->rs.doubt[i], v->push_cid) == 0)
+		if (strcmp(v->rs.doubt[i], v->push_cid) == 0) {
+			v->push_cid_doubted = 1;
 			return;
+		}
 	memmove(v->rs.doubt[1], v->rs.doubt[0], sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1));
 	msg_strlcpy(v->rs.doubt[0], v->push_cid, sizeof(v->rs.doubt[0]));
 	save_rs(v);
@@ -666,7 +669,8 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 	if (v == NULL)
 		return;
 	if (v->rs.mpu_id[0] != '\0' && (v->push_step == PS_LATEST || v->push_step ==
-	    PS_CONFLICT_COPY || v->push_step == PS_HISTORY) && r->outcome != UPL_RETRY) {
+	    PS_CONFLICT_COPY || v->push_step == PS_HISTORY) && r->outcome != UPL_RETRY &&
+	    !(r->flags & UPL_F_LOST)) {
 		/* The uploader finished or aborted it itself. */
 		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
 	}
@@ -717,11 +721,12 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		if (r->outcome != UPL_OK) {
 			/*
 			 * Refused, or never sent whole: this attempt is not on the remote.
-			 * Not so a 412: an earlier attempt of the same archive may be what
-			 * moved the ETag, and then this content id is what is there.
+			 * An earlier one of the same archive may be (a kill mid-PUT, then
+			 * a 503 for the retry), and a 412 may be exactly that earlier one
+			 * having moved the ETag: then the content id stays in doubt.
 			 */
 			if (r->outcome != UPL_UNKNOWN && r->outcome != UPL_CONFLICT &&
-			    r->http_status != 412)
+			    r->http_status != 412 && !v->push_cid_doubted)
 				doubt_drop(v, v->push_cid);
 			save_rs(v);
 			push_failed(v, "vault.tar.age", r);

@@ -5,7 +5,8 @@
  * beyond that: a RESULT, ENTRY or MPU that does not belong to the request in
  * flight, or names another key, is a protocol violation and costs the
  * uploader its life.  When the uploader dies, every request still waiting
- * fails as a transient error (the push machinery retries).
+ * fails as a transient error (the push machinery retries), a PUT as one
+ * whose outcome is unknown.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -179,7 +180,13 @@ upl_on_mpu(const struct msg_upl_mpu *m)
 	return NULL;
 }
 
-/* The uploader is gone: everything in flight failed, and may be retried. */
+/*
+ * The uploader is gone: everything in flight failed, and may be retried.  A
+ * PUT it had been handed may have reached the server before the death, so
+ * its outcome is unknown, not failed: the push machinery must keep its
+ * content id as a write in doubt, or the next 412 reads our own write as
+ * another device's.
+ */
 void
 upl_lost(const char *why)
 {
@@ -190,7 +197,8 @@ upl_lost(const char *why)
 		pop();
 		memset(&r, 0, sizeof(r));
 		r.id = pe.id;
-		r.outcome = UPL_RETRY;
+		r.outcome = pe.type == MSG_UPL_PUT ? UPL_UNKNOWN : UPL_RETRY;
+		r.flags = UPL_F_LOST;
 		msg_strlcpy(r.error, why, sizeof(r.error));
 		if (pe.done != NULL)
 			pe.done(pe.vault, &r, pe.arg);

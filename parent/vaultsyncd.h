@@ -108,6 +108,7 @@ struct vault_rt {
 	int64_t next_push_at;
 	char push_sha[65];		/* hash of the archive being pushed */
 	char push_cid[24];
+	int push_cid_doubted;		/* an earlier attempt of push_cid is in doubt */
 	uint64_t push_bytes;
 	int want_history, want_force;	/* asked for by vaultsyncctl push */
 	int force;			/* this sequence overwrites latest */

@@ -4,7 +4,7 @@ outcome that may or may not have landed is settled by a HEAD comparing the
 object's content id with ours, never taken for another device's write; and
 no request holds the one uploader longer than its deadline."""
 import os
-import subprocess
+import signal
 import time
 
 import pytest
@@ -43,10 +43,7 @@ def fenv(request, daemon_factory, workdir, s3, proxy):
         return env
     yield make
     for env in made:
-        env.e.d.stop()
-        if not env.e.user_mode and os.path.ismount(env.e.path):
-            subprocess.run(["umount", "-l", env.e.path])
-        env.e.cleanup()
+        env.e.close()
 
 
 def settled(e, timeout=30):
@@ -131,6 +128,39 @@ def test_write_behind_an_error_is_adopted(fenv, s3, proxy, kind):
     want = tree(e.path)
     e.ctl("sync", "v")
     holds_ours(env, s3, e, settled(e), want)
+    assert e.d.stop() == 0
+
+
+def test_uploader_killed_after_its_write_landed(fenv, s3, proxy):
+    """The uploader dies after RGW stored its PUT and before the reply: that write
+    is in doubt, not failed, and stays so while later attempts are refused.  The
+    next archive's If-Match then meets a 412 caused by that write of ours: it
+    must be adopted, never taken for another device's."""
+    env = fenv()
+    e, v0 = first_push(env)
+    upl = e.d.child_pids()["uploader"]
+    proxy.set_fault("pass", method="PUT", path=LATEST, times=1,
+                    after_forward=lambda: os.kill(upl, signal.SIGKILL))
+    # Every attempt after it is refused until the vault has changed again, so
+    # what goes up next is a different archive, not a retry of the one in doubt.
+    proxy.add_fault("status", code=503, method="PUT", path=LATEST)
+    change(e)
+    r = e.ctl("sync", "v", check=False)
+    assert proxy.count("pass") == 1
+    assert r.returncode == 1 and "killed before answering" in r.stdout + r.stderr, \
+        (r.stdout, r.stderr)
+    landed = s3.head(env.key)		# the killed uploader's write, under a new ETag
+    assert landed["ETag"].strip('"') != v0["remote_etag"]
+    change(e, b"after the kill")
+    want = tree(e.path)
+    r = e.ctl("sync", "v", check=False)
+    assert r.returncode == 1 and "503" in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert proxy.count("status") >= 1
+    proxy.clear()
+    v = settled(e, timeout=60)
+    holds_ours(env, s3, e, v, want)
+    no_conflict_ever(env, s3, e)
+    assert any("holds an earlier write of ours" in r.get("msg", "") for r in e.d.records())
     assert e.d.stop() == 0
 
 
