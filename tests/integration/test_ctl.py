@@ -346,7 +346,4 @@ def test_request_in_flight_outlives_the_idle_deadline(daemon_factory, workdir):
     finally:
         if uploader is not None:
             os.kill(uploader, signal.SIGCONT)
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
+        e.close()

@@ -212,10 +212,7 @@ def pull_env(request, daemon_factory, workdir):
     e = remote_env(daemon_factory, workdir, request.param)
     e.put = lambda data: write_as_other_device(e, data)
     yield e
-    e.d.stop()
-    if not e.user_mode and os.path.ismount(e.path):
-        subprocess.run(["umount", "-l", e.path])
-    e.cleanup()
+    e.close()
 
 
 def test_hostile_remote_latest_never_replaces_the_local_archive(pull_env):
@@ -274,10 +271,7 @@ def s3_pull_env(request, daemon_factory, workdir, s3):
     e = env.e
     e.put = lambda data: s3.put(env.key, data)
     yield e
-    e.d.stop()
-    if not e.user_mode and os.path.ismount(e.path):
-        subprocess.run(["umount", "-l", e.path])
-    e.cleanup()
+    e.close()
 
 
 def test_hostile_s3_latest_never_replaces_the_local_archive(s3_pull_env):

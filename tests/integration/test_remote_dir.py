@@ -40,10 +40,7 @@ def renv(request, daemon_factory, workdir):
         return e
     yield make
     for e in envs:
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
+        e.close()
 
 
 def restore(venv, archive):

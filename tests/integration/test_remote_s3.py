@@ -5,7 +5,6 @@ and where the secret may be found in memory."""
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -61,10 +60,7 @@ def s3env(request, daemon_factory, workdir, s3):
         return env
     yield make
     for env in made:
-        env.e.d.stop()
-        if not env.e.user_mode and os.path.ismount(env.e.path):
-            subprocess.run(["umount", "-l", env.e.path])
-        env.e.cleanup()
+        env.e.close()
 
 
 def restores_to(env, path, want):

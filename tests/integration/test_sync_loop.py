@@ -64,10 +64,7 @@ def dirloop(request, daemon_factory, workdir):
         return e
     yield make
     for e in envs:
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
+        e.close()
 
 
 def started(e):
@@ -104,10 +101,7 @@ def test_change_reaches_s3_through_a_watcher_tick(mode, daemon_factory, workdir,
             check_envelope(r)
         assert e.d.stop() == 0
     finally:
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
+        e.close()
 
 
 def test_burst_of_writes_coalesces(dirloop):
@@ -241,10 +235,7 @@ def test_remote_change_triggers_a_head_poll_tick(mode, daemon_factory, workdir, 
         assert s3.get(env.key) == b"another client's version\n"
         assert e.d.stop() == 0
     finally:
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
+        e.close()
 
 
 def test_tick_records_in_every_format(dirloop):

@@ -108,15 +108,19 @@ class VaultEnv:
         if self.shm:
             shutil.rmtree(self.shm, ignore_errors=True)
 
+    def close(self):
+        """A fixture's teardown: the daemon stopped, the vault unmounted, RAM freed."""
+        self.d.stop()
+        if not self.user_mode and os.path.ismount(self.path):
+            subprocess.run(["umount", "-l", self.path])
+        self.cleanup()
+
 
 @pytest.fixture(params=MODES)
 def venv(request, daemon_factory, workdir):
     e = VaultEnv(daemon_factory, workdir, request.param)
     yield e
-    e.d.stop()
-    if not e.user_mode and os.path.ismount(e.path):
-        subprocess.run(["umount", "-l", e.path])
-    e.cleanup()
+    e.close()
 
 
 def test_init_save_lock_unlock_round_trip(venv):
@@ -364,10 +368,7 @@ def test_kill9_during_100_saves_never_tears_the_archive(daemon_factory, workdir)
                      timeout=30, what="the startup tick")
         assert not [n for n in os.listdir(e.state) if n.startswith(".vault.tar.age.")]
     finally:
-        e.d.stop()
-        if not e.user_mode and os.path.ismount(e.path):
-            subprocess.run(["umount", "-l", e.path])
-        e.cleanup()
+        e.close()
 
 
 def test_oneshot_saves_once_and_exits(venv):

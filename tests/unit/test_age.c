@@ -22,41 +22,11 @@
 
 #include "age.h"
 #include "bech32.h"
+#include "mbuf.h"
 
 #define CHUNK	AGE_CHUNK_LEN
 
 /* ---- helpers ----------------------------------------------------------------- */
-
-struct mbuf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
-static int
-mbuf_write(void *arg, const void *buf, size_t len)
-{
-	struct mbuf *m = arg;
-
-	if (m->len + len > m->cap) {
-		size_t cap = m->cap ? m->cap : 4096;
-		while (cap < m->len + len)
-			cap *= 2;
-		m->p = realloc(m->p, cap);
-		assert_non_null(m->p);
-		m->cap = cap;
-	}
-	if (len > 0)
-		memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
-
-static void
-mbuf_free(struct mbuf *m)
-{
-	free(m->p);
-	memset(m, 0, sizeof(*m));
-}
 
 struct msrc {
 	const unsigned char *p;

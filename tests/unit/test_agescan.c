@@ -17,30 +17,7 @@
 
 #include "age.h"
 #include "agescan.h"
-
-struct mbuf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
-static int
-mbuf_write(void *arg, const void *buf, size_t len)
-{
-	struct mbuf *m = arg;
-
-	if (m->len + len > m->cap) {
-		size_t cap = m->cap ? m->cap : 4096;
-
-		while (cap < m->len + len)
-			cap *= 2;
-		m->p = realloc(m->p, cap);
-		assert_non_null(m->p);
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
+#include "mbuf.h"
 
 /* An age file of n plaintext bytes to nrcpt fresh X25519 recipients. */
 static void

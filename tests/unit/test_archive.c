@@ -34,6 +34,7 @@
 #include <archive_entry.h>
 
 #include "age.h"
+#include "mbuf.h"
 
 static char base[PATH_MAX];	/* per-run scratch directory */
 static int basefd = -1;
@@ -42,48 +43,6 @@ static const unsigned char key1[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
 static const unsigned char key2[32] = { 9, 8, 7, 6, 5, 4, 3, 2, 1 };
 
 /* ---- memory sink and source ------------------------------------------------------ */
-
-struct mbuf {
-	unsigned char *p;
-	size_t len, cap;
-	int fail_after;		/* > 0: fail with ENOSPC once len would pass it */
-	int failed;
-	size_t after_fail;	/* calls made after a failure */
-};
-
-static int
-mbuf_write(void *arg, const void *buf, size_t len)
-{
-	struct mbuf *m = arg;
-
-	if (m->failed)
-		m->after_fail++;
-	if (m->failed || (m->fail_after > 0 && m->len + len > (size_t)m->fail_after)) {
-		m->failed = 1;
-		errno = ENOSPC;
-		return -1;
-	}
-	if (m->len + len > m->cap) {
-		size_t cap = m->cap ? m->cap : 4096;
-
-		while (cap < m->len + len)
-			cap *= 2;
-		m->p = realloc(m->p, cap);
-		assert_non_null(m->p);
-		m->cap = cap;
-	}
-	if (len > 0)
-		memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
-
-static void
-mbuf_free(struct mbuf *m)
-{
-	free(m->p);
-	memset(m, 0, sizeof(*m));
-}
 
 struct msrc {
 	const unsigned char *p;
