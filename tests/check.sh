@@ -30,9 +30,8 @@ count_pytest() {	# $1 = output file, $2 = exit code
 }
 
 log=$(mktemp -d)
-s3dir=$log/s3
-# The S3 server is stopped however the run ends; INT/TERM/HUP exit through EXIT.
-trap 'tests/s3/rgw-stop.sh "$s3dir"; rm -rf "$log"' EXIT
+# The S3 servers are stopped however the run ends; INT/TERM/HUP exit through EXIT.
+trap 'for d in "$log"/s3-*; do [ -d "$d" ] && tests/s3/rgw-stop.sh "$d"; done; rm -rf "$log"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -71,34 +70,55 @@ for f in build-fuzz/fuzz_*; do
 	fi
 done
 
-# One throwaway Ceph RGW on 127.0.0.1 for both integration runs (the s3
-# fixture in tests/integration/s3server.py).  If it does not start, the
-# tests that need it fail with the reason, rather than being skipped.
-echo "== S3 test server (Ceph RGW)"
-t0=$SECONDS
-if tests/s3/rgw-start.sh "$s3dir" >"$log/rgw-start" 2>&1; then
-	set -a
-	# shellcheck source=/dev/null
-	. "$s3dir/s3.env"
-	set +a
-	echo "radosgw on $VS_S3_ENDPOINT, started in $((SECONDS - t0)) s"
-else
-	cat "$log/rgw-start"
-	VS_S3_START_ERROR=$(tail -n 60 "$log/rgw-start")
-	export VS_S3_START_ERROR
-fi
+# The integration suite runs in shards side by side: most of a test's time
+# is waiting out deadlines, timers and retries, so on two cores five shards
+# take about a third of the time of one run after the other.  Each shard has
+# its own throwaway Ceph RGW on 127.0.0.1 (the s3 fixture in
+# tests/integration/s3server.py), since some tests stop and start theirs.
+# The RGWs start one after the other: each picks a free port as it starts.
+# If one does not start, the tests that need it fail with the reason rather
+# than being skipped.  The sanitizer pass leaves out the tests marked slow
+# (their time is waiting, not code the normal pass does not run).
+shards=("build 0/3" "build 1/3" "build 2/3" "build-asan 0/2" "build-asan 1/2")
+echo "== S3 test servers (Ceph RGW), one per shard"
+for i in "${!shards[@]}"; do
+	t0=$SECONDS
+	if tests/s3/rgw-start.sh "$log/s3-$i" >"$log/rgw-start-$i" 2>&1; then
+		echo "shard $i: radosgw on $(sed -n 's/^VS_S3_ENDPOINT=//p' "$log/s3-$i/s3.env")," \
+		    "started in $((SECONDS - t0)) s"
+	else
+		cat "$log/rgw-start-$i"
+	fi
+done
 
-# The sanitizer pass leaves out the tests marked slow (their time is spent
-# waiting out deadlines, timers and retries, not in code the normal pass does
-# not run), which keeps the whole of make check well under half an hour.
-for b in build build-asan; do
-	echo "== integration tests ($b)"
-	out=$log/pytest.$b
+echo "== integration tests: ${#shards[@]} shards side by side"
+t0=$SECONDS
+for i in "${!shards[@]}"; do
+	read -r b shard <<<"${shards[$i]}"
 	sel=()
 	[ "$b" = build-asan ] && sel=(-m "not slow")
-	VS_BUILD=$PWD/$b "${PYTEST[@]}" "${sel[@]}" tests/integration 2>&1 | tee "$out"
-	count_pytest "$out" "${PIPESTATUS[0]}"
+	(
+		if [ -f "$log/s3-$i/s3.env" ]; then
+			set -a
+			# shellcheck source=/dev/null
+			. "$log/s3-$i/s3.env"
+			set +a
+		else
+			VS_S3_START_ERROR=$(tail -n 60 "$log/rgw-start-$i")
+			export VS_S3_START_ERROR
+		fi
+		VS_BUILD=$PWD/$b VS_SHARD=$shard "${PYTEST[@]}" "${sel[@]}" tests/integration \
+		    >"$log/pytest.$i" 2>&1
+		echo $? >"$log/rc.$i"
+	) &
 done
+wait
+for i in "${!shards[@]}"; do
+	echo "== integration tests (${shards[$i]% *}, shard ${shards[$i]#* })"
+	cat "$log/pytest.$i"
+	count_pytest "$log/pytest.$i" "$(cat "$log/rc.$i" 2>/dev/null || echo 1)"
+done
+echo "(integration shards took $((SECONDS - t0)) s)"
 
 # The bounded torture suite (make torture runs the long form), on the normal
 # build: its scenarios are bounded by time, so under the sanitizers they
@@ -106,6 +126,12 @@ done
 # suite may stop and start it.
 echo "== torture suite, bounded (build)"
 out=$log/torture.build
+if [ -f "$log/s3-0/s3.env" ]; then
+	set -a
+	# shellcheck source=/dev/null
+	. "$log/s3-0/s3.env"
+	set +a
+fi
 VS_BUILD=$PWD/build VS_TORTURE_SCALE=bounded VS_TORTURE_RGW_STOPPABLE=1 \
 	"${PYTEST[@]}" tests/torture 2>&1 | tee "$out"
 count_pytest "$out" "${PIPESTATUS[0]}"
