@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctlperm.h"
 #include "log.h"
 #include "secbuf.h"
 #include "vaultsyncd.h"
@@ -161,7 +162,8 @@ const char *
 ctl_cmd_name(uint32_t cmd)
 {
 	static const char *const names[] = {
-		[CTL_INIT] = "init", [CTL_UNLOCK] = "unlock", [CTL_LOCK] = "lock",
+		[CTL_STATUS] = "status", [CTL_VERSION] = "version", [CTL_RELOAD] = "reload",
+		[CTL_STOP] = "stop", [CTL_INIT] = "init", [CTL_UNLOCK] = "unlock", [CTL_LOCK] = "lock",
 		[CTL_SYNC] = "sync", [CTL_PUSH] = "push", [CTL_PULL] = "pull",
 		[CTL_HISTORY] = "history", [CTL_VERIFY] = "verify",
 	};
@@ -175,6 +177,13 @@ handle_request(struct client *cl, const struct msg *m)
 	const struct msg_ctl_request *rq = &m->u.creq;
 	char err[600];
 
+	/* Before anything else, the passphrase included: a refused peer is not asked for it. */
+	if (ctlperm_check(cl->uid, rq->cmd, rq->vault, err, sizeof(err)) != 0) {
+		log_warn("ctl: refused %s %s to uid %u (pid %d): not permitted",
+		    ctl_cmd_name(rq->cmd), rq->vault, (unsigned)cl->uid, (int)cl->pid);
+		send_result(cl->fd, EXIT_NOPERM, "%s", err);
+		return;
+	}
 	switch (rq->cmd) {
 	case CTL_STATUS:
 		if (rq->vault[0] != '\0' && vault_rt_find(rq->vault) == NULL) {
@@ -527,7 +536,7 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 	if (!peer_allowed(cfd, &uc)) {
 		log_warn("ctl: refused uid %u (pid %d): not root, the daemon's user or in "
 		    "group %s", (unsigned)uc.uid, (int)uc.pid, D.cfg.control_group);
-		send_result(cfd, 77, "permission denied: uid %u may not use this socket",
+		send_result(cfd, EXIT_NOPERM, "permission denied: uid %u may not use this socket",
 		    (unsigned)uc.uid);
 		close(cfd);
 		return;

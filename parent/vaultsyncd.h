@@ -21,6 +21,7 @@
 #define EXIT_SOFTWARE	70
 #define EXIT_OSERR	71
 #define EXIT_CANTCREAT	73
+#define EXIT_NOPERM	77
 #define EXIT_FORCED	130
 
 #define NCHILDREN	3	/* watcher, uploader, statusd: index = role - 1 */

@@ -347,3 +347,95 @@ def test_request_in_flight_outlives_the_idle_deadline(daemon_factory, workdir):
         if uploader is not None:
             os.kill(uploader, signal.SIGCONT)
         e.close()
+
+
+PERM_VAULTS = """Vault a
+  Path {w}/mnt-a
+  Mount yes
+  MountSize 16M
+  Owner vstest:vstest
+  Remote dir:{w}/remote-a
+Vault b
+  Path {w}/mnt-b
+  Mount yes
+  MountSize 16M
+  Remote dir:{w}/remote-b
+"""
+
+
+@pytest.mark.root
+def test_permission_table(daemon_factory, workdir):
+    """Root and the daemon's user may do everything; a vault's Owner the commands
+    on that vault; any other ControlGroup member status and version only.  A
+    refusal names the rule, and comes before the passphrase is looked at."""
+    d = daemon_factory(user_mode=False, vault_conf=PERM_VAULTS.format(w=workdir)).start()
+    os.chmod(d.run, 0o755)		# as packaging opens /run/vaultsync to the group
+    gid = grp.getgrnam("vaultsync").gr_gid
+    vstest = pwd.getpwnam("vstest")
+    passfile = os.path.join(workdir, "pass-vstest")
+    with open(passfile, "w") as f:
+        f.write("correct horse battery staple\n")
+    os.chown(passfile, vstest.pw_uid, vstest.pw_gid)
+    os.chmod(passfile, 0o600)
+    nobodypass = os.path.join(workdir, "pass-nobody")
+    with open(nobodypass, "w") as f:
+        f.write("a guess\n")
+    os.chown(nobodypass, pwd.getpwnam("nobody").pw_uid, -1)
+    os.chmod(nobodypass, 0o600)
+    rootpass = os.path.join(workdir, "pass-root")
+    with open(rootpass, "w") as f:
+        f.write("another correct horse\n")
+    os.chmod(rootpass, 0o600)
+
+    def owner(*a):	# vstest: Owner of a, in the ControlGroup
+        return run_ctl(d.sock, *a, user="vstest", groups=[gid])
+
+    def member(*a):	# nobody: in the ControlGroup, Owner of nothing
+        return run_ctl(d.sock, *a, user="nobody", groups=[gid])
+
+    def refused(r, rule):
+        assert r.returncode == 77, (r.returncode, r.stdout, r.stderr)
+        assert "permission denied" in r.stderr and rule in r.stderr, r.stderr
+
+    # The Owner of a runs a's commands, and they work.
+    for args in (("init", "a", "--passphrase-file", passfile), ("sync", "a"),
+                 ("push", "a"), ("history", "a"), ("verify", "a"), ("lock", "a"),
+                 ("unlock", "a", "--passphrase-file", passfile), ("lock", "a")):
+        r = owner(*args)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    assert os.path.exists(os.path.join(workdir, "remote-a", "a", "vault.tar.age"))
+    # ...and none of b's (root owns b), nor the daemon's.
+    for args in (("lock", "b"), ("sync", "b"), ("push", "b", "--force"), ("history", "b"),
+                 ("verify", "b"), ("init", "b", "--passphrase-file", passfile),
+                 ("unlock", "b", "--passphrase-file", passfile),
+                 ("pull", "b", "--passphrase-file", passfile)):
+        refused(owner(*args), "of vault b is for root, the daemon's user and the vault's "
+                "Owner (root); uid %d" % vstest.pw_uid)
+    for args in (("stop",), ("reload",)):
+        refused(owner(*args), "is for root and the daemon's user only")
+    assert owner("status").returncode in (0, 1)
+    # A plain ControlGroup member: status and version, nothing else.
+    r = member("status", "--json")
+    assert r.returncode in (0, 1) and {v["name"] for v in json.loads(r.stdout)["vaults"]} == \
+        {"a", "b"}, r.stdout + r.stderr
+    assert member("version").returncode == 0
+    for args in (("lock", "a"), ("sync", "a"), ("history", "a"),
+                 ("unlock", "a", "--passphrase-file", nobodypass)):
+        refused(member(*args), "Owner (vstest)")
+    refused(member("stop"), "is for root and the daemon's user only")
+    # Nothing refused reached the vaults: a is as its Owner left it, b untouched.
+    st = {v["name"]: v for v in d.status()["vaults"]}
+    assert st["a"]["state"] == "locked" and st["b"]["state"] == "locked", st
+    assert st["b"]["content_id"] is None and st["b"]["archive_bytes"] == 0, st["b"]
+    assert not os.path.exists(os.path.join(workdir, "state", "b", "vault.tar.age"))
+    assert not os.path.ismount(os.path.join(workdir, "mnt-b"))
+    assert sum("refused" in rec["msg"] and "not permitted" in rec["msg"]
+               for rec in d.records()) >= 14
+    # Root may do everything.
+    for args in (("init", "b", "--passphrase-file", rootpass), ("sync", "b"), ("lock", "b"),
+                 ("unlock", "a", "--passphrase-file", passfile), ("sync", "a"),
+                 ("lock", "a"), ("reload",), ("stop",)):
+        r = run_ctl(d.sock, *args)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    d.proc.wait(timeout=30)
+    assert d.proc.returncode == 0
