@@ -69,13 +69,35 @@ child_send(struct child *c, uint32_t type, const void *payload, size_t len)
 }
 
 int
+child_recv(struct child *c, struct msg *m, int timeout_ms, char *err, size_t errlen)
+{
+	struct pollfd pfd = { CHILD_FD_CHAN, POLLIN, 0 };
+	const char *why;
+	int rv;
+
+	(void)c;
+	do {
+		rv = poll(&pfd, 1, timeout_ms);
+	} while (rv == -1 && errno == EINTR);
+	if (rv != 1) {
+		snprintf(err, errlen, "nothing from the parent in %d s", timeout_ms / 1000);
+		return -1;
+	}
+	rv = msg_recv(CHILD_FD_CHAN, PEER_PARENT, m, &why);
+	if (rv != MSG_OK) {
+		snprintf(err, errlen, "%s", rv == MSG_VIOLATION ? why : rv == MSG_EOF ?
+		    "the parent closed the channel" : strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
 child_hello(struct child *c, char *err, size_t errlen)
 {
 	struct msg_hello h;
-	struct pollfd pfd = { CHILD_FD_CHAN, POLLIN, 0 };
 	struct msg m;
-	const char *why;
-	int rv;
+	char why[128];
 
 	memset(&h, 0, sizeof(h));
 	h.proto = VS_PROTO_VERSION;
@@ -86,17 +108,12 @@ child_hello(struct child *c, char *err, size_t errlen)
 		snprintf(err, errlen, "send hello: %s", strerror(errno));
 		return -1;
 	}
-	do {
-		rv = poll(&pfd, 1, 10000);
-	} while (rv == -1 && errno == EINTR);
-	if (rv != 1) {
-		snprintf(err, errlen, "no hello from the parent");
+	if (child_recv(c, &m, 10000, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "no hello from the parent: %s", why);
 		return -1;
 	}
-	rv = msg_recv(CHILD_FD_CHAN, PEER_PARENT, &m, &why);
-	if (rv != MSG_OK || m.hdr.type != MSG_HELLO) {
-		snprintf(err, errlen, "bad hello from the parent: %s",
-		    rv == MSG_VIOLATION ? why : rv == MSG_EOF ? "closed" : "not a hello");
+	if (m.hdr.type != MSG_HELLO) {
+		snprintf(err, errlen, "bad hello from the parent: %s", msg_type_name(m.hdr.type));
 		return -1;
 	}
 	if (m.u.hello.proto != VS_PROTO_VERSION) {

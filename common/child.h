@@ -29,6 +29,8 @@ int child_begin(struct child *c, uint32_t role, const struct sb_policy *policy,
     int argc, char **argv, char *err, size_t errlen);
 /* Drop privileges and close the sandbox (privdrop_apply). */
 int child_sandbox(struct child *c, char *err, size_t errlen);
+/* One message from the parent within timeout_ms; -1 with err on silence, EOF or a violation. */
+int child_recv(struct child *c, struct msg *m, int timeout_ms, char *err, size_t errlen);
 /* Send HELLO and wait (bounded) for the parent's; check its protocol version. */
 int child_hello(struct child *c, char *err, size_t errlen);
 /* Send one message on the channel. */

@@ -287,6 +287,55 @@ check_ures(const void *p, const char **why)
 }
 
 static int
+check_ucred(const void *p, const char **why)
+{
+	const struct msg_upl_cred *m = p;
+
+	REQUIRE(m->source == CRED_SRC_FILE || m->source == CRED_SRC_SYSTEMD,
+	    "uploader credentials: bad source");
+	REQUIRE(m->slot < UPL_MAX_CREDS, "uploader credentials: slot out of range");
+	REQUIRE(STR_OK(m->name) && STR_OK(m->path), "uploader credentials: string not terminated");
+	REQUIRE(m->path[0] == '/', "uploader credentials: path not absolute");
+	return 0;
+}
+
+static int
+check_uremote(const void *p, const char **why)
+{
+	const struct msg_upl_remote *m = p;
+
+	REQUIRE(STR_OK(m->vault) && STR_OK(m->region) && STR_OK(m->bucket) &&
+	    STR_OK(m->prefix) && STR_OK(m->endpoint), "uploader remote: string not terminated");
+	REQUIRE(m->vault[0] != '\0' && strchr(m->vault, '/') == NULL &&
+	    msg_valid_key(m->vault) == 0, "uploader remote: bad vault name");
+	if (m->kind == UPL_REMOTE_DIR) {
+		REQUIRE(m->dirfd >= UPL_DIRFD_FIRST && m->dirfd <= UPL_DIRFD_LAST,
+		    "uploader remote: directory fd out of range");
+		return 0;
+	}
+	REQUIRE(m->kind == UPL_REMOTE_S3, "uploader remote: bad kind");
+	REQUIRE(m->cred < UPL_MAX_CREDS, "uploader remote: credentials slot out of range");
+	REQUIRE(m->path_style <= 1, "uploader remote: bad path style");
+	REQUIRE(m->prefix[0] == '\0' || msg_valid_key(m->prefix) == 0,
+	    "uploader remote: bad prefix");
+	REQUIRE(strncmp(m->endpoint, "http://", 7) == 0 || strncmp(m->endpoint, "https://", 8) == 0,
+	    "uploader remote: endpoint is not http(s)");
+	REQUIRE(m->bucket[0] != '\0', "uploader remote: no bucket");
+	return 0;
+}
+
+static int
+check_uconfend(const void *p, const char **why)
+{
+	const struct msg_upl_conf_end *m = p;
+
+	REQUIRE(m->multipart_threshold >= (5u << 20), "uploader configuration: threshold below 5 MiB");
+	REQUIRE(m->ncreds <= UPL_MAX_CREDS && m->nremotes <= 64,
+	    "uploader configuration: counts out of range");
+	return 0;
+}
+
+static int
 check_none(const void *p, const char **why)
 {
 	(void)p;
@@ -336,6 +385,10 @@ static const struct msg_spec msg_table[MSG_TYPE_MAX + 1] = {
 	SPEC(MSG_CTL_LINE, "CTL_LINE", struct msg_ctl_line, PEER_PARENT, 0, check_cline),
 	SPEC(MSG_PING, "PING", struct msg_ping, PEER_PARENT, 0, check_none),
 	SPEC(MSG_PONG, "PONG", struct msg_ping, PEER_STATUSD, 0, check_none),
+	SPEC(MSG_UPL_CRED, "UPL_CRED", struct msg_upl_cred, PEER_PARENT, 0, check_ucred),
+	SPEC(MSG_UPL_REMOTE, "UPL_REMOTE", struct msg_upl_remote, PEER_PARENT, 0, check_uremote),
+	SPEC(MSG_UPL_CONF_END, "UPL_CONF_END", struct msg_upl_conf_end, PEER_PARENT, 0,
+	    check_uconfend),
 };
 
 /* Layouts are part of the protocol: catch accidental padding or growth. */
@@ -357,6 +410,9 @@ _Static_assert(sizeof(struct msg_ctl_secret) == 1032, "ctl secret");
 _Static_assert(sizeof(struct msg_ctl_request) == 328, "ctl request");
 _Static_assert(sizeof(struct msg_ctl_result) == 1032, "ctl result");
 _Static_assert(sizeof(struct msg_ping) == 8, "ping");
+_Static_assert(sizeof(struct msg_upl_cred) == 328, "uploader credentials");
+_Static_assert(sizeof(struct msg_upl_remote) == 720, "uploader remote");
+_Static_assert(sizeof(struct msg_upl_conf_end) == 16, "uploader configuration end");
 
 static const struct msg_spec *
 spec_of(uint32_t type)

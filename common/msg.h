@@ -73,7 +73,10 @@ enum msg_type {
 	MSG_CTL_LINE,		/* parent -> ctl: one line of a multi-line answer */
 	MSG_PING,		/* parent -> statusd: liveness check */
 	MSG_PONG,		/* statusd -> parent: the answer, same nonce */
-	MSG_TYPE_MAX = MSG_PONG,
+	MSG_UPL_CRED,		/* parent -> uploader, before its HELLO: one credentials file */
+	MSG_UPL_REMOTE,		/* ... one vault's remote */
+	MSG_UPL_CONF_END,	/* ... the end of its configuration */
+	MSG_TYPE_MAX = MSG_UPL_CONF_END,
 };
 
 /* Frozen: layout must never change. */
@@ -271,6 +274,45 @@ struct msg_ctl_line {
 
 enum upl_cond { UPL_COND_NONE = 0, UPL_COND_IF_NONE_MATCH, UPL_COND_IF_MATCH, UPL_COND_MAX = UPL_COND_IF_MATCH };
 
+/*
+ * The uploader's configuration, on its channel right after the fork and read
+ * before its sandbox closes (it opens the credential files and resolves the
+ * endpoints then): one UPL_CRED per credentials file, slots numbered in
+ * order; one UPL_REMOTE per vault with a remote; UPL_CONF_END with the
+ * counts.  Never in argv, which anyone on the host can read in /proc.
+ */
+#define UPL_MAX_CREDS	66
+/* Directory remotes sit at fds 8..15: the uploader's seccomp rows allow *at() on those only. */
+#define UPL_DIRFD_FIRST	8
+#define UPL_DIRFD_LAST	15
+
+struct msg_upl_cred {
+	uint32_t source;	/* enum cred_source: FILE or SYSTEMD */
+	uint32_t slot;		/* 0, 1, ... in the order sent */
+	char name[64];		/* "" = global, else the vault whose CredentialsFile it is */
+	char path[256];		/* absolute */
+};
+
+enum upl_remote_kind { UPL_REMOTE_S3 = 1, UPL_REMOTE_DIR, UPL_REMOTE_MAX = UPL_REMOTE_DIR };
+
+struct msg_upl_remote {
+	uint32_t kind;		/* enum upl_remote_kind */
+	uint32_t cred;		/* S3: its credentials slot */
+	int32_t dirfd;		/* dir: the inherited fd, UPL_DIRFD_FIRST..LAST */
+	uint32_t path_style;	/* S3: 0 or 1 */
+	char vault[64];
+	char region[64];
+	char bucket[64];
+	char prefix[256];	/* S3: "" or a key prefix, no leading or trailing '/' */
+	char endpoint[256];	/* S3: http(s)://host[:port] */
+};
+
+struct msg_upl_conf_end {
+	uint64_t multipart_threshold;	/* bytes, at least 5 MiB */
+	uint32_t ncreds;
+	uint32_t nremotes;
+};
+
 struct msg_upl_put {
 	uint32_t id;
 	uint32_t cond;		/* enum upl_cond */
@@ -376,6 +418,9 @@ struct msg {
 		struct msg_upl_mpu umpu;
 		struct msg_upl_result ures;
 		struct msg_ping ping;
+		struct msg_upl_cred ucred;
+		struct msg_upl_remote uremote;
+		struct msg_upl_conf_end uconfend;
 		uint8_t raw[MSG_MAX_PAYLOAD];
 	} u;
 };

@@ -161,8 +161,7 @@ privdrop_parse_args(int argc, char **argv, struct privdrop *pd, int *debug,
 	pd->log_fd = -1;
 	*debug = 0;
 	optind = 1;
-	pd->njobargs = 0;
-	while ((ch = getopt(argc, argv, "m:u:c:C:dI")) != -1) {
+	while ((ch = getopt(argc, argv, "m:u:c:dI")) != -1) {
 		unsigned long u, g;
 		int n;
 
@@ -184,11 +183,6 @@ privdrop_parse_args(int argc, char **argv, struct privdrop *pd, int *debug,
 		case 'c':
 			pd->chroot_dir = optarg;
 			break;
-		case 'C':
-			if (pd->njobargs >= PRIVDROP_MAX_JOBARGS)
-				goto usage;
-			pd->jobargs[pd->njobargs++] = optarg;
-			break;
 		case 'd':
 			*debug = 1;
 			pd->seccomp_trap = 1;
@@ -206,6 +200,6 @@ privdrop_parse_args(int argc, char **argv, struct privdrop *pd, int *debug,
 	return 0;
 usage:
 	snprintf(err, errlen, "this program is started by vaultsyncd, not by hand "
-	    "(usage: -m system|user [-u UID:GID -c CHROOT] [-C ARG]... [-d] [-I])");
+	    "(usage: -m system|user [-u UID:GID -c CHROOT] [-d] [-I])");
 	return -1;
 }

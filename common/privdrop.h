@@ -17,8 +17,6 @@
 
 #include "sandbox.h"
 
-#define PRIVDROP_MAX_JOBARGS	66
-
 struct privdrop {
 	int system_mode;
 	uid_t uid;
@@ -29,8 +27,6 @@ struct privdrop {
 	int insecure;
 	int log_fd;		/* for TRAP-mode reports */
 	unsigned self_peer;
-	const char *jobargs[PRIVDROP_MAX_JOBARGS];	/* -C: the child's own job arguments */
-	int njobargs;
 	/*
 	 * Directories the child may use (its dir: remotes).  Landlock confines
 	 * it to beneath them, in system mode too: a directory fd outside the
@@ -43,7 +39,7 @@ struct privdrop {
 /* 0 ok; -1 with a message in err. */
 int privdrop_apply(const struct privdrop *pd, char *err, size_t errlen);
 
-/* Parse the children's common arguments: -m system|user -u UID:GID -c CHROOT [-C ARG]... [-d] [-I]. */
+/* Parse the children's common arguments: -m system|user -u UID:GID -c CHROOT [-d] [-I]. */
 int privdrop_parse_args(int argc, char **argv, struct privdrop *pd, int *debug,
     char *err, size_t errlen);
 

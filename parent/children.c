@@ -615,10 +615,10 @@ exec_child(struct child_proc *c, int chan, int logfd, struct child_fds *f, char 
 	    (f->job >= 0 && dup2(f->job, CHILD_FD_JOB) == -1))
 		_exit(127);
 	for (i = 0; i < f->ndirs; i++)
-		if (dup2(f->dirs[i], UPL_DIRFD_BASE + i) == -1)
+		if (dup2(f->dirs[i], UPL_DIRFD_FIRST + i) == -1)
 			_exit(127);
-	close_range(f->job >= 0 ? CHILD_FD_JOB + 1 : CHILD_FD_JOB, UPL_DIRFD_BASE - 1, 0);
-	close_range(UPL_DIRFD_BASE + (unsigned)f->ndirs, ~0U, 0);
+	close_range(f->job >= 0 ? CHILD_FD_JOB + 1 : CHILD_FD_JOB, UPL_DIRFD_FIRST - 1, 0);
+	close_range(UPL_DIRFD_FIRST + (unsigned)f->ndirs, ~0U, 0);
 	execve(c->bin, argv, envp);
 	dprintf(2, "vaultsyncd: exec %s: %s\n", c->bin, strerror(errno));
 	_exit(127);
@@ -682,40 +682,55 @@ uploader_signature(void)
 	return h;
 }
 
-/* The uploader's job arguments: credentials, threshold, one per remote. */
-static size_t
-uploader_args(char **argv, size_t n, size_t max, struct child_fds *f)
+/*
+ * The uploader's configuration (DESIGN §4): prepared before the fork, since
+ * the dir: remotes' directories are opened here and inherited at their fd
+ * numbers, and sent on its channel after it, before anything else.
+ */
+_Static_assert(MAX_CREDFILES <= UPL_MAX_CREDS, "every credentials file has an uploader slot");
+_Static_assert(CFG_MAX_VAULTS <= 64, "UPL_CONF_END counts at most 64 remotes");
+
+static struct {
+	struct msg_upl_cred creds[MAX_CREDFILES];
+	struct msg_upl_remote remotes[CFG_MAX_VAULTS];
+	struct msg_upl_conf_end end;
+} upl_conf;
+
+static void
+uploader_conf_prepare(struct child_fds *f)
 {
-	static char credargs[MAX_CREDFILES][CFG_PATH_MAX + CFG_NAME_MAX + 8];
-	static char remargs[CFG_MAX_VAULTS][1024];
-	static char thr[32];
-	size_t i, j;
+	size_t i, j, n = 0;
 
-	for (i = 0; i < D.ncreds && n + 2 < max; i++) {
-		snprintf(credargs[i], sizeof(credargs[i]), "%c:%s=%s",
-		    D.creds[i].source == CRED_SRC_SYSTEMD ? 's' : 'f', D.creds[i].name,
-		    D.creds[i].path);
-		argv[n++] = "-C";
-		argv[n++] = credargs[i];
+	memset(&upl_conf, 0, sizeof(upl_conf));
+	for (i = 0; i < D.ncreds; i++) {
+		struct msg_upl_cred *c = &upl_conf.creds[i];
+
+		c->source = D.creds[i].source == CRED_SRC_SYSTEMD ? CRED_SRC_SYSTEMD : CRED_SRC_FILE;
+		c->slot = (uint32_t)i;
+		msg_strlcpy(c->name, D.creds[i].name, sizeof(c->name));
+		msg_strlcpy(c->path, D.creds[i].path, sizeof(c->path));
 	}
-	snprintf(thr, sizeof(thr), "t:%llu", (unsigned long long)D.cfg.multipart_threshold);
-	argv[n++] = "-C";
-	argv[n++] = thr;
-	for (i = 0; i < D.cfg.nvaults && n + 2 < max; i++) {
+	for (i = 0; i < D.cfg.nvaults; i++) {
 		const struct cfg_vault *v = &D.cfg.vaults[i];
+		struct msg_upl_remote *r = &upl_conf.remotes[n];
+		int fd;
 
+		memset(r, 0, sizeof(*r));
+		msg_strlcpy(r->vault, v->name, sizeof(r->vault));
 		if (v->remote_kind == CFG_REMOTE_S3) {
 			for (j = 0; j < D.ncreds; j++)
 				if (strcmp(D.creds[j].path, v->credentials_file) == 0)
 					break;
 			if (j == D.ncreds)
 				continue;
-			snprintf(remargs[i], sizeof(remargs[i]), "r:%s|s3|%zu|%d|%s|%s|%s|%s",
-			    v->name, j, v->path_style ? 1 : 0, v->region, v->bucket, v->prefix,
-			    v->endpoint);
+			r->kind = UPL_REMOTE_S3;
+			r->cred = (uint32_t)j;
+			r->path_style = v->path_style ? 1 : 0;
+			msg_strlcpy(r->region, v->region, sizeof(r->region));
+			msg_strlcpy(r->bucket, v->bucket, sizeof(r->bucket));
+			msg_strlcpy(r->prefix, v->prefix, sizeof(r->prefix));
+			msg_strlcpy(r->endpoint, v->endpoint, sizeof(r->endpoint));
 		} else if (v->remote_kind == CFG_REMOTE_DIR) {
-			int fd;
-
 			if (f->ndirs == UPL_DIRFD_SLOTS) {
 				log_error("vault %s: more than %d dir: remotes; not pushed", v->name,
 				    UPL_DIRFD_SLOTS);
@@ -724,18 +739,37 @@ uploader_args(char **argv, size_t n, size_t max, struct child_fds *f)
 			if ((fd = open_remote_dir(v)) == -1)
 				continue;
 			f->dirs[f->ndirs] = fd;
-			snprintf(remargs[i], sizeof(remargs[i]), "r:%s|dir|%d", v->name,
-			    UPL_DIRFD_BASE + f->ndirs);
+			r->kind = UPL_REMOTE_DIR;
+			r->dirfd = UPL_DIRFD_FIRST + f->ndirs;
 			f->ndirs++;
 		} else
 			continue;
-		argv[n++] = "-C";
-		argv[n++] = remargs[i];
+		n++;
 	}
-	return n;
+	upl_conf.end.multipart_threshold = D.cfg.multipart_threshold;
+	upl_conf.end.ncreds = (uint32_t)D.ncreds;
+	upl_conf.end.nremotes = (uint32_t)n;
 }
 
-/* The argv a child gets: mode, identity, chroot, job args, debug, insecure. */
+/* A few KiB in all: the socket buffer holds them until the uploader reads them. */
+static int
+uploader_conf_send(struct child_proc *c)
+{
+	uint32_t i;
+
+	for (i = 0; i < upl_conf.end.ncreds; i++)
+		if (msg_send(c->chan, PEER_PARENT, MSG_UPL_CRED, ++c->seq, &upl_conf.creds[i],
+		    sizeof(upl_conf.creds[i]), -1) != 0)
+			return -1;
+	for (i = 0; i < upl_conf.end.nremotes; i++)
+		if (msg_send(c->chan, PEER_PARENT, MSG_UPL_REMOTE, ++c->seq, &upl_conf.remotes[i],
+		    sizeof(upl_conf.remotes[i]), -1) != 0)
+			return -1;
+	return msg_send(c->chan, PEER_PARENT, MSG_UPL_CONF_END, ++c->seq, &upl_conf.end,
+	    sizeof(upl_conf.end), -1);
+}
+
+/* The argv a child gets: mode, identity, chroot, debug, insecure; nothing else. */
 static void
 build_argv(struct child_proc *c, char **argv, size_t max, char *ids, size_t idslen,
     struct child_fds *f)
@@ -753,7 +787,7 @@ build_argv(struct child_proc *c, char **argv, size_t max, char *ids, size_t idsl
 		argv[n++] = D.chroot_dir;
 	}
 	if (c->role == ROLE_UPLOADER) {
-		n = uploader_args(argv, n, max - 3, f);
+		uploader_conf_prepare(f);
 		uploader_sig = uploader_signature();
 		creds_snapshot();
 	}
@@ -767,7 +801,7 @@ build_argv(struct child_proc *c, char **argv, size_t max, char *ids, size_t idsl
 void
 child_start(struct child_proc *c)
 {
-	char *argv[16 + 2 * (MAX_CREDFILES + CFG_MAX_VAULTS)];
+	char *argv[16];
 	struct child_fds f;
 	char ids[32];
 	int chan[2], logp[2], i;
@@ -797,6 +831,9 @@ child_start(struct child_proc *c)
 	c->chan = chan[0];
 	c->logfd = logp[0];
 	c->seq = 0;
+	/* Sent while the channel still blocks; a failure leaves the uploader waiting in vain. */
+	if (c->role == ROLE_UPLOADER && uploader_conf_send(c) != 0)
+		log_error("uploader: send its configuration: %s", strerror(errno));
 	c->state = CHILD_ST_STARTING;
 	c->started_at = (int64_t)time(NULL);
 	c->started_mono = mono_ms();

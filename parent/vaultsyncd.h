@@ -25,9 +25,8 @@
 #define EXIT_FORCED	130
 
 #define NCHILDREN	3	/* watcher, uploader, statusd: index = role - 1 */
-/* The uploader's dir: remotes, at fds 8..15 (its seccomp table knows these numbers). */
-#define UPL_DIRFD_BASE	8
-#define UPL_DIRFD_SLOTS	8
+/* The uploader's dir: remotes, at fds UPL_DIRFD_FIRST.. (its seccomp table knows them). */
+#define UPL_DIRFD_SLOTS	(UPL_DIRFD_LAST - UPL_DIRFD_FIRST + 1)
 #define MAX_CREDFILES	(CFG_MAX_VAULTS + 1)
 
 /* ---- ev.c: epoll over fds, one timerfd for all timers ---- */

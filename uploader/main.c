@@ -21,7 +21,7 @@
 #include "log.h"
 #include "remote.h"
 
-#define MAX_CREDS	(PRIVDROP_MAX_JOBARGS)
+#define MAX_CREDS	UPL_MAX_CREDS
 #define NET_FAILURES_REEXEC	3	/* then exit: the parent re-execs us, we re-resolve */
 #define EXIT_REEXEC	75
 
@@ -48,87 +48,34 @@ upl_seterr(struct msg_upl_result *res, uint32_t outcome, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* -C KIND:NAME=PATH, KIND f (file) or s (systemd credential). */
+/* One remote from its message (already checked by the codec); -1 if it cannot be used. */
 static int
-parse_credarg(const char *arg, struct msg_cred_info *info)
+remote_from_msg(const struct msg_upl_remote *m, struct upl_remote *r,
+    struct s3_remote_cfg *s3cfg)
 {
-	const char *eq;
-	size_t nlen;
-
-	memset(info, 0, sizeof(*info));
-	info->source = arg[0] == 's' ? CRED_SRC_SYSTEMD : CRED_SRC_FILE;
-	arg += 2;
-	if ((eq = strchr(arg, '=')) == NULL || eq[1] != '/')
-		return -1;
-	nlen = (size_t)(eq - arg);
-	if (nlen >= sizeof(info->name) || strlen(eq + 1) >= sizeof(info->path))
-		return -1;
-	memcpy(info->name, arg, nlen);
-	msg_strlcpy(info->path, eq + 1, sizeof(info->path));
-	return 0;
-}
-
-/* Split s at '|' into at most n fields (s is modified). */
-static int
-split(char *s, char **f, int n)
-{
-	int i = 0;
-
-	while (i < n) {
-		f[i++] = s;
-		if ((s = strchr(s, '|')) == NULL)
-			break;
-		*s++ = '\0';
-	}
-	return s == NULL ? i : -1;
-}
-
-int
-upl_remote_parse(const char *arg, struct upl_remote *r, struct s3_remote_cfg *s3cfg)
-{
-	char buf[1024], *f[8], *end;
-	unsigned long v;
-	int n;
-
 	memset(r, 0, sizeof(*r));
 	memset(s3cfg, 0, sizeof(*s3cfg));
 	r->dirfd = -1;
-	if (strlen(arg) >= sizeof(buf))
-		return -1;
-	memcpy(buf, arg, strlen(arg) + 1);
-	n = split(buf, f, 8);
-	if (n < 3 || strlen(f[0]) == 0 || strlen(f[0]) >= sizeof(r->vault) ||
-	    msg_valid_key(f[0]) != 0 || strchr(f[0], '/') != NULL)
-		return -1;
-	msg_strlcpy(r->vault, f[0], sizeof(r->vault));
-	errno = 0;
-	v = strtoul(f[2], &end, 10);
-	if (errno != 0 || *end != '\0' || end == f[2])
-		return -1;
-	if (strcmp(f[1], "dir") == 0 && n == 3) {
-		if (v < UPL_DIRFD_FIRST || v > UPL_DIRFD_LAST)
-			return -1;
+	msg_strlcpy(r->vault, m->vault, sizeof(r->vault));
+	if (m->kind == UPL_REMOTE_DIR) {
 		r->kind = UPL_KIND_DIR;
-		r->dirfd = (int)v;
-		snprintf(r->base, sizeof(r->base), "%s/", r->vault);
+		r->dirfd = m->dirfd;
+		snprintf(r->base, sizeof(r->base), "%s/", m->vault);
 		return 0;
 	}
-	if (strcmp(f[1], "s3") != 0 || n != 8 || v >= (unsigned long)nslots ||
-	    (strcmp(f[3], "0") != 0 && strcmp(f[3], "1") != 0) ||
-	    strlen(f[4]) >= sizeof(s3cfg->region) || strlen(f[5]) >= sizeof(s3cfg->bucket) ||
-	    strlen(f[7]) >= sizeof(s3cfg->endpoint))
+	if (m->cred >= (uint32_t)nslots || strlen(m->region) >= sizeof(s3cfg->region) ||
+	    strlen(m->bucket) >= sizeof(s3cfg->bucket) ||
+	    strlen(m->endpoint) >= sizeof(s3cfg->endpoint))
 		return -1;
 	r->kind = UPL_KIND_S3;
-	r->cred = (int)v;
-	s3cfg->path_style = f[3][0] == '1';
-	msg_strlcpy(s3cfg->region, f[4], sizeof(s3cfg->region));
-	msg_strlcpy(s3cfg->bucket, f[5], sizeof(s3cfg->bucket));
-	msg_strlcpy(s3cfg->endpoint, f[7], sizeof(s3cfg->endpoint));
-	r->tls = strncmp(f[7], "https://", 8) == 0;
-	if (f[6][0] != '\0' && msg_valid_key(f[6]) != 0)
-		return -1;
-	if ((size_t)snprintf(r->base, sizeof(r->base), "%s%s%s/", f[6], f[6][0] ? "/" : "",
-	    r->vault) >= sizeof(r->base))
+	r->cred = (int)m->cred;
+	s3cfg->path_style = m->path_style != 0;
+	msg_strlcpy(s3cfg->region, m->region, sizeof(s3cfg->region));
+	msg_strlcpy(s3cfg->bucket, m->bucket, sizeof(s3cfg->bucket));
+	msg_strlcpy(s3cfg->endpoint, m->endpoint, sizeof(s3cfg->endpoint));
+	r->tls = strncmp(m->endpoint, "https://", 8) == 0;
+	if ((size_t)snprintf(r->base, sizeof(r->base), "%s%s%s/", m->prefix,
+	    m->prefix[0] ? "/" : "", m->vault) >= sizeof(r->base))
 		return -1;
 	return 0;
 }
@@ -323,39 +270,42 @@ wipe_all(void)
 		creds_free(&slots[i].creds);
 }
 
-/* Before the sandbox: every job argument, credentials first (remotes name their slot). */
+/*
+ * Before the sandbox: the configuration the parent sends on the channel
+ * (credentials first, since remotes name their slot), the credential files
+ * read, the dir: remotes' fds checked, the endpoints resolved.
+ */
 static void
 setup(void)
 {
 	struct s3_remote_cfg s3cfg[UPL_MAX_REMOTES];
+	struct msg m;
 	char err[256];
 	int i, have_s3 = 0;
 
-	for (i = 0; i < c.pd.njobargs; i++) {
-		const char *a = c.pd.jobargs[i];
-
-		if ((a[0] == 'f' || a[0] == 's') && a[1] == ':') {
-			if (nslots == MAX_CREDS || parse_credarg(a, &slots[nslots].info) != 0)
-				fatalx("bad -C argument");
+	for (;;) {
+		if (child_recv(&c, &m, 10000, err, sizeof(err)) != 0)
+			fatalx("configuration from the parent: %s", err);
+		if (m.hdr.type == MSG_UPL_CRED) {
+			if (nslots == MAX_CREDS || m.u.ucred.slot != (uint32_t)nslots)
+				fatalx("configuration: credentials slot %u out of order",
+				    m.u.ucred.slot);
+			memset(&slots[nslots].info, 0, sizeof(slots[nslots].info));
+			slots[nslots].info.source = m.u.ucred.source;
+			msg_strlcpy(slots[nslots].info.name, m.u.ucred.name,
+			    sizeof(slots[nslots].info.name));
+			msg_strlcpy(slots[nslots].info.path, m.u.ucred.path,
+			    sizeof(slots[nslots].info.path));
 			load_slot(&slots[nslots++]);
-		}
-	}
-	for (i = 0; i < c.pd.njobargs; i++) {
-		const char *a = c.pd.jobargs[i];
-		char *end;
-
-		if (a[0] == 't' && a[1] == ':') {
-			errno = 0;
-			upl_multipart_threshold = strtoull(a + 2, &end, 10);
-			if (errno != 0 || *end != '\0' || upl_multipart_threshold < (5u << 20))
-				fatalx("bad multipart threshold");
-		} else if (a[0] == 'r' && a[1] == ':') {
+		} else if (m.hdr.type == MSG_UPL_REMOTE) {
 			struct upl_remote *r = &remotes[nremotes];
 			struct stat st;
 
 			if (nremotes == UPL_MAX_REMOTES ||
-			    upl_remote_parse(a + 2, r, &s3cfg[nremotes]) != 0)
-				fatalx("bad -C remote argument");
+			    remote_from_msg(&m.u.uremote, r, &s3cfg[nremotes]) != 0)
+				fatalx("configuration: bad remote for vault %s", m.u.uremote.vault);
+			if (remote_by_vault(r->vault) != NULL)
+				fatalx("configuration: two remotes for vault %s", r->vault);
 			if (r->kind == UPL_KIND_DIR) {
 				if (fstat(r->dirfd, &st) != 0 || !S_ISDIR(st.st_mode))
 					fatalx("%s: fd %d is not a directory", r->vault, r->dirfd);
@@ -365,8 +315,17 @@ setup(void)
 			} else
 				have_s3 = 1;
 			nremotes++;
-		} else if (!((a[0] == 'f' || a[0] == 's') && a[1] == ':'))
-			fatalx("unknown -C argument");
+		} else if (m.hdr.type == MSG_UPL_CONF_END) {
+			if (m.u.uconfend.ncreds != (uint32_t)nslots ||
+			    m.u.uconfend.nremotes != (uint32_t)nremotes)
+				fatalx("configuration: %d credentials and %d remotes received, "
+				    "%u and %u announced", nslots, nremotes, m.u.uconfend.ncreds,
+				    m.u.uconfend.nremotes);
+			upl_multipart_threshold = m.u.uconfend.multipart_threshold;
+			break;
+		} else
+			fatalx("configuration: unexpected %s from the parent",
+			    msg_type_name(m.hdr.type));
 	}
 	if (have_s3 && s3_global_init(NULL, err, sizeof(err)) != 0)
 		fatalx("%s", err);

@@ -1,7 +1,7 @@
 /*
- * The uploader's remotes: one per vault with a Remote line, fixed at exec
- * time from the -C job arguments (the endpoints must be resolved and the
- * directories opened before the sandbox closes).  Two backends with the same
+ * The uploader's remotes: one per vault with a Remote line, fixed at start
+ * from the configuration messages (the endpoints must be resolved and the
+ * directories checked before the sandbox closes).  Two backends with the same
  * operations and the same result classification: S3 (s3remote.c) and a
  * directory passed as an fd (dirremote.c).
  */
@@ -15,9 +15,6 @@
 #include "s3.h"
 
 #define UPL_MAX_REMOTES	64
-/* Directory remotes sit at fds 8..15: the seccomp rows allow *at() calls on those only. */
-#define UPL_DIRFD_FIRST	8
-#define UPL_DIRFD_LAST	15
 
 enum upl_kind { UPL_KIND_S3 = 1, UPL_KIND_DIR };
 
@@ -41,12 +38,6 @@ struct upl_emit {
 	void (*mpu)(void *arg, const struct msg_upl_mpu *m);
 	void *arg;
 };
-
-/*
- * Parse "VAULT|s3|CRED|PATHSTYLE|REGION|BUCKET|PREFIX|ENDPOINT" or
- * "VAULT|dir|FD" (the text after "r:").  0 ok, -1 bad.
- */
-int upl_remote_parse(const char *arg, struct upl_remote *r, struct s3_remote_cfg *s3cfg);
 
 /* The multipart threshold and part size, for both backends' callers. */
 extern uint64_t upl_multipart_threshold;

@@ -54,11 +54,13 @@ def evil_libexec(mode, role):
 def test_misbehaving_child_killed_and_restarted(daemon_factory, user_mode, mode, why):
     evil_libexec(mode, "watcher")
     d = daemon_factory(user_mode=user_mode, binary="vaultsyncd-evil").start()
-    first = d.child_pids()["watcher"]
+    # It breaks the protocol at once: status may find it between a death and a restart.
+    first = wait_for(lambda: d.child_pids().get("watcher"), timeout=5, interval=0.01,
+                     what="a watcher pid")
 
-    def punished():
+    def punished():		# ...and the one seen is gone too
         c = d.children()["watcher"]
-        return c if c["violations"] >= 1 and c["restarts"] >= 1 else None
+        return c if c["violations"] >= 1 and c["restarts"] >= 1 and c["pid"] != first else None
     c = wait_for(punished, timeout=5, what="violation and restart")
     assert why in c["last_reason"]
     assert not pid_alive(first)

@@ -104,6 +104,26 @@ make_samples(struct sample *s, size_t *n)
 	s[i - 1].u.ping.nonce = 0x5a5a0001;
 	ADD(MSG_PONG, PEER_STATUSD, ping);
 	s[i - 1].u.ping.nonce = 0x5a5a0001;
+	ADD(MSG_UPL_CRED, PEER_PARENT, ucred);
+	s[i - 1].u.ucred.source = CRED_SRC_SYSTEMD;
+	s[i - 1].u.ucred.slot = 3;
+	memset(s[i - 1].u.ucred.name, 'n', 63);
+	s[i - 1].u.ucred.path[0] = '/';
+	memset(s[i - 1].u.ucred.path + 1, 'p', 254);
+	ADD(MSG_UPL_REMOTE, PEER_PARENT, uremote);
+	s[i - 1].u.uremote.kind = UPL_REMOTE_S3;
+	s[i - 1].u.uremote.cred = 2;
+	s[i - 1].u.uremote.path_style = 1;
+	memset(s[i - 1].u.uremote.vault, 'v', 63);
+	memset(s[i - 1].u.uremote.region, 'r', 63);
+	memset(s[i - 1].u.uremote.bucket, 'b', 63);
+	memset(s[i - 1].u.uremote.prefix, 'k', UPL_KEY_MAX - 1);
+	memcpy(s[i - 1].u.uremote.endpoint, "https://", 8);
+	memset(s[i - 1].u.uremote.endpoint + 8, 'e', 247);
+	ADD(MSG_UPL_CONF_END, PEER_PARENT, uconfend);
+	s[i - 1].u.uconfend.multipart_threshold = 8u << 20;
+	s[i - 1].u.uconfend.ncreds = 2;
+	s[i - 1].u.uconfend.nremotes = 5;
 #undef ADD
 	*n = i;
 }
@@ -361,6 +381,80 @@ test_verify_fields(void **state)
 	    MSG_VIOLATION);
 }
 
+static int
+decode_one(uint32_t type, const void *p, size_t len, unsigned from, const char **why)
+{
+	unsigned char buf[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
+	struct vs_hdr h = { type, (uint32_t)len, 1, 0 };
+	struct msg m;
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), p, len);
+	return msg_decode(buf, sizeof(h) + len, from, -1, &m, why);
+}
+
+/* The uploader's configuration: from the parent only, and only what it can use. */
+static void
+test_uploader_config_fields(void **state)
+{
+	struct msg_upl_cred c;
+	struct msg_upl_remote r;
+	struct msg_upl_conf_end e;
+	const char *why;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.source = CRED_SRC_FILE;
+	msg_strlcpy(c.path, "/etc/vaultsync/s3.env", sizeof(c.path));
+	assert_int_equal(decode_one(MSG_UPL_CRED, &c, sizeof(c), PEER_PARENT, &why), MSG_OK);
+	assert_int_equal(decode_one(MSG_UPL_CRED, &c, sizeof(c), PEER_UPLOADER, &why),
+	    MSG_VIOLATION);
+	msg_strlcpy(c.path, "s3.env", sizeof(c.path));
+	assert_int_equal(decode_one(MSG_UPL_CRED, &c, sizeof(c), PEER_PARENT, &why), MSG_VIOLATION);
+	assert_non_null(strstr(why, "not absolute"));
+	c.path[0] = '/';
+	c.slot = UPL_MAX_CREDS;
+	assert_int_equal(decode_one(MSG_UPL_CRED, &c, sizeof(c), PEER_PARENT, &why), MSG_VIOLATION);
+
+	memset(&r, 0, sizeof(r));
+	r.kind = UPL_REMOTE_DIR;
+	r.dirfd = UPL_DIRFD_FIRST;
+	msg_strlcpy(r.vault, "work", sizeof(r.vault));
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why), MSG_OK);
+	r.dirfd = 3;		/* the channel: never a remote */
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	r.dirfd = UPL_DIRFD_LAST + 1;
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	r.kind = UPL_REMOTE_S3;
+	msg_strlcpy(r.bucket, "b", sizeof(r.bucket));
+	msg_strlcpy(r.endpoint, "http://127.0.0.1:9000", sizeof(r.endpoint));
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why), MSG_OK);
+	msg_strlcpy(r.prefix, "/abs", sizeof(r.prefix));
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	r.prefix[0] = '\0';
+	msg_strlcpy(r.endpoint, "file:///etc", sizeof(r.endpoint));
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	msg_strlcpy(r.endpoint, "https://s3.example", sizeof(r.endpoint));
+	msg_strlcpy(r.vault, "../x", sizeof(r.vault));
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	msg_strlcpy(r.vault, "work", sizeof(r.vault));
+	r.kind = 7;
+	assert_int_equal(decode_one(MSG_UPL_REMOTE, &r, sizeof(r), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+
+	memset(&e, 0, sizeof(e));
+	e.multipart_threshold = (5u << 20) - 1;
+	assert_int_equal(decode_one(MSG_UPL_CONF_END, &e, sizeof(e), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	e.multipart_threshold = 5u << 20;
+	assert_int_equal(decode_one(MSG_UPL_CONF_END, &e, sizeof(e), PEER_PARENT, &why), MSG_OK);
+}
+
 /* The liveness check goes one way and its answer the other, and only with statusd. */
 static void
 test_ping_pong_directions(void **state)
@@ -519,6 +613,7 @@ main(void)
 		cmocka_unit_test(test_strings_must_be_terminated),
 		cmocka_unit_test(test_enums_and_senders),
 		cmocka_unit_test(test_verify_fields),
+		cmocka_unit_test(test_uploader_config_fields),
 		cmocka_unit_test(test_ping_pong_directions),
 		cmocka_unit_test(test_socket_send_recv_and_fds),
 		cmocka_unit_test(test_valid_key),
