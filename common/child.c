@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,17 +94,33 @@ child_recv(struct child *c, struct msg *m, int timeout_ms, char *err, size_t err
 }
 
 int
+child_read(struct child *c, struct msg *m)
+{
+	const char *why;
+	int rv;
+
+	(void)c;
+	rv = msg_recv(CHILD_FD_CHAN, PEER_PARENT, m, &why);
+	if (rv == MSG_EOF)
+		exit(0);	/* the parent is gone, or is stopping us */
+	if (rv == MSG_ERR) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		fatal("channel");
+	}
+	if (rv == MSG_VIOLATION)
+		fatalx("bad message from parent: %s", why);
+	return 1;
+}
+
+int
 child_hello(struct child *c, char *err, size_t errlen)
 {
 	struct msg_hello h;
 	struct msg m;
 	char why[128];
 
-	memset(&h, 0, sizeof(h));
-	h.proto = VS_PROTO_VERSION;
-	h.role = c->role;
-	h.pid = (int32_t)getpid();
-	msg_strlcpy(h.version, VS_VERSION, sizeof(h.version));
+	msg_hello_init(&h, c->role);
 	if (child_send(c, MSG_HELLO, &h, sizeof(h)) != 0) {
 		snprintf(err, errlen, "send hello: %s", strerror(errno));
 		return -1;

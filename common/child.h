@@ -31,6 +31,12 @@ int child_begin(struct child *c, uint32_t role, const struct sb_policy *policy,
 int child_sandbox(struct child *c, char *err, size_t errlen);
 /* One message from the parent within timeout_ms; -1 with err on silence, EOF or a violation. */
 int child_recv(struct child *c, struct msg *m, int timeout_ms, char *err, size_t errlen);
+/*
+ * The next message from the parent once the channel polled readable: 1 with
+ * it in m, 0 if there was none after all.  Exits 0 on EOF; fatal on an error
+ * or a protocol violation.
+ */
+int child_read(struct child *c, struct msg *m);
 /* Send HELLO and wait (bounded) for the parent's; check its protocol version. */
 int child_hello(struct child *c, char *err, size_t errlen);
 /* Send one message on the channel. */

@@ -422,6 +422,16 @@ spec_of(uint32_t type)
 	return &msg_table[type];
 }
 
+void
+msg_hello_init(struct msg_hello *h, uint32_t role)
+{
+	memset(h, 0, sizeof(*h));
+	h->proto = VS_PROTO_VERSION;
+	h->role = role;
+	h->pid = (int32_t)getpid();
+	msg_strlcpy(h->version, VS_VERSION, sizeof(h->version));
+}
+
 const char *
 msg_type_name(uint32_t type)
 {

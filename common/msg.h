@@ -431,6 +431,8 @@ struct msg {
 #define MSG_ERR		(-1)	/* system error, errno set (EAGAIN included) */
 #define MSG_VIOLATION	(-2)	/* protocol violation: *why says what */
 
+/* Our HELLO as role: this build's protocol version, package version and pid. */
+void msg_hello_init(struct msg_hello *h, uint32_t role);
 const char *msg_type_name(uint32_t type);
 const char *msg_role_name(uint32_t role);
 unsigned msg_role_peer(uint32_t role);

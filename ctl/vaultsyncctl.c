@@ -207,11 +207,7 @@ connect_daemon(const char *path)
 		    "this vaultsyncctl protocol %u (version %s); restart the daemon or "
 		    "update vaultsyncctl\n", progname, m.u.hello.proto, m.u.hello.version,
 		    VS_PROTO_VERSION, VS_VERSION);
-	memset(&h, 0, sizeof(h));
-	h.proto = VS_PROTO_VERSION;
-	h.role = ROLE_CTL;
-	h.pid = (int32_t)getpid();
-	msg_strlcpy(h.version, VS_VERSION, sizeof(h.version));
+	msg_hello_init(&h, ROLE_CTL);
 	if (msg_send(fd, PEER_CTL, MSG_HELLO, ++seq, &h, sizeof(h), -1) != 0) {
 		fprintf(stderr, "%s: send: %s\n", progname, strerror(errno));
 		exit(EXIT_NODAEMON);

@@ -367,11 +367,7 @@ on_hello(struct child_proc *c, struct msg *m)
 		violation(c, why);
 		return;
 	}
-	memset(&h, 0, sizeof(h));
-	h.proto = VS_PROTO_VERSION;
-	h.role = ROLE_PARENT;
-	h.pid = (int32_t)getpid();
-	msg_strlcpy(h.version, VS_VERSION, sizeof(h.version));
+	msg_hello_init(&h, ROLE_PARENT);
 	if (proc_send(c, MSG_HELLO, &h, sizeof(h)) != 0)
 		return;
 	c->state = CHILD_ST_RUNNING;

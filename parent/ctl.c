@@ -554,11 +554,7 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 	clients[i].gen = next_gen++;
 	clients[i].since = mono_ms();
 	sweep_arm();
-	memset(&h, 0, sizeof(h));
-	h.proto = VS_PROTO_VERSION;
-	h.role = ROLE_PARENT;
-	h.pid = (int32_t)getpid();
-	msg_strlcpy(h.version, VS_VERSION, sizeof(h.version));
+	msg_hello_init(&h, ROLE_PARENT);
 	if (msg_send(cfd, PEER_PARENT, MSG_HELLO, 0, &h, sizeof(h), -1) != 0)
 		client_close(&clients[i]);
 }

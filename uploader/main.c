@@ -245,19 +245,9 @@ static void
 read_channel(void)
 {
 	struct msg m;
-	const char *why;
-	int rv;
 
-	rv = msg_recv(CHILD_FD_CHAN, PEER_PARENT, &m, &why);
-	if (rv == MSG_EOF)
-		exit(0);
-	if (rv == MSG_ERR) {
-		if (errno == EAGAIN)
-			return;
-		fatal("channel");
-	}
-	if (rv == MSG_VIOLATION)
-		fatalx("bad message from parent: %s", why);
+	if (!child_read(&c, &m))
+		return;
 	serve(&m);
 }
 

@@ -93,10 +93,7 @@ main(int argc, char **argv)
 	read_mode(mode, sizeof(mode));
 	if (strcmp(mode, "hang") == 0)
 		signal(SIGTERM, SIG_IGN);
-	memset(&h, 0, sizeof(h));
-	h.proto = VS_PROTO_VERSION;
-	h.role = role;
-	h.pid = (int32_t)getpid();
+	msg_hello_init(&h, role);
 	msg_strlcpy(h.version, "evil", sizeof(h.version));
 	if (msg_send(CHILD_FD_CHAN, self, MSG_HELLO, 1, &h, sizeof(h), -1) != 0)
 		return 1;
