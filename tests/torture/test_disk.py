@@ -4,13 +4,13 @@ unwritable (user mode: no write permission), the vault tmpfs full.  While a
 fault lasts, changes go on; the archive on disk must stay a whole, earlier
 state; once it ends, the last state must reach the archive and the remote."""
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
 from conftest import tally, verdict, wait_for
+from fsutil import rmtree_under_writer
 
 
 def fill(path):
@@ -72,18 +72,6 @@ def no_leftovers(e):
     left = temp_leftovers(e)
     if left:
         e.problems.append("temporary files left in the state directory: %s" % left)
-
-
-def rmtree_under_writer(path):
-    """Remove a directory the daemon is writing into: a temp file it renames
-    away between our listing and our unlink is gone already, not an error."""
-    def gone(fn, p, exc):
-        if not issubclass(exc[0], FileNotFoundError):
-            raise exc[1]
-    for _ in range(20):
-        if not os.path.lexists(path):
-            return
-        shutil.rmtree(path, onerror=gone)
 
 
 @pytest.mark.root
