@@ -43,8 +43,6 @@ void log_emit_fields(enum log_level level, const char *proc, int pid, const char
 void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void fatalx(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void fatal_code(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
-#define fatal_f(fmt, ...)	fatal("%s: " fmt, __func__, ##__VA_ARGS__)
-#define fatalx_f(fmt, ...)	fatalx("%s: " fmt, __func__, ##__VA_ARGS__)
 
 /* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 void log_timestamp(char *buf, unsigned long len);

@@ -30,14 +30,6 @@ secbuf_alloc(struct secbuf *b, size_t cap)
 }
 
 void
-secbuf_clear(struct secbuf *b)
-{
-	if (b->p != NULL)
-		explicit_bzero(b->p, b->maplen);
-	b->len = 0;
-}
-
-void
 secbuf_free(struct secbuf *b)
 {
 	if (b->p != NULL) {

@@ -20,7 +20,5 @@ struct secbuf {
 int secbuf_alloc(struct secbuf *b, size_t cap);
 /* Wipe, unlock and unmap; safe on a zeroed or already-freed struct. */
 void secbuf_free(struct secbuf *b);
-/* Wipe the contents, keep the buffer. */
-void secbuf_clear(struct secbuf *b);
 
 #endif

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "log.h"
 #include "vaultsyncd.h"
 
@@ -165,7 +166,6 @@ runtime_status_listen(char *err, size_t errlen)
 	char host[INET6_ADDRSTRLEN];
 	unsigned char rnd[32];
 	int fd, one = 1;
-	size_t i;
 
 	memset(&ss, 0, sizeof(ss));
 	if (D.cfg.status_family == AF_INET6) {
@@ -210,8 +210,7 @@ runtime_status_listen(char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	for (i = 0; i < sizeof(rnd); i++)
-		snprintf(D.token + 2 * i, 3, "%02x", rnd[i]);
+	hex_encode(rnd, sizeof(rnd), D.token);
 	explicit_bzero(rnd, sizeof(rnd));
 	D.status_fd = fd;
 	return 0;

@@ -7,20 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "store.h"
-
-void
-hex_encode(const unsigned char *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
 
 void
 store_dir(const struct cfg *c, const struct cfg_vault *v, char *buf, size_t len)

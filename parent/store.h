@@ -79,6 +79,5 @@ int store_recipients(const struct cfg_vault *v, const char *dir, struct age_reci
 /* fsync a directory by path. */
 int store_sync_dir(const char *dir);
 
-void hex_encode(const unsigned char *in, size_t n, char *out);
 
 #endif

@@ -32,6 +32,7 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "age.h"
 #include "archive.h"
 #include "msg.h"

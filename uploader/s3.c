@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "s3.h"
 #include "s3util.h"
 #include "s3xml.h"
@@ -1274,19 +1275,6 @@ struct part_hash {
 	char hex[65];
 };
 
-static void
-bytes_hex(const unsigned char *md, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static int
 part_hash_begin(struct part_hash *ph, unsigned partno, uint64_t off, uint64_t len)
 {
@@ -1329,7 +1317,7 @@ part_hash_step(struct part_hash *ph, int fd)
 			errno = ENOMEM;
 			return -1;
 		}
-		bytes_hex(md, 32, ph->hex);
+		hex_encode(md, 32, ph->hex);
 		ph->ready = 1;
 	}
 	return 0;
@@ -1531,19 +1519,14 @@ complete_body(char (*etags)[S3_ETAG_MAX], unsigned nparts, size_t *lenp)
 static void
 sha256_hex(const char *buf, size_t len, char out[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[32];
-	unsigned i, mdlen = 0;
+	unsigned mdlen = 0;
 
 	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
 		out[0] = '\0';
 		return;
 	}
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	hex_encode(md, 32, out);
 }
 
 /* S3 may answer 200 and then report failure in the body (AWS docs: CompleteMultipartUpload). */

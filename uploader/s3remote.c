@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "remote.h"
 
 #define PART_MIN	(16ull << 20)
@@ -70,7 +71,7 @@ payload_hash(const struct upl_remote *r, int fd, uint64_t off, uint64_t len, cha
 	EVP_MD_CTX *ctx;
 	unsigned mdlen = 0;
 	uint64_t done = 0;
-	int rc = -1, i;
+	int rc = -1;
 
 	if (r->tls) {
 		*out = NULL;
@@ -94,8 +95,7 @@ payload_hash(const struct upl_remote *r, int fd, uint64_t off, uint64_t len, cha
 	}
 	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
 		goto out;
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, 32, hex);
 	*out = hex;
 	rc = 0;
 out:
