@@ -34,6 +34,7 @@ struct ctlq_req {
 	uint32_t cmd;
 	uint32_t flags;
 	int running;		/* the head, started, waiting for its final reply */
+	int saved_first;	/* PUSH: the tick for changes before it was started */
 	char arg[256];
 	struct secbuf pass;	/* init, unlock, pull: wiped when the request ends */
 };
@@ -161,10 +162,18 @@ settle(struct vault_rt *v)
 			req_free(r);
 			continue;
 		}
-		/* A push copies the newest archive: changes already reported are saved first. */
-		if (r->cmd == CTL_PUSH && v->tick_pending && v->state != VAULT_ST_LOCKED) {
+		/*
+		 * A push copies the newest archive: changes already reported are saved
+		 * first, by one tick.  One only: a vault written to without pause has a
+		 * change pending after every tick, and the push (with every request
+		 * behind it) would wait for ever.
+		 */
+		if (r->cmd == CTL_PUSH && !r->saved_first && v->tick_pending &&
+		    v->state != VAULT_ST_LOCKED) {
+			r->saved_first = 1;
 			tick_run_pending(v);
-			return;
+			if (v->tick_running != TICK_IDLE)
+				return;
 		}
 		r->running = 1;
 		v->ctl_hold = holds_vault(r);

@@ -71,17 +71,19 @@ for f in build-fuzz/fuzz_*; do
 done
 
 # The integration suite runs in shards side by side: most of a test's time
-# is waiting out deadlines, timers and retries, so on two cores three shards
-# (the normal build in two, the sanitizer build in one) take about half the
-# time of one run after the other, and leave the machine busy but not
-# starved (five were too many: tests then waited out their own deadlines).  Each shard has
-# its own throwaway Ceph RGW on 127.0.0.1 (the s3 fixture in
-# tests/integration/s3server.py), since some tests stop and start theirs.
+# is waiting out deadlines, timers and retries, so on two cores four shards
+# take about a third of the time of one run after the other: the tests
+# marked slow (mostly asleep) in two, the others on the normal build in one
+# and on the sanitizer build in one (which leaves the slow ones out: their
+# time is waiting, not code the normal pass does not run).  Five shards by
+# hash alone were too many at once: tests then waited out their own
+# deadlines.  Each shard has its own throwaway Ceph RGW on 127.0.0.1 (the s3
+# fixture in tests/integration/s3server.py), since some tests stop and start
+# theirs.
 # The RGWs start one after the other: each picks a free port as it starts.
 # If one does not start, the tests that need it fail with the reason rather
-# than being skipped.  The sanitizer pass leaves out the tests marked slow
-# (their time is waiting, not code the normal pass does not run).
-shards=("build 0/2" "build 1/2" "build-asan 0/1")
+# than being skipped.
+shards=("build slow 0/2" "build slow 1/2" "build fast 0/1" "build-asan fast 0/1")
 echo "== S3 test servers (Ceph RGW), one per shard"
 for i in "${!shards[@]}"; do
 	t0=$SECONDS
@@ -96,9 +98,9 @@ done
 echo "== integration tests: ${#shards[@]} shards side by side"
 t0=$SECONDS
 for i in "${!shards[@]}"; do
-	read -r b shard <<<"${shards[$i]}"
-	sel=()
-	[ "$b" = build-asan ] && sel=(-m "not slow")
+	read -r b speed shard <<<"${shards[$i]}"
+	sel=(-m slow)
+	[ "$speed" = fast ] && sel=(-m "not slow")
 	(
 		if [ -f "$log/s3-$i/s3.env" ]; then
 			set -a
@@ -116,7 +118,7 @@ for i in "${!shards[@]}"; do
 done
 wait
 for i in "${!shards[@]}"; do
-	echo "== integration tests (${shards[$i]% *}, shard ${shards[$i]#* })"
+	echo "== integration tests (${shards[$i]})"
 	cat "$log/pytest.$i"
 	count_pytest "$log/pytest.$i" "$(cat "$log/rc.$i" 2>/dev/null || echo 1)"
 done

@@ -36,8 +36,8 @@ class Writer:
     """Keeps the vault busy: a big file rewritten without pause, so that a
     save is running (or about to) whenever a request arrives."""
 
-    def __init__(self, e, size=12 << 20):
-        self.e, self.size, self.stop = e, size, threading.Event()
+    def __init__(self, e, size=12 << 20, pause=0.01):
+        self.e, self.size, self.pause, self.stop = e, size, pause, threading.Event()
         self.t = threading.Thread(target=self.run, daemon=True)
         self.n = 0
 
@@ -46,7 +46,7 @@ class Writer:
         while not self.stop.is_set():
             self.n += 1
             write_bytes(self.e, "bulk", blob[self.n % 997:] + blob[:self.n % 997])
-            time.sleep(0.01)
+            time.sleep(self.pause)
 
     def __enter__(self):
         self.t.start()
@@ -98,6 +98,35 @@ def test_sync_answers_only_for_a_tick_that_saw_the_write(busyloop):
             assert archive_has(e, local, "marker-%d" % i, marker), (i, r.stdout)
             assert archive_has(e, remote, "marker-%d" % i, marker), (i, r.stdout)
         assert w.n > 12	# the vault really was busy throughout
+    assert e.d.stop() == 0
+
+
+def test_push_is_not_starved_by_a_writer_that_never_pauses(busyloop):
+    """A push first saves the changes reported before it, by one tick.  With a
+    writer that never pauses another change is pending after every tick: the
+    push, and every request queued behind it, must still get their turn, not
+    wait while tick follows tick (on a busy machine, for good)."""
+    e = started(busyloop())
+    e.ctl("sync", "v")
+    # Pauses longer than the debounce: the watcher reports every write, and a
+    # change arrives during every tick.
+    with Writer(e, pause=0.05) as w:
+        wait_for(lambda: len(ticks(e.d, "tick_end", "watcher")) >= 1, timeout=30,
+                 what="the writer's first tick")
+        marker = "before the push %s\n" % os.urandom(8).hex()
+        write(e, "marker", marker)
+        n0, w0 = len(ticks(e.d, "tick_start")), w.n
+        push = e.d.ctl("push", "v", check=False, timeout=150)
+        n1, w1 = len(ticks(e.d, "tick_start")), w.n
+        local = snapshot(e, e.rlatest)
+        hist = e.d.ctl("history", "v", check=False, timeout=150)
+    assert push.returncode == 0, push.stdout + push.stderr
+    assert hist.returncode == 0, hist.stdout + hist.stderr
+    assert w1 > w0		# the writer kept going while the push waited
+    # Its own tick, and at most one already under way when it came.
+    assert n1 - n0 <= 2, "%d ticks started while the push waited" % (n1 - n0)
+    # What the push sent holds the change reported before it.
+    assert archive_has(e, local, "marker", marker), push.stdout
     assert e.d.stop() == 0
 
 
