@@ -3,9 +3,11 @@
  * messages, and the adapter that reads an archive straight out of an age
  * stream.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "age.h"
 #include "archive.h"
@@ -129,6 +131,24 @@ arc_locale_leave(locale_t mine, locale_t prev)
 		return;
 	(void)uselocale(prev);
 	freelocale(mine);
+}
+
+int
+arc_write_all(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 ssize_t

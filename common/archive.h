@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define ARC_PATH_MAX	4095		/* longest entry path or symlink target */
 #define ARC_NAME_MAX	255		/* longest path component */
@@ -113,6 +114,51 @@ int arc_extract(arc_read_fn in, void *arg, int dest_dirfd, const struct arc_limi
     unsigned char sha256[32], struct arc_stats *st, char *err, size_t errlen);
 
 /*
+ * The extractor in two halves, so that the tar parser can run in a child
+ * (vaultsync-decoder) while the tree is written by the process that owns
+ * the vault: arc_parse turns the stream into entries, an arc_tree creates
+ * them.  Each applies every rule it can; arc_extract is the two joined.
+ */
+enum arc_type { ARC_DIR = 1, ARC_FILE, ARC_SYMLINK };
+
+struct arc_entry {
+	int type;			/* enum arc_type */
+	mode_t perm;			/* as in the archive; anything above 0777 is refused */
+	int has_mtime;
+	struct timespec mtime;
+	uint64_t size;			/* ARC_FILE: bytes of data that follow */
+	const char *name;		/* raw, as in the archive */
+	const char *link;		/* ARC_SYMLINK: the target */
+};
+
+/*
+ * A file's data, in order: > 0 bytes at *buf (valid until the next call), 0
+ * at the end of this entry's data, -1 with a reason in why.
+ */
+typedef ssize_t (*arc_data_fn)(void *arg, const void **buf, char *why, size_t whylen);
+
+struct arc_entry_sink {
+	/* 0, or -1 with a reason naming the entry in why.  A file's data is read here. */
+	int (*entry)(void *arg, const struct arc_entry *e, arc_data_fn data, void *darg,
+	    char *why, size_t whylen);
+	void *arg;
+};
+
+/* Parse the tar stream from in and hand each entry to sink; SHA-256 of all the bytes read. */
+int arc_parse(arc_read_fn in, void *arg, const struct arc_limits *lim,
+    const struct arc_entry_sink *sink, unsigned char sha256[32], char *err, size_t errlen);
+
+struct arc_tree;
+/* A writer into dest_dirfd (an empty staging directory); its errors go to err. */
+struct arc_tree *arc_tree_new(int dest_dirfd, const struct arc_limits *lim,
+    struct arc_stats *st, char *err, size_t errlen);
+/* Create one entry (a file's data read through data): 0, or -1 and the tree is failed. */
+int arc_tree_entry(struct arc_tree *t, const struct arc_entry *e, arc_data_fn data, void *darg);
+/* Directory modes and mtimes, once every entry is in: 0 or -1. */
+int arc_tree_finish(struct arc_tree *t);
+void arc_tree_free(struct arc_tree *t);
+
+/*
  * An arc_read_fn over an age_reader (common/age.h): pass the reader as arg.
  * The age error message is copied to err.
  */
@@ -128,6 +174,25 @@ const char *arc_printable(const char *name, char *buf, size_t len);
 int arc_link_inside(const char *target, int depth);
 /* 1 if name has a byte below 0x20 or 0x7f. */
 int arc_has_control(const char *name);
+/* An entry path split into components (in buf). */
+struct arc_path {
+	int ncomp;
+	char *comp[ARC_MAX_DEPTH];
+	char buf[ARC_PATH_MAX + 1];
+};
+/* 0, 1 if raw names the root itself ("./"), -1 with a reason in why. */
+int arc_path_split(struct arc_path *p, const char *raw, int *trailing, char *why,
+    size_t whylen);
+/*
+ * The rules an entry meets before anything is created for it: its type and
+ * mode bits, its name, its symlink target.  0, 1 for the root directory
+ * (nothing to create), -1 with a reason in why.
+ */
+int arc_entry_check(const struct arc_entry *e, struct arc_path *p, char *why, size_t whylen);
+/* "entry 'NAME': msg", or msg alone when shown is empty. */
+void arc_entry_err(char *err, size_t errlen, const char *shown, const char *msg);
+/* write(2) all of buf, through EINTR: 0 or -1. */
+int arc_write_all(int fd, const void *buf, size_t len);
 /*
  * Switch this thread to C.UTF-8 (or C) for libarchive's name conversions,
  * whatever the process locale; undo with arc_locale_leave(mine, *prev).
