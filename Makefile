@@ -42,6 +42,7 @@ PARENT_SRC	:= $(filter-out parent/paths.c,$(sort $(wildcard parent/*.c)))
 WATCHER_SRC	:= $(sort $(wildcard watcher/*.c))
 UPLOADER_SRC	:= $(sort $(wildcard uploader/*.c))
 STATUSD_SRC	:= $(sort $(wildcard statusd/*.c))
+DECODER_SRC	:= $(sort $(wildcard decoder/*.c))
 CTL_SRC		:= $(sort $(wildcard ctl/*.c))
 UNIT_SRC	:= $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC	:= $(sort $(wildcard tests/tools/*.c))
@@ -51,7 +52,7 @@ obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 LIBVS		:= $(B)/libvs.a
 
 PROGS		:= $(B)/vaultsyncd $(B)/vaultsyncctl $(B)/vaultsync-watcher \
-		   $(B)/vaultsync-uploader $(B)/vaultsync-statusd
+		   $(B)/vaultsync-uploader $(B)/vaultsync-statusd $(B)/vaultsync-decoder
 # vaultsyncd-dev runs the children from the build tree, for make run and the tests.
 DEVPROGS	:= $(B)/vaultsyncd-dev $(B)/vaultsyncd-evil
 UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
@@ -99,6 +100,8 @@ $(B)/vaultsync-uploader: $(call obj,$(UPLOADER_SRC)) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsync-statusd: $(call obj,$(STATUSD_SRC)) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsync-decoder: $(call obj,$(DECODER_SRC)) $(LIBVS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsyncctl: $(call obj,$(CTL_SRC)) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -110,7 +113,8 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBVS)
 $(B)/%: $(B)/obj/tests/tools/%.o $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 # The policy test and the substitute child apply the children's own seccomp tables.
-POLICY_OBJS	:= $(call obj,watcher/sandbox.c uploader/sandbox.c statusd/sandbox.c)
+POLICY_OBJS	:= $(call obj,watcher/sandbox.c uploader/sandbox.c statusd/sandbox.c \
+		   decoder/sandbox.c)
 $(B)/vs-policytest: $(B)/obj/tests/tools/vs-policytest.o $(POLICY_OBJS) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vs-evil: $(B)/obj/tests/tools/vs-evil.o $(POLICY_OBJS) $(LIBVS)
@@ -151,12 +155,12 @@ install: $(PROGS)
 	install -m 0755 $(B)/vaultsyncd $(DESTDIR)$(SBINDIR)/vaultsyncd
 	install -m 0755 $(B)/vaultsyncctl $(DESTDIR)$(BINDIR)/vaultsyncctl
 	install -m 0755 $(B)/vaultsync-watcher $(B)/vaultsync-uploader $(B)/vaultsync-statusd \
-		$(DESTDIR)$(LIBEXECDIR)/
+		$(B)/vaultsync-decoder $(DESTDIR)$(LIBEXECDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/vaultsyncd $(DESTDIR)$(BINDIR)/vaultsyncctl \
 		$(DESTDIR)$(LIBEXECDIR)/vaultsync-watcher $(DESTDIR)$(LIBEXECDIR)/vaultsync-uploader \
-		$(DESTDIR)$(LIBEXECDIR)/vaultsync-statusd
+		$(DESTDIR)$(LIBEXECDIR)/vaultsync-statusd $(DESTDIR)$(LIBEXECDIR)/vaultsync-decoder
 	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/vaultsync/empty \
 		$(DESTDIR)$(DATADIR)/vaultsync
 

@@ -336,6 +336,47 @@ check_uconfend(const void *p, const char **why)
 }
 
 static int
+check_dstart(const void *p, const char **why)
+{
+	const struct msg_dec_start *m = p;
+
+	REQUIRE((m->flags & ~(uint32_t)DEC_F_IDENTITY_ONLY) == 0, "decoder start: unknown flags");
+	REQUIRE(m->max_logn >= 1 && m->max_logn <= 30, "decoder start: work factor cap out of range");
+	REQUIRE(m->passlen < sizeof(m->pass) && m->pass[m->passlen] == '\0',
+	    "decoder start: bad passphrase length");
+	return 0;
+}
+
+static int
+check_dentry(const void *p, const char **why)
+{
+	const struct msg_dec_entry *m = p;
+
+	REQUIRE(m->type >= DEC_DIR && m->type <= DEC_TYPE_MAX, "decoder entry: type out of range");
+	REQUIRE(m->perm <= 0777, "decoder entry: mode out of range");
+	REQUIRE(m->has_mtime <= 1, "decoder entry: bad mtime flag");
+	REQUIRE(m->mtime_nsec >= 0 && m->mtime_nsec <= 999999999,
+	    "decoder entry: nanoseconds out of range");
+	REQUIRE(STR_OK(m->name) && STR_OK(m->link), "decoder entry: string not terminated");
+	REQUIRE(m->name[0] != '\0', "decoder entry: empty name");
+	REQUIRE(m->type == DEC_FILE || m->size == 0, "decoder entry: size on a non-file");
+	REQUIRE(m->type == DEC_SYMLINK || m->link[0] == '\0', "decoder entry: link on a non-link");
+	return 0;
+}
+
+static int
+check_dend(const void *p, const char **why)
+{
+	const struct msg_dec_end *m = p;
+
+	REQUIRE(m->ok <= 1, "decoder end: bad verdict");
+	REQUIRE(m->stage >= DEC_STAGE_IDENTITY && m->stage <= DEC_STAGE_MAX,
+	    "decoder end: stage out of range");
+	REQUIRE(STR_OK(m->msg), "decoder end: message not terminated");
+	return 0;
+}
+
+static int
 check_none(const void *p, const char **why)
 {
 	(void)p;
@@ -389,6 +430,10 @@ static const struct msg_spec msg_table[MSG_TYPE_MAX + 1] = {
 	SPEC(MSG_UPL_REMOTE, "UPL_REMOTE", struct msg_upl_remote, PEER_PARENT, 0, check_uremote),
 	SPEC(MSG_UPL_CONF_END, "UPL_CONF_END", struct msg_upl_conf_end, PEER_PARENT, 0,
 	    check_uconfend),
+	SPEC(MSG_DEC_START, "DEC_START", struct msg_dec_start, PEER_PARENT, 0, check_dstart),
+	SPEC(MSG_DEC_READY, "DEC_READY", struct msg_dec_ready, PEER_DECODER, 0, check_none),
+	SPEC(MSG_DEC_ENTRY, "DEC_ENTRY", struct msg_dec_entry, PEER_DECODER, 0, check_dentry),
+	SPEC(MSG_DEC_END, "DEC_END", struct msg_dec_end, PEER_DECODER, 0, check_dend),
 };
 
 /* Layouts are part of the protocol: catch accidental padding or growth. */
@@ -413,6 +458,10 @@ _Static_assert(sizeof(struct msg_ping) == 8, "ping");
 _Static_assert(sizeof(struct msg_upl_cred) == 328, "uploader credentials");
 _Static_assert(sizeof(struct msg_upl_remote) == 720, "uploader remote");
 _Static_assert(sizeof(struct msg_upl_conf_end) == 16, "uploader configuration end");
+_Static_assert(sizeof(struct msg_dec_start) == 1056, "decoder start");
+_Static_assert(sizeof(struct msg_dec_entry) == 8232, "decoder entry");
+_Static_assert(sizeof(struct msg_dec_end) == 552, "decoder end");
+_Static_assert(sizeof(struct msg_dec_entry) <= MSG_MAX_PAYLOAD, "decoder entry fits");
 
 static const struct msg_spec *
 spec_of(uint32_t type)
@@ -443,7 +492,8 @@ msg_type_name(uint32_t type)
 const char *
 msg_role_name(uint32_t role)
 {
-	static const char *names[] = { "parent", "watcher", "uploader", "statusd", "ctl" };
+	static const char *names[] = { "parent", "watcher", "uploader", "statusd", "ctl",
+	    "decoder" };
 
 	return role <= ROLE_MAX ? names[role] : "unknown";
 }
@@ -452,7 +502,7 @@ unsigned
 msg_role_peer(uint32_t role)
 {
 	static const unsigned peers[] = { PEER_PARENT, PEER_WATCHER, PEER_UPLOADER,
-	    PEER_STATUSD, PEER_CTL };
+	    PEER_STATUSD, PEER_CTL, PEER_DECODER };
 
 	return role <= ROLE_MAX ? peers[role] : 0;
 }

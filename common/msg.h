@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #define VS_PROTO_VERSION	1
-#define MSG_MAX_PAYLOAD		4096
+#define MSG_MAX_PAYLOAD		8448	/* DEC_ENTRY: two 4 KiB paths */
 
 struct vs_hdr {
 	uint32_t type;
@@ -35,8 +35,9 @@ enum msg_peer {
 	PEER_UPLOADER	= 1u << 2,
 	PEER_STATUSD	= 1u << 3,
 	PEER_CTL	= 1u << 4,	/* vaultsyncctl, on the control socket */
+	PEER_DECODER	= 1u << 5,	/* vaultsync-decoder, on its own short-lived channel */
 };
-#define PEER_CHILDREN	(PEER_WATCHER | PEER_UPLOADER | PEER_STATUSD)
+#define PEER_CHILDREN	(PEER_WATCHER | PEER_UPLOADER | PEER_STATUSD | PEER_DECODER)
 
 /* Child roles, as carried in HELLO.role. */
 enum vs_role {
@@ -45,7 +46,8 @@ enum vs_role {
 	ROLE_UPLOADER = 2,
 	ROLE_STATUSD = 3,
 	ROLE_CTL = 4,
-	ROLE_MAX = ROLE_CTL,
+	ROLE_DECODER = 5,
+	ROLE_MAX = ROLE_DECODER,
 };
 
 enum msg_type {
@@ -76,7 +78,11 @@ enum msg_type {
 	MSG_UPL_CRED,		/* parent -> uploader, before its HELLO: one credentials file */
 	MSG_UPL_REMOTE,		/* ... one vault's remote */
 	MSG_UPL_CONF_END,	/* ... the end of its configuration */
-	MSG_TYPE_MAX = MSG_UPL_CONF_END,
+	MSG_DEC_START,		/* parent -> decoder: the passphrase and the limits */
+	MSG_DEC_READY,		/* decoder -> parent: identity.age opened */
+	MSG_DEC_ENTRY,		/* decoder -> parent: one archive entry (data on the pipe) */
+	MSG_DEC_END,		/* decoder -> parent: the verdict */
+	MSG_TYPE_MAX = MSG_DEC_END,
 };
 
 /* Frozen: layout must never change. */
@@ -387,6 +393,56 @@ struct msg_ping {
 	uint32_t pad;
 };
 
+/*
+ * The decoder (DESIGN §4): started for one unlock, pull or drill with the
+ * archive at fd 5, identity.age at fd 6 and the write end of a data pipe at
+ * fd 7.  It answers START with READY once identity.age has opened (or END
+ * if not), then one ENTRY per archive entry, a file's bytes following on the
+ * pipe, then END.  The parent checks every entry again and alone writes.
+ */
+#define DEC_FD_ARCHIVE	5
+#define DEC_FD_IDENTITY	6
+#define DEC_FD_DATA	7
+#define DEC_F_IDENTITY_ONLY	0x1	/* check the passphrase; fd 5 is not read */
+#define DEC_PATH_MAX	4096		/* a name or link target and its NUL */
+
+struct msg_dec_start {
+	uint32_t flags;		/* DEC_F_* */
+	uint32_t max_logn;	/* scrypt work factor cap: a crafted one cannot stall us */
+	uint64_t max_total_bytes;
+	uint64_t max_entries;
+	uint32_t passlen;	/* bytes of pass in use; pass[passlen] is NUL */
+	uint32_t pad;
+	char pass[1024];	/* wiped by both ends as soon as it has been used */
+};
+
+struct msg_dec_ready {
+	uint32_t pad[2];
+};
+
+enum dec_type { DEC_DIR = 1, DEC_FILE, DEC_SYMLINK, DEC_TYPE_MAX = DEC_SYMLINK };
+
+struct msg_dec_entry {
+	uint32_t type;		/* enum dec_type */
+	uint32_t perm;		/* at most 0777 */
+	uint32_t has_mtime;
+	uint32_t pad;
+	int64_t mtime_sec;
+	int64_t mtime_nsec;
+	uint64_t size;		/* DEC_FILE: bytes that follow on the pipe */
+	char name[DEC_PATH_MAX];
+	char link[DEC_PATH_MAX];	/* DEC_SYMLINK */
+};
+
+enum dec_stage { DEC_STAGE_IDENTITY = 1, DEC_STAGE_ARCHIVE, DEC_STAGE_MAX = DEC_STAGE_ARCHIVE };
+
+struct msg_dec_end {
+	uint32_t ok;		/* 1: every entry was sent and the stream authenticated */
+	uint32_t stage;		/* enum dec_stage: where it failed */
+	unsigned char sha256[32];	/* of the tar stream, when ok */
+	char msg[512];		/* why not */
+};
+
 /* A relative remote key as defined above: 0 valid, -1 not. */
 int msg_valid_key(const char *key);
 
@@ -421,6 +477,10 @@ struct msg {
 		struct msg_upl_cred ucred;
 		struct msg_upl_remote uremote;
 		struct msg_upl_conf_end uconfend;
+		struct msg_dec_start dstart;
+		struct msg_dec_ready dready;
+		struct msg_dec_entry dentry;
+		struct msg_dec_end dend;
 		uint8_t raw[MSG_MAX_PAYLOAD];
 	} u;
 };

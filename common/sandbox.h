@@ -51,6 +51,7 @@ struct sb_policy {
 extern const struct sb_policy watcher_policy;
 extern const struct sb_policy uploader_policy;
 extern const struct sb_policy statusd_policy;
+extern const struct sb_policy decoder_policy;
 
 /*
  * Build the filter (common rules + p's rows) and load it.  trap: report a

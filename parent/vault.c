@@ -276,6 +276,7 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 	vj->op = op;
 	vj->v = *cv;
 	vj->system_mode = D.cfg.mode == CFG_SYSTEM;
+	decode_conf_fill(&vj->dec);
 	vj->client = client;
 	vj->client_gen = gen;
 	vj->prev = v->st;

@@ -38,6 +38,7 @@
 #include "msg.h"
 #include "treedigest.h"
 #include "vault_ops.h"
+#include "decode.h"
 
 #define STAGING		".vaultsync-staging"
 #define WRITEBACK_STEP	(8u << 20)	/* start writeback while still encrypting */
@@ -681,90 +682,6 @@ do_umount(const char *path)
 
 /* ---- unlocking ------------------------------------------------------- */
 
-static int
-load_identity(struct vault_job *vj, struct age_identity *id)
-{
-	struct age_keys k;
-	struct age_err ae;
-	struct secbuf text;
-	char *buf, err[256];
-	size_t len, n = 0;
-	int rc;
-
-	if (store_read_small(vj->dir, "identity.age", IDENTITY_MAX, &buf, &len, err,
-	    sizeof(err)) != 0) {
-		set_err(vj, 66, "vault %s is not initialised (%s); run vaultsyncctl init %s",
-		    vj->v.name, err, vj->v.name);
-		return -1;
-	}
-	memset(&k, 0, sizeof(k));
-	k.pass = vj->pass.p;
-	k.passlen = vj->pass.len;
-	rc = age_decrypt_to_secbuf(buf, len, &k, IDENTITY_MAX, &text, &ae);
-	free(buf);
-	secbuf_free(&vj->pass);
-	if (rc != 0) {
-		set_err(vj, 1, "cannot decrypt identity.age: %s", ae.msg);
-		return -1;
-	}
-	rc = age_identity_parse_file((const char *)text.p, text.len, id, 1, &n, &ae);
-	secbuf_free(&text);
-	if (rc != 0 || n != 1) {
-		set_err(vj, 1, "identity.age does not hold one identity: %s", ae.msg);
-		return -1;
-	}
-	return 0;
-}
-
-struct arc_src {
-	struct age_reader *r;
-	struct age_err ae;
-};
-
-static ssize_t
-file_read(void *arg, void *buf, size_t len)
-{
-	ssize_t n;
-
-	do {
-		n = read(*(int *)arg, buf, len);
-	} while (n == -1 && errno == EINTR);
-	return n;
-}
-
-static ssize_t
-arc_from_age(void *arg, const void **buf, char *err, size_t errlen)
-{
-	struct arc_src *s = arg;
-	const unsigned char *p;
-	ssize_t n = age_reader_read(s->r, &p, &s->ae);
-
-	if (n < 0)
-		snprintf(err, errlen, "%s", s->ae.msg);
-	*buf = p;
-	return n;
-}
-
-/* Move every entry of the staging dir into the vault root. */
-static int
-swap_in(int vfd, int sfd)
-{
-	DIR *d;
-	struct dirent *de;
-	int fd, rc = 0;
-
-	if ((fd = dup(sfd)) == -1 || (d = fdopendir(fd)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (renameat2(sfd, de->d_name, vfd, de->d_name, RENAME_NOREPLACE) != 0)
-			rc = -1;
-	}
-	closedir(d);
-	return rc;
-}
-
 /*
  * What an archive of this vault may unpack to, whichever way it comes in:
  * MountSize of file contents, and the entry count a save never refuses.  A
@@ -786,6 +703,79 @@ vault_limits(const struct vault_job *vj, struct arc_limits *lim)
 	lim->chown_entries = vj->system_mode;
 }
 
+/*
+ * A decoder on identity.age and the archive at path (NULL: the vault's own;
+ * none saved yet: identity only), once identity.age has opened with the
+ * passphrase.  *afd_out is -1 when there was no archive to open.
+ */
+static struct decoder *
+open_decoder(struct vault_job *vj, const char *path, int *no_archive)
+{
+	char idp[STORE_PATH_MAX], ap[STORE_PATH_MAX], err[512];
+	struct arc_limits lim;
+	struct decoder *d = NULL;
+	int idfd, afd = -1;
+
+	*no_archive = 0;
+	store_file(vj->dir, "identity.age", idp, sizeof(idp));
+	if ((idfd = open(idp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		set_err(vj, 66, "vault %s is not initialised (open %s: %s); run vaultsyncctl init %s",
+		    vj->v.name, idp, strerror(errno), vj->v.name);
+		secbuf_free(&vj->pass);
+		return NULL;
+	}
+	if (path != NULL)
+		msg_strlcpy(ap, path, sizeof(ap));
+	else
+		store_file(vj->dir, "vault.tar.age", ap, sizeof(ap));
+	if ((afd = open(ap, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT || path != NULL) {
+			set_err(vj, path != NULL ? 1 : 66, "open %s: %s", ap, strerror(errno));
+			goto out;
+		}
+		*no_archive = 1;	/* initialised, never saved: an empty vault */
+	}
+	vault_limits(vj, &lim);
+	d = decoder_start(&vj->dec, idfd, afd, (const char *)vj->pass.p, vj->pass.len, &lim,
+	    err, sizeof(err));
+	secbuf_free(&vj->pass);
+	if (d == NULL) {
+		set_err(vj, 1, "%s", err);
+		goto out;
+	}
+	if (decoder_ready(d, err, sizeof(err)) != 0) {
+		set_err(vj, 1, "%s", err);
+		decoder_free(d);
+		d = NULL;
+	}
+out:
+	secbuf_free(&vj->pass);
+	if (afd != -1)
+		close(afd);
+	close(idfd);
+	return d;
+}
+
+/* Move every entry of the staging dir into the vault root. */
+static int
+swap_in(int vfd, int sfd)
+{
+	DIR *dp;
+	struct dirent *de;
+	int fd, rc = 0;
+
+	if ((fd = dup(sfd)) == -1 || (dp = fdopendir(fd)) == NULL)
+		return -1;
+	while ((de = readdir(dp)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (renameat2(sfd, de->d_name, vfd, de->d_name, RENAME_NOREPLACE) != 0)
+			rc = -1;
+	}
+	closedir(dp);
+	return rc;
+}
+
 static void
 err_append(struct vault_job *vj, const char *s)
 {
@@ -795,79 +785,51 @@ err_append(struct vault_job *vj, const char *s)
 }
 
 /*
- * The one way an archive is unpacked: decrypt afd with id and extract it
- * into dirfd, an empty directory on RAM, under the vault's limits.  Unlock
- * and pull (into a locked vault or an unlocked one) all come through here,
- * so nothing replaces the local archive before it has met every rule an
- * unlock will apply to it.  Sets vj->st.sha256, files and bytes.  On
- * failure dirfd holds partial output for the caller to wipe.  Descriptors
- * in, a digest out: the shape of a sandboxed decoder process.
+ * The one way an archive is unpacked: the decoder opens it, and its
+ * entries are written into dirfd, an empty directory on RAM, under the
+ * vault's limits.  Unlock and pull (into a locked vault or an unlocked one)
+ * all come through here, so nothing replaces the local archive before it
+ * has met every rule an unlock will apply to it.  Sets vj->st.sha256,
+ * files and bytes.  On failure dirfd holds partial output for the caller
+ * to wipe.
  */
 static int
-unpack_archive(struct vault_job *vj, int afd, const char *name, const struct age_identity *id,
-    int dirfd)
+unpack_archive(struct vault_job *vj, struct decoder *d, const char *name, int dirfd)
 {
 	unsigned char sha[32];
-	char err[256];
+	char err[512];
 	struct arc_limits lim;
 	struct arc_stats as;
-	struct arc_src src;
-	struct age_keys k;
-	int rc = -1;
 
-	memset(&k, 0, sizeof(k));
-	k.ids = id;
-	k.nids = 1;
-	memset(&src, 0, sizeof(src));
-	if ((src.r = age_reader_new(file_read, &afd, &k, &src.ae)) == NULL) {
-		set_err(vj, 1, "%s: %s", name, src.ae.msg);
-		return -1;
-	}
 	vault_limits(vj, &lim);
-	memset(&as, 0, sizeof(as));
-	if (arc_extract(arc_from_age, &src, dirfd, &lim, sha, &as, err, sizeof(err)) != 0) {
+	if (decoder_unpack(d, dirfd, &lim, sha, &as, err, sizeof(err)) != 0) {
 		set_err(vj, 1, "%s: %s", name, err);
-		goto out;
+		return -1;
 	}
 	hex_encode(sha, 32, vj->st.sha256);
 	vj->files = as.files;
 	vj->bytes = as.bytes;
-	rc = 0;
-out:
-	age_reader_free(src.r);
-	return rc;
+	return 0;
 }
 
 /*
- * Unpack the archive at path (NULL: the vault's own) into a staging
- * directory inside the vault, and only when all of it authenticated and
- * extracted, move it in.  replace: the vault's present contents go first
- * (a pull into an unlocked vault); otherwise the vault must be empty.
+ * Unpack the decoder's archive into a staging directory inside the vault,
+ * and only when all of it authenticated and extracted, move it in.
+ * replace: the vault's present contents go first (a pull into an unlocked
+ * vault); otherwise the vault must be empty.
  */
 static int
-extract_archive(struct vault_job *vj, int vfd, const struct age_identity *id, const char *from,
-    int replace)
+extract_archive(struct vault_job *vj, int vfd, struct decoder *d, const char *name, int replace)
 {
-	char path[STORE_PATH_MAX];
-	int afd, sfd = -1, rc = -1;
+	int sfd = -1, rc = -1;
 
-	if (from != NULL)
-		msg_strlcpy(path, from, sizeof(path));
-	else
-		store_file(vj->dir, "vault.tar.age", path, sizeof(path));
-	if ((afd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT && from == NULL)
-			return 0;	/* initialised, never saved: an empty vault */
-		set_err(vj, 66, "open %s: %s", path, strerror(errno));
-		return -1;
-	}
 	if (mkdirat(vfd, STAGING, 0700) != 0 ||
 	    (sfd = openat(vfd, STAGING, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		set_err(vj, 73, "create staging directory in %s: %s", vj->v.path, strerror(errno));
 		goto out;
 	}
-	if (unpack_archive(vj, afd, from != NULL ? "the pulled archive" : path, id, sfd) != 0) {
-		err_append(vj, from != NULL ? "; the vault and the local archive were left as "
+	if (unpack_archive(vj, d, name, sfd) != 0) {
+		err_append(vj, replace ? "; the vault and the local archive were left as "
 		    "they were" : "; the vault was left as it was");
 		goto out;
 	}
@@ -888,20 +850,18 @@ out:
 		close(sfd);
 		(void)unlinkat(vfd, STAGING, AT_REMOVEDIR);
 	}
-	close(afd);
 	return rc;
 }
 
 static void
 op_unlock(struct vault_job *vj)
 {
-	struct age_identity id;
-	char err[256];
-	int mounted = 0, vfd = -1;
+	char err[256], path[STORE_PATH_MAX];
+	struct decoder *d;
+	int mounted = 0, vfd = -1, none;
 
-	memset(&id, 0, sizeof(id));
 	vj->st = vj->prev;
-	if (load_identity(vj, &id) != 0)
+	if ((d = open_decoder(vj, NULL, &none)) == NULL)
 		return;
 	if (do_mount(vj, &mounted) != 0)
 		goto out;
@@ -914,7 +874,8 @@ op_unlock(struct vault_job *vj)
 		    "vaultsync did not put there", vj->v.path);
 		goto fail;
 	}
-	if (extract_archive(vj, vfd, &id, NULL, 0) != 0)
+	store_file(vj->dir, "vault.tar.age", path, sizeof(path));
+	if (!none && extract_archive(vj, vfd, d, path, 0) != 0)
 		goto fail;
 	if (store_write_atomic(vj->dir, "unlocked", "1\n", 2, 0600, err, sizeof(err)) != 0) {
 		set_err(vj, 73, "%s", err);
@@ -929,7 +890,7 @@ fail:
 out:
 	if (vfd >= 0)
 		close(vfd);
-	age_identity_free(&id);
+	decoder_free(d);
 }
 
 /* ---- pulling ---------------------------------------------------------- */
@@ -1029,21 +990,16 @@ staging_close(struct staging *sg)
  * if it would unlock.
  */
 static int
-verify_archive(struct vault_job *vj, const struct age_identity *id)
+verify_archive(struct vault_job *vj, struct decoder *d)
 {
 	struct staging sg;
-	int afd, rc = -1;
+	int rc = -1;
 
-	if ((afd = open(vj->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		set_err(vj, 1, "open %s: %s", vj->src, strerror(errno));
-		return -1;
-	}
 	if (staging_open(vj, &sg) == 0) {
-		if ((rc = unpack_archive(vj, afd, "the pulled archive", id, sg.fd)) != 0)
+		if ((rc = unpack_archive(vj, d, "the pulled archive", sg.fd)) != 0)
 			err_append(vj, "; the local archive was left as it was");
 		staging_close(&sg);
 	}
-	close(afd);
 	return rc;
 }
 
@@ -1069,23 +1025,24 @@ op_pull(struct vault_job *vj)
 {
 	char dst[STORE_PATH_MAX], err[256];
 	unsigned char sha[32], key[32], cid[32];
-	struct age_identity id;
+	struct decoder *d;
 	struct stat st;
-	int vfd = -1;
+	int vfd = -1, none;
 
-	memset(&id, 0, sizeof(id));
 	vj->st = vj->prev;
-	if (load_identity(vj, &id) != 0)
+	if ((d = open_decoder(vj, vj->src, &none)) == NULL)
 		goto out;
 	if (vj->unlocked) {
 		if ((vfd = open(vj->v.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 			set_err(vj, 66, "open %s: %s", vj->v.path, strerror(errno));
 			goto out;
 		}
-		if (extract_archive(vj, vfd, &id, vj->src, 1) != 0)
+		if (extract_archive(vj, vfd, d, "the pulled archive", 1) != 0)
 			goto out;
-	} else if (verify_archive(vj, &id) != 0)
+	} else if (verify_archive(vj, d) != 0)
 		goto out;
+	decoder_free(d);
+	d = NULL;
 	if (hex_decode32(vj->st.sha256, sha) != 0) {
 		set_err(vj, 1, "the pulled archive's digest is malformed");
 		goto out;
@@ -1125,7 +1082,7 @@ out:
 		(void)unlink(vj->src);
 	if (vfd >= 0)
 		close(vfd);
-	age_identity_free(&id);
+	decoder_free(d);
 }
 
 static void

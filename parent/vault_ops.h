@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "decode.h"
 #include "job.h"
 #include "secbuf.h"
 #include "store.h"
@@ -30,6 +31,7 @@ struct vault_job {
 	char pull_etag[128];		/* PULL: the remote latest's ETag */
 	int pull_latest;		/* PULL: src is the remote latest (not a history copy) */
 	struct vault_saved prev;	/* state before the op */
+	struct decode_conf dec;		/* UNLOCK, PULL: how to start the decoder */
 
 	/* results */
 	int rc;				/* 0 ok, else an exit code for vaultsyncctl */

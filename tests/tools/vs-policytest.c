@@ -30,6 +30,8 @@ policy_by_name(const char *n)
 		return &uploader_policy;
 	if (strcmp(n, "statusd") == 0)
 		return &statusd_policy;
+	if (strcmp(n, "decoder") == 0)
+		return &decoder_policy;
 	return NULL;
 }
 
@@ -101,7 +103,7 @@ main(int argc, char **argv)
 	pid_t pid;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: vs-policytest watcher|uploader|statusd CALL [ARG]\n"
+		fprintf(stderr, "usage: vs-policytest watcher|uploader|statusd|decoder CALL [ARG]\n"
 		    "       vs-policytest landlock PATH\n"
 		    "       vs-policytest uploader-dir DIR PATH\n");
 		return 64;

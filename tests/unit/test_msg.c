@@ -124,6 +124,24 @@ make_samples(struct sample *s, size_t *n)
 	s[i - 1].u.uconfend.multipart_threshold = 8u << 20;
 	s[i - 1].u.uconfend.ncreds = 2;
 	s[i - 1].u.uconfend.nremotes = 5;
+	ADD(MSG_DEC_START, PEER_PARENT, dstart);
+	s[i - 1].u.dstart.max_logn = 22;
+	s[i - 1].u.dstart.max_total_bytes = 64u << 20;
+	s[i - 1].u.dstart.max_entries = 1000000;
+	s[i - 1].u.dstart.passlen = 1023;
+	memset(s[i - 1].u.dstart.pass, 'p', 1023);
+	ADD(MSG_DEC_READY, PEER_DECODER, dready);
+	ADD(MSG_DEC_ENTRY, PEER_DECODER, dentry);
+	s[i - 1].u.dentry.type = DEC_SYMLINK;
+	s[i - 1].u.dentry.perm = 0777;
+	s[i - 1].u.dentry.has_mtime = 1;
+	s[i - 1].u.dentry.mtime_nsec = 999999999;
+	memset(s[i - 1].u.dentry.name, 'n', DEC_PATH_MAX - 1);
+	memset(s[i - 1].u.dentry.link, 'l', DEC_PATH_MAX - 1);
+	ADD(MSG_DEC_END, PEER_DECODER, dend);
+	s[i - 1].u.dend.ok = 1;
+	s[i - 1].u.dend.stage = DEC_STAGE_ARCHIVE;
+	memset(s[i - 1].u.dend.msg, 'm', 511);
 #undef ADD
 	*n = i;
 }
@@ -455,6 +473,79 @@ test_uploader_config_fields(void **state)
 	assert_int_equal(decode_one(MSG_UPL_CONF_END, &e, sizeof(e), PEER_PARENT, &why), MSG_OK);
 }
 
+/* What a decoder may say, and what it may not: the parent relies on every line of this. */
+static void
+test_decoder_fields(void **state)
+{
+	struct msg_dec_start st;
+	struct msg_dec_entry e;
+	struct msg_dec_end end;
+	const char *why;
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	st.max_logn = 22;
+	st.passlen = 3;
+	memcpy(st.pass, "abc", 3);
+	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why), MSG_OK);
+	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	st.pass[3] = 'd';	/* longer than it says */
+	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	st.pass[3] = '\0';
+	st.max_logn = 40;
+	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	st.max_logn = 22;
+	st.flags = 0x2;
+	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+
+	memset(&e, 0, sizeof(e));
+	e.type = DEC_FILE;
+	e.perm = 0644;
+	e.size = 10;
+	msg_strlcpy(e.name, "a/b", sizeof(e.name));
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why), MSG_OK);
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_UPLOADER, &why),
+	    MSG_VIOLATION);
+	e.perm = 04755;
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	e.perm = 0644;
+	e.type = 4;		/* no devices, fifos or anything else */
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	e.type = DEC_DIR;	/* a directory has no bytes to follow */
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	e.size = 0;
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why), MSG_OK);
+	msg_strlcpy(e.link, "x", sizeof(e.link));
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	e.link[0] = '\0';
+	e.mtime_nsec = 1000000000;
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	e.mtime_nsec = 0;
+	e.name[0] = '\0';
+	assert_int_equal(decode_one(MSG_DEC_ENTRY, &e, sizeof(e), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+
+	memset(&end, 0, sizeof(end));
+	end.stage = DEC_STAGE_IDENTITY;
+	assert_int_equal(decode_one(MSG_DEC_END, &end, sizeof(end), PEER_DECODER, &why), MSG_OK);
+	end.stage = 3;
+	assert_int_equal(decode_one(MSG_DEC_END, &end, sizeof(end), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	end.stage = DEC_STAGE_ARCHIVE;
+	memset(end.msg, 'm', sizeof(end.msg));
+	assert_int_equal(decode_one(MSG_DEC_END, &end, sizeof(end), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+}
+
 /* The liveness check goes one way and its answer the other, and only with statusd. */
 static void
 test_ping_pong_directions(void **state)
@@ -614,6 +705,7 @@ main(void)
 		cmocka_unit_test(test_enums_and_senders),
 		cmocka_unit_test(test_verify_fields),
 		cmocka_unit_test(test_uploader_config_fields),
+		cmocka_unit_test(test_decoder_fields),
 		cmocka_unit_test(test_ping_pong_directions),
 		cmocka_unit_test(test_socket_send_recv_and_fds),
 		cmocka_unit_test(test_valid_key),
