@@ -19,7 +19,7 @@ def test_make_install_paths(workdir):
     files = sorted(os.path.relpath(os.path.join(dp, f), dest)
                    for dp, _, fs in os.walk(dest) for f in fs)
     assert files == ["opt/vs/bin-s/vaultsyncd", "opt/vs/bin-u/vaultsyncctl",
-                     "opt/vs/lx/vaultsync-statusd", "opt/vs/lx/vaultsync-uploader",
+                     "opt/vs/lx/vaultsync-decoder", "opt/vs/lx/vaultsync-statusd", "opt/vs/lx/vaultsync-uploader",
                      "opt/vs/lx/vaultsync-watcher"]
     assert os.path.isdir(os.path.join(dest, "opt/vs/share/vaultsync/empty"))
     with open(os.path.join(dest, "opt/vs/bin-s/vaultsyncd"), "rb") as f:

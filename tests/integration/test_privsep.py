@@ -10,6 +10,8 @@ import pytest
 from conftest import IS_ROOT, MODES, binpath, proc_status, Identity
 
 CHILDREN = ("watcher", "uploader", "statusd")
+# Seccomp tables: the three long-lived children and the short-lived decoder.
+POLICIES = CHILDREN + ("decoder",)
 
 
 def fd_targets(pid):
@@ -85,7 +87,7 @@ def test_user_mode_landlock_denies_home(workdir):
     assert r.stdout.strip() == "RESULT errno EACCES", r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("role", CHILDREN)
+@pytest.mark.parametrize("role", POLICIES)
 @pytest.mark.parametrize("call,expect", [
     ("openat", "RESULT errno EACCES"),
     ("execve", "RESULT killed SIGSYS"),
@@ -102,6 +104,7 @@ def test_child_policy_denies(role, call, expect):
 @pytest.mark.parametrize("role,expect", [
     ("watcher", "RESULT killed SIGSYS"),
     ("statusd", "RESULT killed SIGSYS"),
+    ("decoder", "RESULT killed SIGSYS"),
     ("uploader", "RESULT allowed"),	# its job is the network
 ])
 def test_new_inet_socket(role, expect):
@@ -110,7 +113,7 @@ def test_new_inet_socket(role, expect):
     assert r.stdout.strip() == expect, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("role", CHILDREN)
+@pytest.mark.parametrize("role", POLICIES)
 def test_policy_allows_ordinary_calls(role):
     """Control: the filter is not simply killing everything."""
     r = subprocess.run([binpath("vs-policytest"), role, "getpid"], capture_output=True, text=True)
@@ -121,7 +124,7 @@ def test_policy_opening_passwd_and_vault_is_denied(workdir):
     secret = os.path.join(workdir, "vault-file")
     with open(secret, "w") as f:
         f.write("x")
-    for role in CHILDREN:
+    for role in POLICIES:
         for path in ("/etc/passwd", secret):
             r = subprocess.run([binpath("vs-policytest"), role, "openat", path],
                                capture_output=True, text=True)
