@@ -14,15 +14,16 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned peers[] = { PEER_PARENT, PEER_WATCHER, PEER_UPLOADER,
-	    PEER_STATUSD, PEER_CTL };
+	    PEER_STATUSD, PEER_CTL, PEER_DECODER };
 	unsigned char again[sizeof(struct vs_hdr) + MSG_MAX_PAYLOAD];
 	struct msg m, m2;
-	const char *why;
+	const char *why, *why_fd;
 	size_t i;
 
 	for (i = 0; i < sizeof(peers) / sizeof(peers[0]); i++) {
+		/* Each decode its own reason: one that passes leaves its reason NULL. */
 		int rv = msg_decode(data, size, peers[i], -1, &m, &why);
-		int rv_fd = msg_decode(data, size, peers[i], 99, &m2, &why);
+		int rv_fd = msg_decode(data, size, peers[i], 99, &m2, &why_fd);
 
 		/* A type either always or never carries an fd: at most one of these passes. */
 		if (rv == MSG_OK && rv_fd == MSG_OK)
@@ -35,7 +36,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		} else if (rv != MSG_VIOLATION || why == NULL)
 			abort();
-		if (rv_fd != MSG_OK && rv_fd != MSG_VIOLATION)
+		if ((rv_fd != MSG_OK && rv_fd != MSG_VIOLATION) ||
+		    (rv_fd == MSG_VIOLATION && why_fd == NULL))
 			abort();
 	}
 	return 0;
