@@ -23,7 +23,6 @@
 #include "decode.h"
 #include "log.h"
 #include "msg.h"
-#include "vaultsyncd.h"
 
 /* Silence that means a stuck decoder: scrypt at the work factor cap fits well inside. */
 #define DEC_IDLE_MS	120000
@@ -39,19 +38,6 @@ struct decoder {
 	unsigned char *buf;
 	char why[256];			/* the first transport failure */
 };
-
-void
-decode_conf_fill(struct decode_conf *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->bin, sizeof(c->bin), "%s/vaultsync-decoder", libexec_dir);
-	c->system_mode = D.cfg.mode == CFG_SYSTEM;
-	c->uid = D.privsep_uid;
-	c->gid = D.privsep_gid;
-	msg_strlcpy(c->chroot_dir, D.chroot_dir, sizeof(c->chroot_dir));
-	c->debug = D.debug;
-	c->insecure = D.insecure;
-}
 
 /* Above the fixed slots, so the dup2s of the spawn never collide. */
 static int

@@ -14,7 +14,7 @@
 #include "archive.h"
 #include "config.h"
 
-/* How to start a decoder: copied from the daemon's state on the main thread. */
+/* How to start a decoder: filled from the daemon's state on the main thread (vault.c). */
 struct decode_conf {
 	char bin[CFG_PATH_MAX + 64];
 	int system_mode;
@@ -23,9 +23,6 @@ struct decode_conf {
 	char chroot_dir[CFG_PATH_MAX + 16];
 	int debug, insecure;
 };
-
-/* Main thread only: the daemon's current settings. */
-void decode_conf_fill(struct decode_conf *c);
 
 struct decoder;
 

@@ -8,7 +8,7 @@
  *       the content id; ours is adopted, another device's 412 puts our
  *       archive under conflicts/ and marks the vault conflict
  *   → a history copy when HistoryInterval or vaultsyncctl push asks
- *   → list history/ and prune to HistoryKeep
+ *   → list history/ and prune to HistoryKeep (prune.c)
  *
  * One sequence per vault at a time; what the remote holds is persisted in
  * StateDir/VAULT/remote, so a restart resumes where it stopped.  Failures
@@ -27,30 +27,29 @@
 
 #include "log.h"
 #include "secbuf.h"
+#include "remote_int.h"
 #include "vault_ops.h"
 #include "vaultsyncd.h"
 
 #define RETRY_BASE_MS	1000
 #define RETRY_MAX_MS	(5 * 60 * 1000)
 #define LOG_REPEAT_S	60
-#define HISTORY_MAX	10000
 #define IDENTITY_GET_MAX	(64 * 1024)
 
 enum push_step {
 	PS_IDLE = 0, PS_ABORT, PS_IDENTITY, PS_LATEST, PS_CONFLICT_COPY, PS_HISTORY, PS_LIST,
-	PS_PRUNE,
 };
 
-static const struct cfg_vault *
-cfg_of(const struct vault_rt *v)
+const struct cfg_vault *
+remote_cfg(const struct vault_rt *v)
 {
 	return cfg_vault_find(&D.cfg, v->name);
 }
 
-static void
-state_dir(const struct vault_rt *v, char *buf, size_t len)
+void
+remote_state_dir(const struct vault_rt *v, char *buf, size_t len)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = remote_cfg(v);
 
 	if (cv != NULL)
 		store_dir(&D.cfg, cv, buf, len);
@@ -65,7 +64,7 @@ remote_load(struct vault_rt *v)
 
 	if (v->rs_loaded)
 		return;
-	state_dir(v, dir, sizeof(dir));
+	remote_state_dir(v, dir, sizeof(dir));
 	(void)store_remote_read(dir, &v->rs);
 	v->rs_loaded = 1;
 }
@@ -75,7 +74,7 @@ save_rs(struct vault_rt *v)
 {
 	char dir[STORE_PATH_MAX], err[256];
 
-	state_dir(v, dir, sizeof(dir));
+	remote_state_dir(v, dir, sizeof(dir));
 	if (store_remote_write(dir, &v->rs, err, sizeof(err)) != 0)
 		log_error("vault %s: %s", v->name, err);
 }
@@ -234,7 +233,7 @@ open_archive(struct vault_rt *v, const char *name, uint64_t *size)
 	off_t end;
 	int fd;
 
-	state_dir(v, dir, sizeof(dir));
+	remote_state_dir(v, dir, sizeof(dir));
 	store_file(dir, name, p, sizeof(p));
 	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return -1;
@@ -372,7 +371,7 @@ do_identity(struct vault_rt *v)
 static void
 do_history(struct vault_rt *v)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = remote_cfg(v);
 	char key[UPL_KEY_MAX], stamp[32];
 	int64_t now = (int64_t)time(NULL);
 	int due = cv != NULL && cv->history_interval_ms > 0 &&
@@ -387,159 +386,6 @@ do_history(struct vault_rt *v)
 	snprintf(key, sizeof(key), "history/%s-%.16s.tar.age", stamp, v->push_cid[0] ?
 	    v->push_cid : "0000000000000000");
 	put_file(v, PS_HISTORY, "vault.tar.age", key, UPL_COND_NONE, NULL);
-}
-
-/* ---- pruning ---- */
-
-struct prune {
-	char vault[CFG_NAME_MAX];
-	char (*keys)[UPL_KEY_MAX];
-	size_t n, cap, next, ndelete;
-};
-
-static void prune_next(struct vault_rt *v, struct prune *p);
-
-/* history/YYYYmmddTHHMMSSZ-HASH16.tar.age: what we write, and all we ever delete. */
-static int
-is_history_key(const char *k)
-{
-	size_t i;
-
-	if (strlen(k) != 8 + 16 + 1 + 16 + 8 || strncmp(k, "history/", 8) != 0 ||
-	    k[16] != 'T' || k[23] != 'Z' || k[24] != '-' || strcmp(k + 41, ".tar.age") != 0)
-		return 0;
-	for (i = 8; i < 41; i++) {
-		if (i == 16 || i == 23 || i == 24)
-			continue;
-		if (i < 24 ? (k[i] < '0' || k[i] > '9') :
-		    !((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f')))
-			return 0;
-	}
-	return 1;
-}
-
-static void
-prune_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
-{
-	struct prune *p = arg;
-
-	(void)vault;
-	if (!is_history_key(e->key) || p->n == HISTORY_MAX)
-		return;
-	if (p->n == p->cap) {
-		void *nk = realloc(p->keys, (p->cap = p->cap ? p->cap * 2 : 64) * sizeof(*p->keys));
-
-		if (nk == NULL)
-			return;
-		p->keys = nk;
-	}
-	msg_strlcpy(p->keys[p->n++], e->key, UPL_KEY_MAX);
-}
-
-static int
-key_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-static void
-prune_free(struct prune *p)
-{
-	free(p->keys);
-	free(p);
-}
-
-static void
-prune_deleted(const char *vault, const struct msg_upl_result *r, void *arg)
-{
-	struct prune *p = arg;
-	struct vault_rt *v = vault_rt_find(vault);
-
-	if (v == NULL) {
-		prune_free(p);
-		return;
-	}
-	if (r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) {
-		push_failed(v, "prune history", r);
-		prune_free(p);
-		return;
-	}
-	log_info("vault %s: pruned %s", v->name, p->keys[p->next - 1]);
-	prune_next(v, p);
-}
-
-static void
-prune_next(struct vault_rt *v, struct prune *p)
-{
-	static const struct upl_cbs cbs = { prune_deleted, NULL, NULL, NULL };
-	struct upl_cbs c = cbs;
-
-	if (p->next == p->ndelete) {
-		prune_free(p);
-		push_end(v, 1);
-		return;
-	}
-	c.arg = p;
-	v->push_step = PS_PRUNE;
-	if (upl_op(v->name, UPL_DELETE, p->keys[p->next++], NULL, &c) != 0) {
-		struct msg_upl_result r;
-
-		memset(&r, 0, sizeof(r));
-		snprintf(r.error, sizeof(r.error), "the uploader is not available");
-		prune_free(p);
-		push_failed(v, "prune history", &r);
-	}
-}
-
-static void
-prune_listed(const char *vault, const struct msg_upl_result *r, void *arg)
-{
-	struct prune *p = arg;
-	struct vault_rt *v = vault_rt_find(vault);
-	const struct cfg_vault *cv;
-
-	if (v == NULL) {
-		prune_free(p);
-		return;
-	}
-	if (r->outcome != UPL_OK) {
-		prune_free(p);
-		push_failed(v, "list history", r);
-		return;
-	}
-	cv = cfg_of(v);
-	/* The floor: HistoryKeep below 1, or a configuration that did not load, prunes nothing. */
-	if (cv == NULL || cv->history_keep < 1 || !D.config_ok ||
-	    p->n <= (size_t)cv->history_keep) {
-		prune_free(p);
-		push_end(v, 1);
-		return;
-	}
-	qsort(p->keys, p->n, sizeof(*p->keys), key_cmp);
-	p->ndelete = p->n - (size_t)cv->history_keep;	/* the oldest sort first */
-	prune_next(v, p);
-}
-
-static void
-do_prune(struct vault_rt *v)
-{
-	static const struct upl_cbs cbs = { prune_listed, prune_entry, NULL, NULL };
-	struct upl_cbs c = cbs;
-	struct prune *p;
-
-	if ((p = calloc(1, sizeof(*p))) == NULL)
-		fatal("calloc");
-	msg_strlcpy(p->vault, v->name, sizeof(p->vault));
-	c.arg = p;
-	v->push_step = PS_LIST;
-	if (upl_op(v->name, UPL_LIST, "history/", NULL, &c) != 0) {
-		struct msg_upl_result r;
-
-		memset(&r, 0, sizeof(r));
-		snprintf(r.error, sizeof(r.error), "the uploader is not available");
-		prune_free(p);
-		push_failed(v, "list history", &r);
-	}
 }
 
 /* ---- the sequence ---- */
@@ -660,6 +506,16 @@ settle(struct vault_rt *v, const struct msg_upl_result *r)
 	}
 }
 
+/* The end of pruning, the sequence's last step: done, or what failed. */
+static void
+pruned(struct vault_rt *v, const char *what, const struct msg_upl_result *r)
+{
+	if (what == NULL)
+		push_end(v, 1);
+	else
+		push_failed(v, what, r);
+}
+
 static void
 step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
@@ -769,7 +625,8 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		v->rs.history_at = now;
 		save_rs(v);
 		log_info("vault %s: history copy written", v->name);
-		do_prune(v);
+		v->push_step = PS_LIST;
+		prune_start(v, pruned);
 		return;
 	default:
 		log_warn("vault %s: an uploader result in no push step", v->name);
@@ -784,7 +641,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 static int
 push_start(struct vault_rt *v)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = remote_cfg(v);
 	char dir[STORE_PATH_MAX];
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || v->push_busy)
@@ -797,7 +654,7 @@ push_start(struct vault_rt *v)
 	if (v->busy && (v->busy_op == VOP_SAVE || v->busy_op == VOP_LOCK))
 		return 0;	/* the save's completion kicks us again */
 	remote_load(v);
-	state_dir(v, dir, sizeof(dir));
+	remote_state_dir(v, dir, sizeof(dir));
 	if (!store_exists(dir, "vault.tar.age") || !store_exists(dir, "identity.age")) {
 		reply_waiters(v, 0, "nothing saved yet, nothing to push");
 		return 0;
@@ -838,7 +695,7 @@ push_start(struct vault_rt *v)
 static void
 kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix, int fail)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = remote_cfg(v);
 
 	remote_load(v);
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
@@ -873,7 +730,7 @@ int
 remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, char *err,
     size_t errlen)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = remote_cfg(v);
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
 		snprintf(err, errlen, "vault %s has no Remote", v->name);
@@ -898,69 +755,6 @@ remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, cha
 	return 0;
 }
 
-/* ---- vaultsyncctl history ---- */
-
-struct hist {
-	int client;
-	uint32_t gen;
-	unsigned n;
-};
-
-static void
-hist_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
-{
-	struct hist *h = arg;
-	char when[32] = "-";
-	time_t t = (time_t)e->mtime;
-	struct tm tm;
-
-	(void)vault;
-	if (strncmp(e->key, "history/", 8) != 0)
-		return;
-	if (t > 0 && gmtime_r(&t, &tm) != NULL)
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	ctl_line(h->client, h->gen, "%s  %12llu  %s  %s", e->key + 8,
-	    (unsigned long long)e->size, when, e->etag);
-	h->n++;
-}
-
-static void
-hist_done(const char *vault, const struct msg_upl_result *r, void *arg)
-{
-	struct hist *h = arg;
-
-	if (r->outcome == UPL_OK)
-		ctl_reply(h->client, h->gen, 0, "vault %s: %u history version(s)", vault, h->n);
-	else
-		ctl_reply(h->client, h->gen, 1, "vault %s: listing history failed: %s", vault,
-		    r->error);
-	free(h);
-}
-
-int
-remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err, size_t errlen)
-{
-	const struct cfg_vault *cv = cfg_of(v);
-	struct upl_cbs c = { hist_done, hist_entry, NULL, NULL };
-	struct hist *h;
-
-	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
-		snprintf(err, errlen, "vault %s has no Remote", v->name);
-		return -1;
-	}
-	if ((h = calloc(1, sizeof(*h))) == NULL)
-		fatal("calloc");
-	h->client = client;
-	h->gen = gen;
-	c.arg = h;
-	if (upl_op(v->name, UPL_LIST, "history/", NULL, &c) != 0) {
-		free(h);
-		snprintf(err, errlen, "the uploader is not available");
-		return -1;
-	}
-	return 0;
-}
-
 /* A fresh uploader: every vault whose remote lags gets its push. */
 void
 remote_uploader_ready(void)
@@ -974,7 +768,7 @@ remote_uploader_ready(void)
 void
 remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = remote_cfg(v);
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
 		return;
@@ -994,175 +788,6 @@ remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 		sv->state = VAULT_ST_ERROR;
 	else if (v->push_busy && sv->state != VAULT_ST_SAVING)
 		sv->state = VAULT_ST_PUSHING;
-}
-
-/* ---- vaultsyncctl pull ---- */
-
-struct pull {
-	char vault[CFG_NAME_MAX];
-	char key[UPL_KEY_MAX];
-	char tmp[STORE_PATH_MAX];
-	char etag[UPL_ETAG_MAX];	/* of the remote latest */
-	int latest;
-	int client;
-	uint32_t gen;
-	struct secbuf pass;
-};
-
-static void
-pull_free(struct pull *p, int unlink_tmp)
-{
-	if (unlink_tmp && p->tmp[0] != '\0')
-		(void)unlink(p->tmp);
-	secbuf_free(&p->pass);
-	free(p);
-}
-
-static void pull_fail(struct pull *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Tell the asker (the vault's name first), drop the download. */
-static void
-pull_fail(struct pull *p, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	ctl_reply(p->client, p->gen, 1, "vault %s: %s", p->vault, msg);
-	log_warn("vault %s: pull: %s", p->vault, msg);
-	pull_free(p, 1);
-}
-
-static void
-pull_install(struct pull *p)
-{
-	struct vault_rt *v = vault_rt_find(p->vault);
-	char err[256];
-
-	if (v == NULL) {
-		pull_fail(p, "removed from the configuration meanwhile");
-		return;
-	}
-	/* The job owns the temp file and the passphrase from here on. */
-	if (vault_start_pull(v, p->client, p->gen, &p->pass, p->tmp, p->etag, p->latest, err,
-	    sizeof(err)) != 0) {
-		pull_fail(p, "%s", err);
-		return;
-	}
-	pull_free(p, 0);
-}
-
-static void
-pull_headed(const char *vault, const struct msg_upl_result *r, void *arg)
-{
-	struct pull *p = arg;
-
-	(void)vault;
-	if (r->outcome == UPL_OK)
-		msg_strlcpy(p->etag, r->etag, sizeof(p->etag));
-	else if (r->outcome != UPL_NOT_FOUND) {
-		pull_fail(p, "HEAD of the remote latest: %s", r->error);
-		return;
-	}
-	pull_install(p);
-}
-
-static void
-pull_downloaded(const char *vault, const struct msg_upl_result *r, void *arg)
-{
-	static const struct upl_cbs head = { pull_headed, NULL, NULL, NULL };
-	struct upl_cbs c = head;
-	struct pull *p = arg;
-
-	(void)vault;
-	if (r->outcome != UPL_OK) {
-		if (r->outcome == UPL_NOT_FOUND)
-			pull_fail(p, "no %s on the remote (%s)", p->key, r->error);
-		else
-			pull_fail(p, "download failed: %s", r->error);
-		return;
-	}
-	log_info("vault %s: downloaded %s (%llu bytes)", p->vault, p->key,
-	    (unsigned long long)r->bytes);
-	if (p->latest) {
-		msg_strlcpy(p->etag, r->etag, sizeof(p->etag));
-		pull_install(p);
-		return;
-	}
-	/* A restored history version becomes the next latest: know what it replaces. */
-	c.arg = p;
-	if (upl_op(p->vault, UPL_HEAD, "vault.tar.age", NULL, &c) != 0)
-		pull_fail(p, "the uploader is not available");
-}
-
-int
-remote_pull_request(struct vault_rt *v, int client, uint32_t gen, const char *version,
-    struct secbuf *pass, char *err, size_t errlen)
-{
-	static const struct upl_cbs get = { pull_downloaded, NULL, NULL, NULL };
-	const struct cfg_vault *cv = v != NULL ? cfg_of(v) : NULL;
-	struct upl_cbs c = get;
-	char dir[STORE_PATH_MAX];
-	struct pull *p;
-	int fd;
-
-	if (cv == NULL) {
-		snprintf(err, errlen, "no such vault");
-		return -1;
-	}
-	if (cv->remote_kind == CFG_REMOTE_NONE) {
-		snprintf(err, errlen, "vault %s has no Remote", v->name);
-		return -1;
-	}
-	if (v->busy || v->push_busy) {
-		snprintf(err, errlen, "vault %s is busy (%s)", v->name,
-		    v->busy ? "saving" : "pushing");
-		return -1;
-	}
-	state_dir(v, dir, sizeof(dir));
-	if (!store_exists(dir, "identity.age")) {
-		snprintf(err, errlen, "vault %s is not initialised here (no identity.age)", v->name);
-		return -1;
-	}
-	if ((p = calloc(1, sizeof(*p))) == NULL)
-		fatal("calloc");
-	msg_strlcpy(p->vault, v->name, sizeof(p->vault));
-	p->client = client;
-	p->gen = gen;
-	p->latest = version == NULL || version[0] == '\0';
-	if (p->latest)
-		snprintf(p->key, sizeof(p->key), "vault.tar.age");
-	else
-		snprintf(p->key, sizeof(p->key), "%s%s", strncmp(version, "history/", 8) == 0 ?
-		    "" : "history/", version);
-	if (msg_valid_key(p->key) != 0 || (!p->latest && !is_history_key(p->key))) {
-		snprintf(err, errlen, "not a history version: %s (see vaultsyncctl history %s)",
-		    version, v->name);
-		free(p);
-		return -1;
-	}
-	snprintf(p->tmp, sizeof(p->tmp), "%s/.pull.XXXXXX", dir);
-	if ((fd = mkostemp(p->tmp, O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "create %s: %s", p->tmp, strerror(errno));
-		free(p);
-		return -1;
-	}
-	p->pass = *pass;	/* ownership moves here */
-	memset(pass, 0, sizeof(*pass));
-	c.arg = p;
-	/* An archive holds at most MountSize of files, plus tar and age framing. */
-	if (upl_get(v->name, p->key, fd, cv->mount_size * 2 + (64u << 20), &c) != 0) {
-		close(fd);
-		snprintf(err, errlen, "the uploader is not available");
-		*pass = p->pass;	/* back to the caller, who wipes it */
-		memset(&p->pass, 0, sizeof(p->pass));
-		pull_free(p, 1);
-		return -1;
-	}
-	close(fd);
-	return 0;
 }
 
 /* After a pull was installed: the remote holds what we hold (or we mean to replace it). */

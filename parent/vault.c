@@ -245,6 +245,20 @@ op_done(struct job *j)
 	/* A tick that waited for this runs from ctlq_settle_all(), after waiting requests. */
 }
 
+/* How the job starts a decoder: the daemon's settings, copied for the worker thread. */
+static void
+decoder_conf(struct decode_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->bin, sizeof(c->bin), "%s/vaultsync-decoder", libexec_dir);
+	c->system_mode = D.cfg.mode == CFG_SYSTEM;
+	c->uid = D.privsep_uid;
+	c->gid = D.privsep_gid;
+	msg_strlcpy(c->chroot_dir, D.chroot_dir, sizeof(c->chroot_dir));
+	c->debug = D.debug;
+	c->insecure = D.insecure;
+}
+
 static int
 start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
     struct secbuf *pass, const struct vault_job *pull, char *err, size_t errlen)
@@ -276,7 +290,7 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 	vj->op = op;
 	vj->v = *cv;
 	vj->system_mode = D.cfg.mode == CFG_SYSTEM;
-	decode_conf_fill(&vj->dec);
+	decoder_conf(&vj->dec);
 	vj->client = client;
 	vj->client_gen = gen;
 	vj->prev = v->st;
