@@ -21,7 +21,6 @@
 #include "vaultsyncd.h"
 
 #define MAX_CLIENTS	32
-#define MAX_GROUPS	256
 /*
  * Slots are shared so that no one peer can hold them all: a uid other than
  * root and the daemon's own gets at most half.  Root and the daemon's user
@@ -126,36 +125,6 @@ send_result(int fd, int code, const char *fmt, ...)
 	vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
 	va_end(ap);
 	return msg_send(fd, PEER_PARENT, MSG_CTL_RESULT, 0, &r, sizeof(r), -1);
-}
-
-static int
-peer_in_group(int fd, gid_t primary, gid_t want)
-{
-	gid_t groups[MAX_GROUPS];
-	socklen_t len = sizeof(groups);
-	size_t i;
-
-	if (primary == want)
-		return 1;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
-		return 0;
-	for (i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == want)
-			return 1;
-	return 0;
-}
-
-static int
-peer_allowed(int fd, struct ucred *uc)
-{
-	socklen_t len = sizeof(*uc);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, uc, &len) == -1)
-		return 0;
-	if (uc->uid == 0 || uc->uid == geteuid())
-		return 1;
-	return D.cfg.mode == CFG_SYSTEM && D.have_control_gid &&
-	    peer_in_group(fd, uc->gid, D.control_gid);
 }
 
 const char *
@@ -533,7 +502,7 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 	}
 	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) == -1)
 		return;
-	if (!peer_allowed(cfd, &uc)) {
+	if (!ctlperm_peer_allowed(cfd, &uc)) {
 		log_warn("ctl: refused uid %u (pid %d): not root, the daemon's user or in "
 		    "group %s", (unsigned)uc.uid, (int)uc.pid, D.cfg.control_group);
 		send_result(cfd, EXIT_NOPERM, "permission denied: uid %u may not use this socket",

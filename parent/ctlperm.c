@@ -1,7 +1,7 @@
 /*
  * The control permission table.  The socket's file mode and the accept-time
- * SO_PEERCRED check decide who may connect; this decides what each peer may
- * ask.  A vault's Owner is its Owner user (the group grants access to the
+ * SO_PEERCRED check (ctlperm_peer_allowed, at the end) decide who may
+ * connect; the table decides what each peer may ask.  A vault's Owner is its Owner user (the group grants access to the
  * files in the mounted vault, not control of it).  The Owner is resolved at
  * request time, so a reload that changes it takes effect at once.
  */
@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ctlperm.h"
@@ -69,4 +70,37 @@ ctlperm_check(uid_t uid, uint32_t cmd, const char *vault, char *why, size_t len)
 	snprintf(why, len, "permission denied: %s is for root and the daemon's user only; "
 	    "uid %u is neither", ctl_cmd_name(cmd), (unsigned)uid);
 	return -1;
+}
+
+/* Who may connect at all: root, the daemon's own uid, or (system mode) ControlGroup. */
+#define MAX_GROUPS	256
+
+static int
+peer_in_group(int fd, gid_t primary, gid_t want)
+{
+	gid_t groups[MAX_GROUPS];
+	socklen_t len = sizeof(groups);
+	size_t i;
+
+	if (primary == want)
+		return 1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+		return 0;
+	for (i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == want)
+			return 1;
+	return 0;
+}
+
+int
+ctlperm_peer_allowed(int fd, struct ucred *uc)
+{
+	socklen_t len = sizeof(*uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, uc, &len) == -1)
+		return 0;
+	if (uc->uid == 0 || uc->uid == geteuid())
+		return 1;
+	return D.cfg.mode == CFG_SYSTEM && D.have_control_gid &&
+	    peer_in_group(fd, uc->gid, D.control_gid);
 }

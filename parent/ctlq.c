@@ -163,15 +163,16 @@ settle(struct vault_rt *v)
 			continue;
 		}
 		/*
-		 * A push copies the newest archive: changes already reported are saved
-		 * first, by one tick.  One only: a vault written to without pause has a
-		 * change pending after every tick, and the push (with every request
-		 * behind it) would wait for ever.
+		 * A push copies the newest archive: the vault is saved first, by one
+		 * tick of its own, so that what was written before the push is in it
+		 * whether or not the watcher has reported it yet (its debounce).  One
+		 * only: a vault written to without pause has a change pending after
+		 * every tick, and the push (with every request behind it) would wait
+		 * for ever.  An unchanged vault makes no new archive.
 		 */
-		if (r->cmd == CTL_PUSH && !r->saved_first && v->tick_pending &&
-		    v->state != VAULT_ST_LOCKED) {
+		if (r->cmd == CTL_PUSH && !r->saved_first && v->state != VAULT_ST_LOCKED) {
 			r->saved_first = 1;
-			tick_run_pending(v);
+			tick_request(v, TRIG_CTL, -1, 0);
 			if (v->tick_running != TICK_IDLE)
 				return;
 		}

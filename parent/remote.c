@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "secbuf.h"
 #include "remote_int.h"
+#include "secbuf.h"
 #include "vault_ops.h"
 #include "vaultsyncd.h"
 
@@ -35,55 +35,6 @@
 #define RETRY_MAX_MS	(5 * 60 * 1000)
 #define LOG_REPEAT_S	60
 #define IDENTITY_GET_MAX	(64 * 1024)
-
-enum push_step {
-	PS_IDLE = 0, PS_ABORT, PS_IDENTITY, PS_LATEST, PS_CONFLICT_COPY, PS_HISTORY, PS_LIST,
-};
-
-const struct cfg_vault *
-remote_cfg(const struct vault_rt *v)
-{
-	return cfg_vault_find(&D.cfg, v->name);
-}
-
-void
-remote_state_dir(const struct vault_rt *v, char *buf, size_t len)
-{
-	const struct cfg_vault *cv = remote_cfg(v);
-
-	if (cv != NULL)
-		store_dir(&D.cfg, cv, buf, len);
-	else
-		buf[0] = '\0';
-}
-
-void
-remote_load(struct vault_rt *v)
-{
-	char dir[STORE_PATH_MAX];
-
-	if (v->rs_loaded)
-		return;
-	remote_state_dir(v, dir, sizeof(dir));
-	(void)store_remote_read(dir, &v->rs);
-	v->rs_loaded = 1;
-}
-
-static void
-save_rs(struct vault_rt *v)
-{
-	char dir[STORE_PATH_MAX], err[256];
-
-	remote_state_dir(v, dir, sizeof(dir));
-	if (store_remote_write(dir, &v->rs, err, sizeof(err)) != 0)
-		log_error("vault %s: %s", v->name, err);
-}
-
-int
-remote_lags(const struct vault_rt *v)
-{
-	return v->st.sha256[0] != '\0' && strcmp(v->st.sha256, v->rs.pushed_sha256) != 0;
-}
 
 /* Identical errors once a minute; a new error, or a recovery, at once. */
 static void
@@ -226,25 +177,6 @@ static void on_mpu(const char *vault, const struct msg_upl_mpu *m, void *arg);
 
 static const struct upl_cbs step_cbs = { step_done, NULL, on_mpu, NULL };
 
-static int
-open_archive(struct vault_rt *v, const char *name, uint64_t *size)
-{
-	char dir[STORE_PATH_MAX], p[STORE_PATH_MAX];
-	off_t end;
-	int fd;
-
-	remote_state_dir(v, dir, sizeof(dir));
-	store_file(dir, name, p, sizeof(p));
-	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		return -1;
-	if ((end = lseek(fd, 0, SEEK_END)) < 0) {
-		close(fd);
-		return -1;
-	}
-	*size = (uint64_t)end;
-	return fd;
-}
-
 static void
 utc_stamp(char *buf, size_t len)
 {
@@ -253,60 +185,6 @@ utc_stamp(char *buf, size_t len)
 
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y%m%dT%H%M%SZ", &tm);
-}
-
-/*
- * A content id of ours: the write being pushed, the last one confirmed (its
- * reply's ETag may have been wrong), or one whose outcome we never learned.
- */
-static int
-cid_ours(const struct vault_rt *v, const char *cid)
-{
-	size_t i;
-
-	if (cid[0] == '\0')
-		return 0;
-	if (strcmp(cid, v->push_cid) == 0 || strcmp(cid, v->rs.ours) == 0)
-		return 1;
-	for (i = 0; i < STORE_DOUBT; i++)
-		if (strcmp(cid, v->rs.doubt[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/* Before a PUT of latest: if we never hear back, a later 412 can still tell it is ours. */
-static void
-doubt_add(struct vault_rt *v)
-{
-	size_t i;
-
-	v->push_cid_doubted = 0;
-	if (strlen(v->push_cid) != 16)
-		return;
-	for (i = 0; i < STORE_DOUBT; i++)
-		if (strcmp(v->rs.doubt[i], v->push_cid) == 0) {
-			v->push_cid_doubted = 1;
-			return;
-		}
-	memmove(v->rs.doubt[1], v->rs.doubt[0], sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1));
-	msg_strlcpy(v->rs.doubt[0], v->push_cid, sizeof(v->rs.doubt[0]));
-	save_rs(v);
-}
-
-/* The attempt with this content id was refused or is not what the remote holds. */
-static void
-doubt_drop(struct vault_rt *v, const char *cid)
-{
-	size_t i;
-
-	for (i = 0; i < STORE_DOUBT; i++)
-		if (cid[0] != '\0' && strcmp(v->rs.doubt[i], cid) == 0) {
-			memmove(v->rs.doubt[i], v->rs.doubt[i + 1],
-			    sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1 - i));
-			memset(v->rs.doubt[STORE_DOUBT - 1], 0, sizeof(v->rs.doubt[0]));
-			save_rs(v);
-			return;
-		}
 }
 
 /* Send one PUT of a local file; on a local failure the step fails at once. */
@@ -319,7 +197,7 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 	int fd;
 
 	v->push_step = step;
-	if ((fd = open_archive(v, file, &size)) == -1) {
+	if ((fd = remote_open_file(v, file, &size)) == -1) {
 		memset(&r, 0, sizeof(r));
 		snprintf(r.error, sizeof(r.error), "open %s: %s", file, strerror(errno));
 		push_failed(v, key, &r);
@@ -329,7 +207,7 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 		v->push_bytes = size;
 	msg_strlcpy(v->push_key, key, sizeof(v->push_key));
 	if (step == PS_LATEST)
-		doubt_add(v);
+		remote_doubt_add(v);
 	if (upl_put(v->name, key, fd, size, cond, etag, v->push_cid, &step_cbs) != 0) {
 		memset(&r, 0, sizeof(r));
 		snprintf(r.error, sizeof(r.error), "the uploader is not available (%s)",
@@ -401,7 +279,7 @@ on_mpu(const char *vault, const struct msg_upl_mpu *m, void *arg)
 	/* Kept until the upload ends: if the uploader dies first, the next push aborts it. */
 	msg_strlcpy(v->rs.mpu_key, m->key, sizeof(v->rs.mpu_key));
 	msg_strlcpy(v->rs.mpu_id, m->upload_id, sizeof(v->rs.mpu_id));
-	save_rs(v);
+	remote_save_state(v);
 }
 
 static void
@@ -416,96 +294,6 @@ conflict_copy(struct vault_rt *v)
 	put_file(v, PS_CONFLICT_COPY, "vault.tar.age", key, UPL_COND_NONE, NULL);
 }
 
-/*
- * A write that may or may not have landed (UNKNOWN), or a 412 (which may be
- * that write of ours, seen by its retry), concludes nothing by itself: a
- * HEAD of the key says whose write the remote holds.  Our content id there
- * means our write landed: it is adopted with the HEAD's ETag.  Anything
- * else goes back to step_done as it came, marked settled: a 412 is then
- * another device's write, an UNKNOWN a failure to retry.  A HEAD that
- * cannot tell concludes nothing either; the push retries.
- */
-static char settled_mark;
-
-static void
-settled(const char *vault, const struct msg_upl_result *h, void *arg)
-{
-	struct msg_upl_result r = *(struct msg_upl_result *)arg;
-	struct vault_rt *v = vault_rt_find(vault);
-	char was[sizeof(r.error)];
-	int ours;
-
-	free(arg);
-	if (v == NULL)
-		return;
-	ours = h->outcome == UPL_OK && cid_ours(v, h->content_id);
-	memcpy(was, r.error, sizeof(was));
-	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, v->push_cid) != 0 &&
-	    v->push_step == PS_LATEST && strcmp(h->etag, v->rs.etag) != 0) {
-		/*
-		 * An earlier write of ours landed unconfirmed (a kill mid-PUT): its
-		 * ETag is ours to match, and the newer archive goes up now.  Once
-		 * only: a 412 against the ETag just adopted is settled as any other.
-		 */
-		log_info("vault %s: %s holds an earlier write of ours (content id %s, ETag %s); "
-		    "sending the newer archive with that ETag", v->name, v->push_key,
-		    h->content_id, h->etag);
-		msg_strlcpy(v->rs.etag, h->etag, sizeof(v->rs.etag));
-		v->rs.pushed_sha256[0] = '\0';
-		save_rs(v);
-		do_latest(v);
-		return;
-	}
-	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, v->push_cid) != 0) {
-		if (r.outcome != UPL_UNKNOWN)
-			r.outcome = UPL_RETRY;
-		snprintf(r.error, sizeof(r.error), "%.120s; the remote holds an earlier write "
-		    "of ours (ETag %.60s)", was, h->etag);
-	} else if (ours && h->etag[0] != '\0') {
-		log_info("vault %s: %s holds our archive (content id %s, ETag %s): our write "
-		    "landed", v->name, v->push_key, h->content_id, h->etag);
-		r.outcome = UPL_OK;
-		r.http_status = h->http_status;
-		msg_strlcpy(r.etag, h->etag, sizeof(r.etag));
-		r.bytes = v->push_bytes;
-		r.error[0] = '\0';
-	} else if (ours || (h->outcome != UPL_OK && h->outcome != UPL_NOT_FOUND)) {
-		if (r.outcome != UPL_UNKNOWN)
-			r.outcome = UPL_RETRY;
-		snprintf(r.error, sizeof(r.error), "%.120s; cannot tell whose write the remote "
-		    "holds: %.80s", was, ours ? "its HEAD has no ETag" : h->error);
-	} else if (r.outcome == UPL_UNKNOWN) {
-		if (v->push_step == PS_LATEST && h->outcome == UPL_OK)
-			doubt_drop(v, v->push_cid);	/* something else is there now */
-		snprintf(r.error, sizeof(r.error), "%.160s; the remote does not hold it "
-		    "(content id %s)", was, h->outcome == UPL_OK && h->content_id[0] ?
-		    h->content_id : "none");
-	}
-	step_done(vault, &r, &settled_mark);
-}
-
-static void
-settle(struct vault_rt *v, const struct msg_upl_result *r)
-{
-	static const struct upl_cbs cbs = { settled, NULL, NULL, NULL };
-	struct upl_cbs c = cbs;
-	struct msg_upl_result *orig;
-
-	if ((orig = malloc(sizeof(*orig))) == NULL)
-		fatal("malloc");
-	*orig = *r;
-	c.arg = orig;
-	log_info("vault %s: %s: %s; asking the remote whose write it holds", v->name,
-	    v->push_key, r->error[0] ? r->error : "HTTP 412");
-	if (upl_op(v->name, UPL_HEAD, v->push_key, NULL, &c) != 0) {
-		orig->outcome = orig->outcome == UPL_UNKNOWN ? UPL_UNKNOWN : UPL_RETRY;
-		snprintf(orig->error, sizeof(orig->error), "%.200s; the uploader is not available",
-		    r->error);
-		step_done(v->name, orig, &settled_mark);
-		free(orig);
-	}
-}
-
 /* The end of pruning, the sequence's last step: done, or what failed. */
 static void
 pruned(struct vault_rt *v, const char *what, const struct msg_upl_result *r)
@@ -516,26 +304,45 @@ pruned(struct vault_rt *v, const char *what, const struct msg_upl_result *r)
 		push_failed(v, what, r);
 }
 
+static void step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled);
+
+/* A settled outcome: the step goes on, or the newer archive goes up under the adopted ETag. */
+static void
+on_settled(struct vault_rt *v, const struct msg_upl_result *r, int resend)
+{
+	if (resend)
+		do_latest(v);
+	else
+		step_result(v, r, 1);
+}
+
 static void
 step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
 	struct vault_rt *v = vault_rt_find(vault);
+
+	(void)arg;
+	if (v != NULL)
+		step_result(v, r, 0);
+}
+
+static void
+step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
+{
 	int64_t now = (int64_t)time(NULL);
 
-	if (v == NULL)
-		return;
 	if (v->rs.mpu_id[0] != '\0' && (v->push_step == PS_LATEST || v->push_step ==
 	    PS_CONFLICT_COPY || v->push_step == PS_HISTORY) && r->outcome != UPL_RETRY &&
 	    !(r->flags & UPL_F_LOST)) {
 		/* The uploader finished or aborted it itself. */
 		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
 	}
-	if (arg != &settled_mark && (r->outcome == UPL_UNKNOWN ||
+	if (!settled && (r->outcome == UPL_UNKNOWN ||
 	    (v->push_step == PS_LATEST && (r->outcome == UPL_CONFLICT ||
 	    (r->outcome == UPL_NOT_FOUND && v->rs.etag[0] != '\0')))) &&
 	    (v->push_step == PS_LATEST || v->push_step == PS_CONFLICT_COPY ||
 	    v->push_step == PS_HISTORY)) {
-		settle(v, r);
+		settle_start(v, r, on_settled);
 		return;
 	}
 	switch (v->push_step) {
@@ -546,7 +353,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		}
 		log_info("vault %s: aborted the unfinished upload of %s", v->name, v->rs.mpu_key);
 		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
-		save_rs(v);
+		remote_save_state(v);
 		do_identity(v);
 		return;
 	case PS_IDENTITY:
@@ -558,7 +365,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 			return;
 		}
 		v->rs.identity_pushed = 1;
-		save_rs(v);
+		remote_save_state(v);
 		do_latest(v);
 		return;
 	case PS_LATEST:
@@ -570,7 +377,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 			    "saving ours under conflicts/ and overwriting nothing until "
 			    "vaultsyncctl pull or push --force", v->name, r->error);
 			v->rs.conflict = 1;
-			save_rs(v);
+			remote_save_state(v);
 			conflict_copy(v);
 			return;
 		}
@@ -583,8 +390,8 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 			 */
 			if (r->outcome != UPL_UNKNOWN && r->outcome != UPL_CONFLICT &&
 			    r->http_status != 412 && !v->push_cid_doubted)
-				doubt_drop(v, v->push_cid);
-			save_rs(v);
+				remote_doubt_drop(v, v->push_cid);
+			remote_save_state(v);
 			push_failed(v, "vault.tar.age", r);
 			return;
 		}
@@ -599,7 +406,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		v->rs.uploaded_bytes = r->bytes;
 		v->force = 0;
 		v->tick_pushed = 1;
-		save_rs(v);
+		remote_save_state(v);
 		log_info("vault %s: pushed vault.tar.age (%llu bytes%s, ETag %s)", v->name,
 		    (unsigned long long)r->bytes, r->flags & UPL_F_MULTIPART ? ", multipart" : "",
 		    r->etag);
@@ -614,7 +421,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		v->rs.uploaded_bytes = r->bytes;
 		v->tick_pushed = 1;
 		msg_strlcpy(v->rs.pushed_sha256, v->push_sha, sizeof(v->rs.pushed_sha256));
-		save_rs(v);
+		remote_save_state(v);
 		push_end(v, 1);
 		return;
 	case PS_HISTORY:
@@ -623,7 +430,7 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 			return;
 		}
 		v->rs.history_at = now;
-		save_rs(v);
+		remote_save_state(v);
 		log_info("vault %s: history copy written", v->name);
 		v->push_step = PS_LIST;
 		prune_start(v, pruned);
@@ -765,31 +572,6 @@ remote_uploader_ready(void)
 		remote_kick(&D.vaults[i], -1, 0, NULL);
 }
 
-void
-remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
-{
-	const struct cfg_vault *cv = remote_cfg(v);
-
-	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
-		return;
-	sv->last_push_at = v->rs.last_push_at;
-	sv->last_ok_push_at = v->rs.last_ok_push_at;
-	sv->uploaded_bytes = v->rs.uploaded_bytes;
-	sv->pushed = !remote_lags(v) && v->rs.pushed_sha256[0] != '\0';
-	sv->weak_cas = (uint32_t)v->rs.weak_cas;
-	sv->next_push_at = vtimer_pending(&v->push_retry) ? v->next_push_at : 0;
-	sv->consecutive_failures += v->push_failures;
-	msg_strlcpy(sv->remote_etag, v->rs.etag, sizeof(sv->remote_etag));
-	if (v->push_error[0] != '\0' && v->last_error[0] == '\0')
-		msg_strlcpy(sv->last_error, v->push_error, sizeof(sv->last_error));
-	if (v->rs.conflict)
-		sv->state = VAULT_ST_CONFLICT;
-	else if (v->push_failures > 0)
-		sv->state = VAULT_ST_ERROR;
-	else if (v->push_busy && sv->state != VAULT_ST_SAVING)
-		sv->state = VAULT_ST_PUSHING;
-}
-
 /* After a pull was installed: the remote holds what we hold (or we mean to replace it). */
 void
 remote_pulled(struct vault_rt *v, const struct vault_job *vj)
@@ -803,28 +585,6 @@ remote_pulled(struct vault_rt *v, const struct vault_job *vj)
 	v->rs.conflict = 0;
 	v->push_failures = 0;
 	v->push_error[0] = '\0';
-	save_rs(v);
+	remote_save_state(v);
 	remote_kick(v, -1, 0, NULL);
-}
-
-/*
- * For the head poller: a remote latest holding the content id we last tried
- * to push is that write of ours, landed though its reply never said so (the
- * push's retry adopts it), not another device's.
- */
-int
-remote_head_ours(const struct vault_rt *v, const struct msg_upl_result *r)
-{
-	return r->outcome == UPL_OK && cid_ours(v, r->content_id);
-}
-
-/* The head poller saw another device's write: nothing is overwritten from now on. */
-void
-remote_mark_conflict(struct vault_rt *v)
-{
-	remote_load(v);
-	if (v->rs.conflict)
-		return;
-	v->rs.conflict = 1;
-	save_rs(v);
 }

@@ -332,3 +332,31 @@ store_remote_write(const char *dir, const struct vault_remote *r, char *err, siz
 	}
 	return store_write_atomic(dir, "remote", buf, (size_t)n, 0600, err, errlen);
 }
+
+#define CMP_CHUNK	(64 * 1024)
+
+/* 0 equal, 1 different (*at: the first differing byte), -1 read error. */
+int
+store_same_bytes(int a, int b, uint64_t n, uint64_t *at)
+{
+	static unsigned char ba[CMP_CHUNK], bb[CMP_CHUNK];
+	uint64_t off = 0;
+	size_t i, want;
+	ssize_t ra, rb;
+
+	while (off < n) {
+		want = n - off < CMP_CHUNK ? (size_t)(n - off) : CMP_CHUNK;
+		ra = pread(a, ba, want, (off_t)off);
+		rb = pread(b, bb, want, (off_t)off);
+		if (ra != (ssize_t)want || rb != (ssize_t)want)
+			return -1;
+		if (memcmp(ba, bb, want) != 0) {
+			for (i = 0; ba[i] == bb[i]; i++)
+				;
+			*at = off + i;
+			return 1;
+		}
+		off += want;
+	}
+	return 0;
+}

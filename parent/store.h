@@ -80,4 +80,7 @@ int store_recipients(const struct cfg_vault *v, const char *dir, struct age_reci
 int store_sync_dir(const char *dir);
 
 
+/* Files a and b over their first n bytes: 0 equal, 1 different (*at: the first differing byte), -1 read error. */
+int store_same_bytes(int a, int b, uint64_t n, uint64_t *at);
+
 #endif

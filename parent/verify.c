@@ -40,7 +40,6 @@
 #define WAIT_MS		250		/* a busy vault is looked at again this often */
 #define WAIT_MAX_MS	(60 * 1000)	/* then the drill gives up, as an error */
 #define DRILL_WAITERS	8
-#define CMP_CHUNK	(64 * 1024)
 
 static const char *const outcome_names[] = {
 	[VERIFY_NONE] = "none", [VERIFY_OK] = "ok", [VERIFY_MISMATCH] = "mismatch",
@@ -232,32 +231,6 @@ tmp_open(const char *dir)
 	return fd;
 }
 
-/* 0 equal, 1 different (*at: the first differing byte), -1 read error. */
-static int
-same_bytes(int a, int b, uint64_t n, uint64_t *at)
-{
-	static unsigned char ba[CMP_CHUNK], bb[CMP_CHUNK];
-	uint64_t off = 0;
-	size_t i, want;
-	ssize_t ra, rb;
-
-	while (off < n) {
-		want = n - off < CMP_CHUNK ? (size_t)(n - off) : CMP_CHUNK;
-		ra = pread(a, ba, want, (off_t)off);
-		rb = pread(b, bb, want, (off_t)off);
-		if (ra != (ssize_t)want || rb != (ssize_t)want)
-			return -1;
-		if (memcmp(ba, bb, want) != 0) {
-			for (i = 0; ba[i] == bb[i]; i++)
-				;
-			*at = off + i;
-			return 1;
-		}
-		off += want;
-	}
-	return 0;
-}
-
 /*
  * Judge a downloaded object: the structural scan always, the byte compare
  * with the local archive when the remote should hold exactly it.
@@ -304,7 +277,7 @@ judge(struct verify_drill *d, struct part *p, int compare, const char *why_not)
 		    (unsigned long long)d->local_size, sbuf);
 		return;
 	}
-	switch (same_bytes(d->tmp_fd, d->local_fd, p->bytes, &at)) {
+	switch (store_same_bytes(d->tmp_fd, d->local_fd, p->bytes, &at)) {
 	case 0:
 		part_set(p, r == 0 ? VERIFY_OK : VERIFY_MISMATCH, "%s matches the local archive "
 		    "byte for byte (%llu bytes; %s)", p->key, (unsigned long long)p->bytes, sbuf);

@@ -48,6 +48,13 @@ def test_worker_side_never_includes_the_daemon_state():
             assert "vaultsyncd.h" not in includes(header), header
 
 
+def test_no_parent_file_over_600_lines():
+    sizes = {os.path.basename(p): sum(1 for _ in open(p))
+             for p in glob.glob(os.path.join(REPO, "parent", "*.c"))}
+    assert len(sizes) > 20, sizes
+    assert max(sizes.values()) <= 600, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
 def test_common_does_not_reach_into_programs():
     own = {os.path.basename(p) for p in glob.glob(os.path.join(REPO, "common", "*.h"))}
     for p in glob.glob(os.path.join(REPO, "common", "*.[ch]")):

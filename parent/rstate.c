@@ -1,0 +1,115 @@
+/*
+ * What the remote holds, as this device knows it: the remote state file
+ * (StateDir/VAULT/remote) loaded once and written after every change, the
+ * vault's configuration and files as the remote side sees them, the
+ * conflict mark that stops every overwrite, and the remote's part of status.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "remote_int.h"
+#include "vaultsyncd.h"
+
+const struct cfg_vault *
+remote_cfg(const struct vault_rt *v)
+{
+	return cfg_vault_find(&D.cfg, v->name);
+}
+
+void
+remote_state_dir(const struct vault_rt *v, char *buf, size_t len)
+{
+	const struct cfg_vault *cv = remote_cfg(v);
+
+	if (cv != NULL)
+		store_dir(&D.cfg, cv, buf, len);
+	else
+		buf[0] = '\0';
+}
+
+void
+remote_load(struct vault_rt *v)
+{
+	char dir[STORE_PATH_MAX];
+
+	if (v->rs_loaded)
+		return;
+	remote_state_dir(v, dir, sizeof(dir));
+	(void)store_remote_read(dir, &v->rs);
+	v->rs_loaded = 1;
+}
+
+void
+remote_save_state(struct vault_rt *v)
+{
+	char dir[STORE_PATH_MAX], err[256];
+
+	remote_state_dir(v, dir, sizeof(dir));
+	if (store_remote_write(dir, &v->rs, err, sizeof(err)) != 0)
+		log_error("vault %s: %s", v->name, err);
+}
+
+int
+remote_lags(const struct vault_rt *v)
+{
+	return v->st.sha256[0] != '\0' && strcmp(v->st.sha256, v->rs.pushed_sha256) != 0;
+}
+
+int
+remote_open_file(struct vault_rt *v, const char *name, uint64_t *size)
+{
+	char dir[STORE_PATH_MAX], p[STORE_PATH_MAX];
+	off_t end;
+	int fd;
+
+	remote_state_dir(v, dir, sizeof(dir));
+	store_file(dir, name, p, sizeof(p));
+	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	if ((end = lseek(fd, 0, SEEK_END)) < 0) {
+		close(fd);
+		return -1;
+	}
+	*size = (uint64_t)end;
+	return fd;
+}
+
+/* The head poller saw another device's write: nothing is overwritten from now on. */
+void
+remote_mark_conflict(struct vault_rt *v)
+{
+	remote_load(v);
+	if (v->rs.conflict)
+		return;
+	v->rs.conflict = 1;
+	remote_save_state(v);
+}
+
+/* The remote side of a vault's status snapshot. */
+void
+remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
+{
+	const struct cfg_vault *cv = remote_cfg(v);
+
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
+		return;
+	sv->last_push_at = v->rs.last_push_at;
+	sv->last_ok_push_at = v->rs.last_ok_push_at;
+	sv->uploaded_bytes = v->rs.uploaded_bytes;
+	sv->pushed = !remote_lags(v) && v->rs.pushed_sha256[0] != '\0';
+	sv->weak_cas = (uint32_t)v->rs.weak_cas;
+	sv->next_push_at = vtimer_pending(&v->push_retry) ? v->next_push_at : 0;
+	sv->consecutive_failures += v->push_failures;
+	msg_strlcpy(sv->remote_etag, v->rs.etag, sizeof(sv->remote_etag));
+	if (v->push_error[0] != '\0' && v->last_error[0] == '\0')
+		msg_strlcpy(sv->last_error, v->push_error, sizeof(sv->last_error));
+	if (v->rs.conflict)
+		sv->state = VAULT_ST_CONFLICT;
+	else if (v->push_failures > 0)
+		sv->state = VAULT_ST_ERROR;
+	else if (v->push_busy && sv->state != VAULT_ST_SAVING)
+		sv->state = VAULT_ST_PUSHING;
+}
