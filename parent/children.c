@@ -24,7 +24,7 @@
 #include "child.h"
 #include "live.h"
 #include "log.h"
-#include "spawn.h"
+#include "childexec.h"
 #include "upconf.h"
 #include "vaultsyncd.h"
 

@@ -60,3 +60,15 @@ def test_common_does_not_reach_into_programs():
     for p in glob.glob(os.path.join(REPO, "common", "*.[ch]")):
         for inc in includes(p):
             assert inc in own, (p, inc)
+
+
+def test_no_header_shadows_a_system_header():
+    """Each program is built with -I of its own directory: a header named like
+    a system one (spawn.h once did) hides it from every file there."""
+    deliberate = {"archive.h"}	# includes libarchive's with #include_next
+    for h in glob.glob(os.path.join(REPO, "*", "*.h")):
+        name = os.path.basename(h)
+        if name in deliberate:
+            continue
+        assert not os.path.exists(os.path.join("/usr/include", name)), h
+        assert not glob.glob(os.path.join("/usr/include", "*-linux-gnu", name)), h

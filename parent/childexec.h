@@ -1,8 +1,8 @@
 /*
  * Starting a long-lived child (children.c decides when).
  */
-#ifndef VS_SPAWN_H
-#define VS_SPAWN_H
+#ifndef VS_CHILDEXEC_H
+#define VS_CHILDEXEC_H
 
 #include <stddef.h>
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "child.h"
-#include "spawn.h"
+#include "childexec.h"
 #include "vaultsyncd.h"
 
 /* Move fd to a number above the fixed slots, so the dup2s below never collide. */
