@@ -190,6 +190,7 @@ torture: deps-test
 bench: all
 	@/usr/bin/python3 tests/bench/status_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/save_bench.py $(abspath $(B))
+	@/usr/bin/python3 tests/bench/unlock_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/push_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/loop_bench.py $(abspath $(B))
 
