@@ -132,6 +132,7 @@ check_svault(const void *p, const char **why)
 	    "snapshot vault: string not terminated");
 	REQUIRE(m->verify_outcome <= VERIFY_OUTCOME_MAX,
 	    "snapshot vault: verify outcome out of range");
+	REQUIRE(m->healthy <= 1, "snapshot vault: bad health flag");
 	return 0;
 }
 
@@ -444,7 +445,7 @@ _Static_assert(sizeof(struct msg_watch_newdir) == 264, "newdir");
 _Static_assert(sizeof(struct msg_cred_info) == 608, "cred");
 _Static_assert(sizeof(struct msg_snap_daemon) == 480, "snap daemon");
 _Static_assert(sizeof(struct msg_snap_child) == 160, "snap child");
-_Static_assert(sizeof(struct msg_snap_vault) == 1496, "snap vault");
+_Static_assert(sizeof(struct msg_snap_vault) == 1504, "snap vault");
 _Static_assert(sizeof(struct msg_upl_put) == 488, "upload put");
 _Static_assert(sizeof(struct msg_upl_get) == 272, "upload get");
 _Static_assert(sizeof(struct msg_upl_op) == 520, "upload op");

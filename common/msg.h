@@ -222,6 +222,8 @@ struct msg_snap_vault {
 	uint32_t verify_mismatches;	/* of which found the remote differing */
 	uint32_t verify_errors;	/* of which could not fetch or found a broken file */
 	char verify_msg[256];
+	uint32_t healthy;	/* 1: this vault counts as healthy (the daemon's one rule) */
+	uint32_t pad;
 };
 
 /* A mismatch is an alarm: the vault is unhealthy until a drill matches again. */

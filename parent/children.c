@@ -220,6 +220,7 @@ on_hello(struct child_proc *c, struct msg *m)
 	daemon_child_ready();
 	if (c->role == ROLE_UPLOADER)
 		remote_uploader_ready();
+	status_push();		/* statusd's first, or one that says a child is back */
 }
 
 static void
@@ -365,7 +366,7 @@ restart_timer_fired(void *arg)
 }
 
 static void
-child_reaped(struct child_proc *c, int status)
+child_gone(struct child_proc *c, int status)
 {
 	int was_running = c->state == CHILD_ST_RUNNING;
 	uint64_t ran = mono_ms() - c->started_mono;
@@ -416,6 +417,13 @@ child_reaped(struct child_proc *c, int status)
 	c->restarts++;
 	c->restart_timer = timer_add(c->backoff_ms, restart_timer_fired, c);
 	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+static void
+child_reaped(struct child_proc *c, int status)
+{
+	child_gone(c, status);
+	status_push();		/* statusd hears that a child is down */
 }
 
 void

@@ -310,6 +310,8 @@ daemon_reload(char *err, size_t errlen)
 	watch_sync_vaults();
 	vault_adopt_all();
 	children_config_changed(creds_changed);
+	if (!creds_changed)
+		(void)children_creds_changed();	/* a file written or replaced: read it now */
 	if (D.ready) {
 		tick_startup();		/* vaults the reload added */
 		headpoll_start();
@@ -527,6 +529,7 @@ main(int argc, char **argv)
 	}
 	children_init();
 	children_start_all();
+	status_push_start();
 	startup_timer = timer_add(STARTUP_TIMEOUT_MS, startup_expired, NULL);
 	log_info("vaultsyncd %s starting (pid %d, config %s)", VS_VERSION, (int)getpid(),
 	    D.cfg.file[0] ? D.cfg.file : "(defaults)");

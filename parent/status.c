@@ -1,14 +1,20 @@
 /*
  * Status snapshots: the same fixed messages serve vaultsyncctl (over the
  * control socket) and statusd (over its channel).  Health is about whether
- * sync works, not only whether processes exist.
+ * sync works, not only whether processes exist.  statusd never asks: the
+ * parent pushes it a snapshot when a child starts or stops and every
+ * STATUSD_PUSH_MS, so what it serves is at most that old and follows the
+ * same rule as vaultsyncctl status.
  */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "vaultsyncd.h"
+
+#define STATUSD_PUSH_MS	500
 
 static int
 vault_healthy(const struct vault_rt *v)
@@ -112,10 +118,43 @@ status_send_snapshot(int fd, uint32_t seq)
 			sv.state = VAULT_ST_DIRTY;
 		remote_status(v, &sv);
 		verify_status(v, &sv);
+		sv.healthy = (uint32_t)vault_healthy(v);
 		if (send(fd, MSG_SNAP_VAULT, seq, &sv, sizeof(sv)) != 0)
 			return -1;
 	}
 	memset(&e, 0, sizeof(e));
 	e.healthy = (uint32_t)status_healthy();
 	return send(fd, MSG_SNAP_END, seq, &e, sizeof(e));
+}
+
+/*
+ * A snapshot to statusd, if it runs.  Its channel does not block: a
+ * snapshot cut short by a full buffer has no SNAP_END, statusd keeps the one
+ * before, and the next push sends it whole.
+ */
+void
+status_push(void)
+{
+	struct child_proc *s = child_by_role(ROLE_STATUSD);
+
+	if (!D.cfg.status_api || s->state != CHILD_ST_RUNNING || s->chan < 0)
+		return;
+	if (status_send_snapshot(s->chan, ++s->seq) != 0 && errno != EAGAIN)
+		log_debug("statusd: snapshot not sent: %s", strerror(errno));
+}
+
+static void
+push_fired(void *arg)
+{
+	(void)arg;
+	if (D.shutting_down)
+		return;
+	status_push();
+	(void)timer_add(STATUSD_PUSH_MS, push_fired, NULL);
+}
+
+void
+status_push_start(void)
+{
+	(void)timer_add(STATUSD_PUSH_MS, push_fired, NULL);
 }

@@ -251,6 +251,9 @@ void tick_startup(void);
 /* ---- status.c ---- */
 int status_send_snapshot(int fd, uint32_t seq);
 int status_healthy(void);
+/* A snapshot to statusd now; and every few hundred ms from status_push_start on. */
+void status_push(void);
+void status_push_start(void);
 
 /* ---- runtime.c ---- */
 int runtime_prepare(char *err, size_t errlen);	/* dirs, lock, chroot */

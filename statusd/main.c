@@ -44,8 +44,6 @@ static enum MHD_Result
 handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
-	char body[256];
-
 	(void)cls;
 	(void)version;
 	(void)upload_data;
@@ -59,9 +57,15 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"read-only API\"}\n");
 	if (strcmp(url, "/v1/healthz") == 0) {
-		snprintf(body, sizeof(body), "{\"status\":\"ok\",\"schema_version\":1,"
-		    "\"version\":\"%s\"}\n", VS_VERSION);
-		return reply(conn, MHD_HTTP_OK, body);
+		char *hb = NULL;
+		unsigned code = snap_healthz(&hb);
+		enum MHD_Result rv;
+
+		if (hb == NULL)
+			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\":\"out of memory\"}\n");
+		rv = reply(conn, code, hb);
+		free(hb);
+		return rv;
 	}
 	return reply(conn, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}\n");
 }
@@ -71,24 +75,27 @@ read_channel(void)
 {
 	struct msg m;
 
-	if (!child_read(&c, &m))
-		return;
-	switch (m.hdr.type) {
-	case MSG_PING:
-		if (child_send(&c, MSG_PONG, &m.u.ping, sizeof(m.u.ping)) != 0)
-			fatal("send PONG");
-		break;
-	case MSG_STATUSD_CONFIG:
-		scfg = m.u.scfg;
-		explicit_bzero(&m, sizeof(m));
-		break;
-	case MSG_SNAP_DAEMON:
-	case MSG_SNAP_CHILD:
-	case MSG_SNAP_VAULT:
-	case MSG_SNAP_END:
-		break;	/* the full API (later) serves these */
-	default:
-		fatalx("unexpected %s from parent", msg_type_name(m.hdr.type));
+	/* All that is queued: a snapshot is many records. */
+	while (child_read(&c, &m)) {
+		switch (m.hdr.type) {
+		case MSG_PING:
+			if (child_send(&c, MSG_PONG, &m.u.ping, sizeof(m.u.ping)) != 0)
+				fatal("send PONG");
+			break;
+		case MSG_STATUSD_CONFIG:
+			scfg = m.u.scfg;
+			explicit_bzero(&m, sizeof(m));
+			break;
+		case MSG_SNAP_DAEMON:
+		case MSG_SNAP_CHILD:
+		case MSG_CRED_INFO:
+		case MSG_SNAP_VAULT:
+		case MSG_SNAP_END:
+			snap_take(&m);
+			break;
+		default:
+			fatalx("unexpected %s from parent", msg_type_name(m.hdr.type));
+		}
 	}
 }
 

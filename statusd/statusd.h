@@ -6,6 +6,8 @@
 
 #include <microhttpd.h>
 
+#include "msg.h"
+
 /*
  * At most this many HTTP connections, and per client address a quarter of
  * them, so that a few addresses cannot take every slot.  The table plus
@@ -28,5 +30,10 @@ void statusd_conn_answered(struct MHD_Connection *conn);
 int statusd_conn_expire(void);
 /* Connections closed since the last call. */
 unsigned statusd_conn_closed(void);
+
+/* snap.c: a snapshot record from the parent (SNAP_*, CRED_INFO). */
+void snap_take(const struct msg *m);
+/* /v1/healthz: 200 or 503, and a JSON body to free(). */
+unsigned snap_healthz(char **body);
 
 #endif

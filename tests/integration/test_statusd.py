@@ -252,3 +252,79 @@ def test_unresponsive_statusd_is_restarted(daemon_factory, user_mode):
     time.sleep(12)
     assert d.children()["statusd"]["restarts"] == 1
     assert d.stop() == 0
+
+
+def _healthz(url):
+    code, _, body = get(url + "v1/healthz")
+    return code, json.loads(body)
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_healthz_follows_the_daemons_health(daemon_factory, workdir, user_mode):
+    """healthz says what vaultsyncctl status says, from the snapshots the
+    parent pushes: 503 naming the vault while it is in conflict, 200 again
+    once push --force resolved it, without a restart."""
+    from conftest import wait_for
+    from test_remote_dir import other_device_archive, remote_env, write_as_other_device
+    e = remote_env(daemon_factory, workdir, user_mode)
+    try:
+        e.d.start()
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        e.ctl("sync", "v")
+        url = e.d.status()["daemon"]["status_url"]
+
+        def agree(want_code):
+            code, body = _healthz(url)
+            st = e.d.status()
+            if code != want_code or st["healthy"] != (want_code == 200):
+                return None
+            return body
+        body = wait_for(lambda: agree(200), timeout=10, what="healthz 200")
+        assert body["status"] == "ok", body
+        write_as_other_device(e, other_device_archive(e, {"theirs.txt": "laptop\n"}))
+        with open(os.path.join(e.path, "mine.txt"), "w") as f:
+            f.write("mine\n")
+        assert e.ctl("sync", "v", check=False).returncode == 1
+        body = wait_for(lambda: agree(503), timeout=10, what="healthz 503")
+        assert body["status"] == "unhealthy", body
+        assert any(r.startswith("vault v: conflict") for r in body["reasons"]), body
+        assert e.ctl("push", "v", "--force", check=False).returncode == 0
+        body = wait_for(lambda: agree(200), timeout=10, what="healthz 200 again")
+        assert body == {"status": "ok", "schema_version": 1, "version": "0.1.0"}, body
+        assert e.d.stop() == 0
+    finally:
+        e.close()
+
+
+def test_healthz_names_missing_credentials(daemon_factory, workdir):
+    """A CredentialsFile that is not there: 503 naming it, 200 once it exists
+    (the uploader is restarted to read it; the daemon is not)."""
+    from conftest import wait_for
+    user_mode = os.geteuid() != 0
+    creds = os.path.join(workdir, "s3.env")
+    d = daemon_factory(user_mode=user_mode, extra_conf="CredentialsFile %s\n" % creds,
+                       vault_conf="Vault s3v\n  Path %s/vault\n  Mount no\n"
+                       "  Remote s3://test-bucket/vaults\n  Endpoint http://127.0.0.1:9\n"
+                       % workdir)
+    d.start()
+    url = d.status()["daemon"]["status_url"]
+    pid = d.proc.pid
+
+    def code_and_body(want, reason=None):
+        code, body = _healthz(url)
+        if code != want or d.status()["healthy"] != (want == 200):
+            return None
+        if reason is not None and not any(r.startswith(reason) for r in body["reasons"]):
+            return None
+        return body
+    # "unknown" until the uploader has looked, then "missing".
+    wait_for(lambda: code_and_body(503, "credentials %s: missing" % creds), timeout=15,
+             what="healthz 503 naming the missing file")
+    with open(creds, "w") as f:
+        f.write("AWS_ACCESS_KEY_ID=AKIATESTKEY0000WXYZ\nAWS_SECRET_ACCESS_KEY=%s\n" % ("s" * 40))
+    os.chmod(creds, 0o600)
+    if user_mode is False and d.ident.uid != 0:
+        os.chown(creds, d.ident.uid, d.ident.gid)
+    d.ctl("reload")
+    wait_for(lambda: code_and_body(200), timeout=20, what="healthz 200")
+    assert d.proc.pid == pid and d.stop() == 0

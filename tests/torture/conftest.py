@@ -753,9 +753,14 @@ def envs(daemon_factory, workdir, rnd):
 
 # ---- the verdict ---------------------------------------------------------------
 
+# A push waiting out its backoff answers a sync with its last error: one of
+# these, left by a fault the proxy injected (a reply cut off, an unconfirmed
+# write, a mangled status line), is an outage being recovered too.
 OUTAGE_WORDS = ("connect", "Connection", "timed out", "timeout", "HTTP 5", " 500", " 503",
                 "reset", "unavailable", "retry", "Couldn't resolve", "uploader", "No space", "Read-only",
-                "network", "Couldn't", "failed to", "empty reply", "Empty reply")
+                "network", "Couldn't", "failed to", "empty reply", "Empty reply",
+                "cut off", "unconfirmed", "without an ETag", "Unsupported response",
+                "cannot tell whose write")
 
 
 def sync_until_pushed(e, bound):
