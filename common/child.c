@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,12 @@ __asan_default_options(void)
 }
 #endif
 #endif
+
+int
+child_lift_fd(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 16);
+}
 
 static int
 is_socket(int fd)

@@ -24,6 +24,12 @@ struct child {
 	struct privdrop pd;
 };
 
+/*
+ * A copy of fd above every fixed slot (close-on-exec), so that the dup2s
+ * that put a child's fds in place never collide with each other.
+ */
+int child_lift_fd(int fd);
+
 /* Parse argv, route logging to the log fd.  -1 with err on bad usage. */
 int child_begin(struct child *c, uint32_t role, const struct sb_policy *policy,
     int argc, char **argv, char *err, size_t errlen);

@@ -14,14 +14,6 @@
 #include "childexec.h"
 #include "vaultsyncd.h"
 
-/* Move fd to a number above the fixed slots, so the dup2s below never collide. */
-static int
-lift(int fd)
-{
-	return fcntl(fd, F_DUPFD_CLOEXEC, 16);
-}
-
-
 void
 spawn_exec(struct child_proc *c, int chan, int logfd, struct child_fds *f, char **argv)
 {
@@ -34,12 +26,12 @@ spawn_exec(struct child_proc *c, int chan, int logfd, struct child_fds *f, char 
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
-	chan = lift(chan);
-	logfd = lift(logfd);
+	chan = child_lift_fd(chan);
+	logfd = child_lift_fd(logfd);
 	if (f->job >= 0)
-		f->job = lift(f->job);
+		f->job = child_lift_fd(f->job);
 	for (i = 0; i < f->ndirs; i++)
-		if ((f->dirs[i] = lift(f->dirs[i])) < 0)
+		if ((f->dirs[i] = child_lift_fd(f->dirs[i])) < 0)
 			_exit(127);
 	if (chan < 0 || logfd < 0 || (f->job < 0 && c->role != ROLE_UPLOADER) ||
 	    dup2(D.devnull_fd, 0) == -1 || dup2(D.devnull_fd, 1) == -1 ||

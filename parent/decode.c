@@ -39,13 +39,6 @@ struct decoder {
 	char why[256];			/* the first transport failure */
 };
 
-/* Above the fixed slots, so the dup2s of the spawn never collide. */
-static int
-lift(int fd)
-{
-	return fcntl(fd, F_DUPFD_CLOEXEC, 16);
-}
-
 static pid_t
 spawn(const struct decode_conf *c, int chan, int logfd, int afd, int idfd, int data)
 {
@@ -60,7 +53,7 @@ spawn(const struct decode_conf *c, int chan, int logfd, int afd, int idfd, int d
 	for (i = 0; i < 5; i++)
 		lifted[i] = -1;
 	for (i = 0; i < 5; i++)
-		if ((lifted[i] = lift(fds[i])) == -1)
+		if ((lifted[i] = child_lift_fd(fds[i])) == -1)
 			goto out;
 	argv[n++] = (char *)c->bin;
 	argv[n++] = "-m";

@@ -20,6 +20,7 @@
 
 #include "hex.h"
 #include "log.h"
+#include "vault_ops.h"
 #include "vaultsyncd.h"
 
 static char lock_path[CFG_PATH_MAX + 32];
@@ -68,16 +69,12 @@ ensure_dir(const char *path, mode_t mode, char *err, size_t errlen)
 static int
 dir_is_empty(const char *path)
 {
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int empty = 1;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), empty;
 
-	if (d == NULL)
+	if (fd == -1)
 		return 0;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			empty = 0;
-	closedir(d);
+	empty = vault_dir_empty(fd);
+	close(fd);
 	return empty;
 }
 

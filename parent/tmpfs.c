@@ -106,14 +106,18 @@ wipe_dir(int dfd, int depth, const char *keep)
 }
 
 int
-dir_empty(int dfd)
+vault_dir_empty(int dfd)
 {
 	DIR *d;
 	struct dirent *de;
 	int fd, empty = 1;
 
-	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL)
+	if ((fd = dup(dfd)) == -1)
 		return 0;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return 0;
+	}
 	while ((de = readdir(d)) != NULL)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			empty = 0;

@@ -217,7 +217,7 @@ op_unlock(struct vault_job *vj)
 		vop_err(vj, 66, "open %s: %s", vj->v.path, strerror(errno));
 		goto fail;
 	}
-	if (!dir_empty(vfd)) {
+	if (!vault_dir_empty(vfd)) {
 		vop_err(vj, 1, "%s is not empty: it is unlocked already, or holds files "
 		    "vaultsync did not put there", vj->v.path);
 		goto fail;

@@ -54,5 +54,7 @@ void vault_op_run(struct job *j);	/* dispatches on op */
 /* Main-thread helpers shared with vault.c. */
 int vault_path_is_mounted_tmpfs(const char *path);
 int vault_path_on_ram(const char *path);
+/* 1 if the directory open at dfd has no entries; 0 if it has, or cannot be read. */
+int vault_dir_empty(int dfd);
 
 #endif

@@ -23,7 +23,6 @@ void op_pull(struct vault_job *vj);
 
 /* tmpfs.c */
 int wipe_dir(int dfd, int depth, const char *keep);	/* keep: a name left in place */
-int dir_empty(int dfd);
 int do_mount(struct vault_job *vj, int *mounted);	/* *mounted: it was mounted here */
 void do_umount(const char *path);
 
