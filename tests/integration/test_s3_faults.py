@@ -153,6 +153,9 @@ def test_uploader_killed_after_its_write_landed(fenv, s3, proxy):
     assert landed["ETag"].strip('"') != v0["remote_etag"]
     change(e, b"after the kill")
     want = tree(e.path)
+    # The next attempt must meet the 503, not the gap while the uploader restarts.
+    wait_for(lambda: e.d.children()["uploader"]["state"] == "running" and
+             e.d.child_pids()["uploader"] != upl, timeout=30, what="the uploader restarted")
     r = e.ctl("sync", "v", check=False)
     assert r.returncode == 1 and "503" in r.stdout + r.stderr, (r.stdout, r.stderr)
     assert proxy.count("status") >= 1
