@@ -546,9 +546,7 @@ remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, cha
 	v->want_history = 1;
 	if (force)
 		v->want_force = 1;
-	/* An explicit request does not wait for the backoff. */
-	vtimer_clear(&v->push_retry);
-	v->next_push_at = 0;
+	remote_retry_now(v);
 	if (v->save_error[0] != '\0' && v->state != VAULT_ST_LOCKED) {
 		char note[256];
 
@@ -560,6 +558,21 @@ remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, cha
 	}
 	remote_kick(v, client, gen, "");
 	return 0;
+}
+
+/*
+ * Someone asked for this push (vaultsyncctl sync): the attempt is made now
+ * and its own outcome answered, not the last failure's error while the
+ * backoff runs out.  Backoff spares the remote from the daemon's retries,
+ * not from a person's request.
+ */
+void
+remote_retry_now(struct vault_rt *v)
+{
+	if (!vtimer_pending(&v->push_retry))
+		return;
+	vtimer_clear(&v->push_retry);
+	v->next_push_at = 0;
 }
 
 /* A fresh uploader: every vault whose remote lags gets its push. */

@@ -111,6 +111,18 @@ reply_all(struct vault_rt *v, int code, const char *msg)
 
 static void tick_start(struct vault_rt *v, int trigger);
 
+/* Does a control request wait for the running tick? */
+static int
+asked(const struct vault_rt *v)
+{
+	int i;
+
+	for (i = 0; i < v->ntick_waiters; i++)
+		if (v->tick_waiters[i].after < v->tick_index)
+			return 1;
+	return 0;
+}
+
 static void
 tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 {
@@ -233,6 +245,8 @@ tick_saved(struct vault_rt *v, int rc, int changed, const char *msg)
 		return;
 	}
 	v->tick_running = TICK_PUSHING;
+	if (asked(v))
+		remote_retry_now(v);
 	remote_kick(v, TICK_WAITER, 0, NULL);
 }
 

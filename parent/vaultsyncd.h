@@ -184,6 +184,7 @@ void upl_lost(const char *why);
 void remote_load(struct vault_rt *v);
 /* Push if the remote lags (or flags ask); a ctl client may wait for the outcome. */
 void remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix);
+void remote_retry_now(struct vault_rt *v);
 int remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force,
     char *err, size_t errlen);
 int remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err,

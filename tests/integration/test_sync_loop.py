@@ -150,6 +150,7 @@ def test_new_deep_directories_are_synced(dirloop):
 
 
 @pytest.mark.root
+@pytest.mark.alone
 def test_queue_overflow_rescans(daemon_factory, workdir):
     e = remote_env(daemon_factory, workdir, False, conf="Interval 1h\n")
     path = "/proc/sys/fs/inotify/max_queued_events"
@@ -185,6 +186,7 @@ def test_queue_overflow_rescans(daemon_factory, workdir):
 
 
 @pytest.mark.root
+@pytest.mark.alone
 def test_exhausted_watches_switch_to_polling(daemon_factory, workdir):
     e = remote_env(daemon_factory, workdir, False, conf="Interval 1h\n")
     path = "/proc/sys/fs/inotify/max_user_watches"

@@ -37,6 +37,7 @@ def test_changes_and_new_directories(daemon_factory, user_mode):
 
 
 @pytest.mark.root
+@pytest.mark.alone
 def test_overflow_reported(daemon_factory):
     path = "/proc/sys/fs/inotify/max_queued_events"
     old = open(path).read()
