@@ -56,41 +56,27 @@ log_push_error(struct vault_rt *v, const char *msg)
 	v->suppressed = 0;
 }
 
+/* The push came to an end for those waiting: the clients, then the tick's callback. */
 static void
 reply_waiters(struct vault_rt *v, int code, const char *msg)
 {
-	int i;
+	push_done_fn done = v->push_tick_done;
 
-	int n = v->nwaiters, tick = 0;
-
-	for (i = 0; i < n; i++) {
-		if (v->waiters[i].client == TICK_WAITER)
-			tick = 1;
-		else
-			ctl_reply(v->waiters[i].client, v->waiters[i].gen,
-			    v->waiters[i].fail && code == 0 ? 1 : code, "%s%s%s",
-			    v->waiters[i].prefix, v->waiters[i].prefix[0] ? "; " : "", msg);
-	}
-	v->nwaiters = 0;
-	if (tick)
-		tick_pushed(v, code, msg);	/* last: it may start the next tick */
+	waiters_answer(&v->push_waiters, UINT64_MAX, code, msg);
+	v->push_tick_done = NULL;
+	if (done != NULL)
+		done(v, code, msg);
 }
 
 static void
 add_waiter(struct vault_rt *v, int client, uint32_t gen, const char *prefix, int fail)
 {
-	if (client < 0 && client != TICK_WAITER)
+	char what[CFG_NAME_MAX + 32];
+
+	if (client < 0)
 		return;
-	if (v->nwaiters == PUSH_WAITERS) {
-		ctl_reply(client, gen, 1, "vault %s: too many requests waiting for a push", v->name);
-		return;
-	}
-	v->waiters[v->nwaiters].client = client;
-	v->waiters[v->nwaiters].gen = gen;
-	v->waiters[v->nwaiters].fail = fail;
-	msg_strlcpy(v->waiters[v->nwaiters].prefix, prefix != NULL ? prefix : "",
-	    sizeof(v->waiters[v->nwaiters].prefix));
-	v->nwaiters++;
+	snprintf(what, sizeof(what), "vault %s: a push", v->name);
+	(void)waiters_add(&v->push_waiters, client, gen, 0, prefix, fail, what);
 }
 
 static int push_start(struct vault_rt *v);
@@ -508,12 +494,23 @@ kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix, int fail)
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
 		if (client >= 0)
 			ctl_reply(client, gen, 0, "%s", prefix != NULL ? prefix : "");
-		else if (client == TICK_WAITER)
-			tick_pushed(v, 0, "");
 		return;
 	}
 	add_waiter(v, client, gen, prefix, fail);
 	(void)push_start(v);	/* if busy, push_end looks again */
+}
+
+void
+remote_push_tick(struct vault_rt *v, push_done_fn done)
+{
+	const struct cfg_vault *cv = remote_cfg(v);
+
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
+		done(v, 0, "");
+		return;
+	}
+	v->push_tick_done = done;
+	kick(v, -1, 0, NULL, 0);
 }
 
 void

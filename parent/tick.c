@@ -93,17 +93,8 @@ arm_interval(struct vault_rt *v)
 static void
 reply_all(struct vault_rt *v, int code, const char *msg)
 {
-	int i, n = 0;
-
-	for (i = 0; i < v->ntick_waiters; i++) {
-		if (v->tick_waiters[i].after >= v->tick_index) {
-			v->tick_waiters[n++] = v->tick_waiters[i];
-			continue;
-		}
-		ctl_reply(v->tick_waiters[i].client, v->tick_waiters[i].gen, code, "%s", msg);
-	}
-	v->ntick_waiters = n;
-	if (n > 0 && !v->tick_pending) {
+	waiters_answer(&v->tick_waiters, v->tick_index, code, msg);
+	if (v->tick_waiters.n > 0 && !v->tick_pending) {
 		v->tick_pending = 1;
 		v->pending_trigger = TRIG_CTL;
 	}
@@ -111,17 +102,7 @@ reply_all(struct vault_rt *v, int code, const char *msg)
 
 static void tick_start(struct vault_rt *v, int trigger);
 
-/* Does a control request wait for the running tick? */
-static int
-asked(const struct vault_rt *v)
-{
-	int i;
-
-	for (i = 0; i < v->ntick_waiters; i++)
-		if (v->tick_waiters[i].after < v->tick_index)
-			return 1;
-	return 0;
-}
+static void saved(struct vault_rt *v, int rc, int changed, const char *msg);
 
 static void
 tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
@@ -192,7 +173,7 @@ tick_start(struct vault_rt *v, int trigger)
 	emit(LL_INFO, base(v, "tick_start"), "vault %s: tick %llu (%s)", v->name,
 	    (unsigned long long)v->tick_index, trigger_names[trigger]);
 	v->tick_running = TICK_SAVING;
-	if (vault_save(v, err, sizeof(err)) != 0) {
+	if (vault_save(v, saved, err, sizeof(err)) != 0) {
 		msg_strlcpy(v->tick_save_msg, err, sizeof(v->tick_save_msg));
 		tick_end(v, "error", 1, err);
 	}
@@ -207,14 +188,11 @@ tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen)
 		return;
 	}
 	if (client >= 0) {
-		if (v->ntick_waiters == TICK_WAITERS) {
-			ctl_reply(client, gen, 1, "vault %s: too many requests waiting", v->name);
+		char what[CFG_NAME_MAX + 8];
+
+		snprintf(what, sizeof(what), "vault %s", v->name);
+		if (waiters_add(&v->tick_waiters, client, gen, v->tick_index, NULL, 0, what) != 0)
 			return;
-		}
-		v->tick_waiters[v->ntick_waiters].client = client;
-		v->tick_waiters[v->ntick_waiters].gen = gen;
-		v->tick_waiters[v->ntick_waiters].after = v->tick_index;
-		v->ntick_waiters++;
 	}
 	/* A tick, job or wholesale change (init, unlock, lock, pull) in progress: after it. */
 	if (v->tick_running != TICK_IDLE || v->busy || v->ctl_hold) {
@@ -226,9 +204,11 @@ tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen)
 	tick_start(v, trigger);
 }
 
+static void pushed(struct vault_rt *v, int code, const char *msg);
+
 /* The save of the running tick finished (ok: 0, else the error). */
-void
-tick_saved(struct vault_rt *v, int rc, int changed, const char *msg)
+static void
+saved(struct vault_rt *v, int rc, int changed, const char *msg)
 {
 	const struct cfg_vault *cv = cfg_of(v);
 
@@ -245,14 +225,15 @@ tick_saved(struct vault_rt *v, int rc, int changed, const char *msg)
 		return;
 	}
 	v->tick_running = TICK_PUSHING;
-	if (asked(v))
+	/* A control request waits for this tick: its push is tried now, backoff or not. */
+	if (waiters_for(&v->tick_waiters, v->tick_index))
 		remote_retry_now(v);
-	remote_kick(v, TICK_WAITER, 0, NULL);
+	remote_push_tick(v, pushed);
 }
 
 /* The push of the running tick came to an end: code 0 ok, else the message says why. */
-void
-tick_pushed(struct vault_rt *v, int code, const char *msg)
+static void
+pushed(struct vault_rt *v, int code, const char *msg)
 {
 	if (v->tick_running != TICK_PUSHING)
 		return;

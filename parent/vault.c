@@ -139,6 +139,7 @@ reply(struct vault_job *vj, int code, const char *fmt, ...)
 	vj->have_reply = 1;
 }
 
+static void save_ended(struct vault_rt *v, int rc, int changed, const char *msg);
 static int start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
     struct secbuf *pass, const struct vault_job *pull, char *err, size_t errlen);
 
@@ -164,7 +165,7 @@ op_done(struct job *j)
 			msg_strlcpy(v->save_error, vj->err, sizeof(v->save_error));
 		}
 		if (vj->op == VOP_SAVE)
-			tick_saved(v, vj->rc, 0, vj->err);
+			save_ended(v, vj->rc, 0, vj->err);
 		if (vj->op == VOP_PULL)
 			v->state = vj->unlocked ? VAULT_ST_UNLOCKED : VAULT_ST_LOCKED;
 	} else {
@@ -194,10 +195,7 @@ op_done(struct job *j)
 				    "archive %llu bytes", v->name, vj->changed ? "saved" : "unchanged",
 				    (unsigned long long)vj->files, (unsigned long long)vj->bytes,
 				    (unsigned long long)vj->st.archive_bytes);
-				if (v->tick_running == TICK_SAVING)
-					tick_saved(v, 0, vj->changed, m);
-				else
-					remote_kick(v, -1, 0, NULL);	/* the final save at shutdown */
+				save_ended(v, 0, vj->changed, m);
 			}
 			break;
 		case VOP_INIT:
@@ -387,9 +385,25 @@ vault_changed(struct vault_rt *v)
 }
 
 int
-vault_save(struct vault_rt *v, char *err, size_t errlen)
+vault_save(struct vault_rt *v, save_done_fn done, char *err, size_t errlen)
 {
-	return start_op(v, VOP_SAVE, -1, 0, NULL, NULL, err, errlen);
+	if (start_op(v, VOP_SAVE, -1, 0, NULL, NULL, err, errlen) != 0)
+		return -1;
+	v->save_done = done;
+	return 0;
+}
+
+/* The save's caller learns its outcome; a save nobody waits for is pushed. */
+static void
+save_ended(struct vault_rt *v, int rc, int changed, const char *msg)
+{
+	save_done_fn done = v->save_done;
+
+	v->save_done = NULL;
+	if (done != NULL)
+		done(v, rc, changed, msg);
+	else if (rc == 0)
+		remote_kick(v, -1, 0, NULL);	/* the final save at shutdown */
 }
 
 /* First SIGTERM: every unlocked vault not in a tick is saved once more, then pushed. */

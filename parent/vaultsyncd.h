@@ -14,6 +14,7 @@
 #include "store.h"
 #include "verify.h"
 #include "keep.h"
+#include "waiter.h"
 
 /* Exit codes (DESIGN §7). */
 #define EXIT_USAGE	64
@@ -76,9 +77,11 @@ struct vtimer {
 };
 
 /* ---- watch.c ---- */
-#define PUSH_WAITERS	8
-#define TICK_WAITERS	8
-#define TICK_WAITER	(-2)	/* "client" of a push that a tick waits for */
+
+struct vault_rt;
+/* A save or push a tick started has ended: 0, or the error (msg says what happened). */
+typedef void (*save_done_fn)(struct vault_rt *v, int rc, int changed, const char *msg);
+typedef void (*push_done_fn)(struct vault_rt *v, int code, const char *msg);
 
 enum tick_trigger { TRIG_STARTUP = 0, TRIG_WATCHER, TRIG_HEAD_POLL, TRIG_INTERVAL, TRIG_CTL };
 enum tick_phase { TICK_IDLE = 0, TICK_SAVING, TICK_PUSHING };
@@ -90,6 +93,7 @@ struct vault_rt {
 	uint32_t nwatches;
 	uint32_t consecutive_failures;
 	int busy, busy_op;		/* a worker job runs for this vault */
+	save_done_fn save_done;		/* the running save's caller (a tick), or NULL */
 	int64_t last_save_at;
 	struct vault_saved st;		/* as last saved (state file) */
 	uint64_t changes;		/* change notifications received */
@@ -114,8 +118,8 @@ struct vault_rt {
 	int force;			/* this sequence overwrites latest */
 	char push_error[256];
 	/* fail: the push cannot be what was asked for (the newest save failed) */
-	struct { int client; uint32_t gen; int fail; char prefix[256]; } waiters[PUSH_WAITERS];
-	int nwaiters;
+	struct waiters push_waiters;
+	push_done_fn push_tick_done;	/* the running tick's, called last */
 	char logged_error[256];		/* rate limit for identical errors */
 	int64_t logged_at;
 	unsigned suppressed;
@@ -130,8 +134,7 @@ struct vault_rt {
 	int tick_pending, pending_trigger;
 	int tick_saved, tick_pushed;
 	char tick_save_msg[512], tick_push_msg[512];
-	struct { int client; uint32_t gen; uint64_t after; } tick_waiters[TICK_WAITERS];
-	int ntick_waiters;
+	struct waiters tick_waiters;	/* after: the tick_index when they asked */
 	struct vtimer interval;		/* the Interval backstop */
 
 	/* headpoll.c */
@@ -184,6 +187,8 @@ void upl_lost(const char *why);
 void remote_load(struct vault_rt *v);
 /* Push if the remote lags (or flags ask); a ctl client may wait for the outcome. */
 void remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix);
+/* A tick's push: done is called once, when the push ends or has nothing to do. */
+void remote_push_tick(struct vault_rt *v, push_done_fn done);
 void remote_retry_now(struct vault_rt *v);
 int remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force,
     char *err, size_t errlen);
@@ -230,7 +235,8 @@ void vault_adopt_all(void);
 int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
 void vault_changed(struct vault_rt *v);
-int vault_save(struct vault_rt *v, char *err, size_t errlen);	/* a tick's save job */
+/* A tick's save job; done gets its outcome unless this returns -1. */
+int vault_save(struct vault_rt *v, save_done_fn done, char *err, size_t errlen);
 void vault_final_saves(void);	/* at shutdown: every unlocked vault, then its push */
 void vault_oneshot_start(void);
 int vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,
@@ -243,8 +249,6 @@ int vtimer_pending(const struct vtimer *t);
 
 /* ---- tick.c ---- */
 void tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen);
-void tick_saved(struct vault_rt *v, int rc, int changed, const char *msg);
-void tick_pushed(struct vault_rt *v, int code, const char *msg);
 void tick_run_pending(struct vault_rt *v);	/* the vault is free: a pending tick starts */
 int tick_any_running(void);
 void tick_startup(void);

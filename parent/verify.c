@@ -39,7 +39,6 @@
 
 #define WAIT_MS		250		/* a busy vault is looked at again this often */
 #define WAIT_MAX_MS	(60 * 1000)	/* then the drill gives up, as an error */
-#define DRILL_WAITERS	8
 
 static const char *const outcome_names[] = {
 	[VERIFY_NONE] = "none", [VERIFY_OK] = "ok", [VERIFY_MISMATCH] = "mismatch",
@@ -58,8 +57,7 @@ struct part {
 struct verify_drill {
 	char vault[CFG_NAME_MAX];
 	const char *trigger;		/* "ctl" or "interval" */
-	struct { int client; uint32_t gen; } waiters[DRILL_WAITERS];
-	int nwaiters;
+	struct waiters waiters;
 	uint64_t since;			/* mono_ms of the request */
 
 	/* As of the start: what the remote should hold. */
@@ -166,7 +164,7 @@ finish(struct vault_rt *v, struct verify_drill *d)
 	const struct part *l = &d->latest, *h = &d->history;
 	char msg[1024];
 	uint32_t o;
-	int i, code;
+	int code;
 
 	if (l->outcome == VERIFY_MISMATCH || h->outcome == VERIFY_MISMATCH)
 		o = VERIFY_MISMATCH;
@@ -182,8 +180,7 @@ finish(struct vault_rt *v, struct verify_drill *d)
 	    h->msg[0] ? "; " : "", h->msg);
 	emit(d, o, msg);
 	code = o == VERIFY_OK ? 0 : 1;
-	for (i = 0; i < d->nwaiters; i++)
-		ctl_reply(d->waiters[i].client, d->waiters[i].gen, code, "%s", msg);
+	waiters_answer(&d->waiters, UINT64_MAX, code, msg);
 	if (v != NULL) {
 		v->vfy.drill = NULL;
 		v->vfy.at = (int64_t)time(NULL);
@@ -551,18 +548,16 @@ verify_request(struct vault_rt *v, int client, uint32_t gen, char *err, size_t e
 	}
 	if (d == NULL) {
 		d = drill_new(v, "ctl");
-		d->waiters[d->nwaiters].client = client;
-		d->waiters[d->nwaiters++].gen = gen;
+		(void)waiters_add(&d->waiters, client, gen, 0, NULL, 0, "");
 		try_start(v);
 		return 0;
 	}
 	/* One drill at a time: a second asker gets the answer of the one in flight. */
-	if (d->nwaiters == DRILL_WAITERS) {
+	if (d->waiters.n == WAITERS_MAX) {
 		snprintf(err, errlen, "vault %s: too many requests waiting for a verify", v->name);
 		return -1;
 	}
-	d->waiters[d->nwaiters].client = client;
-	d->waiters[d->nwaiters++].gen = gen;
+	(void)waiters_add(&d->waiters, client, gen, 0, NULL, 0, "");
 	return 0;
 }
 
