@@ -155,7 +155,7 @@ handle_request(struct client *cl, const struct msg *m)
 	}
 	switch (rq->cmd) {
 	case CTL_STATUS:
-		if (rq->vault[0] != '\0' && vault_rt_find(rq->vault) == NULL) {
+		if (rq->vault[0] != '\0' && vreg_find(rq->vault) == NULL) {
 			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
 			break;
 		}
@@ -184,7 +184,7 @@ handle_request(struct client *cl, const struct msg *m)
 	case CTL_PUSH:
 	case CTL_HISTORY:
 	case CTL_VERIFY: {
-		struct vault_rt *v = vault_rt_find(rq->vault);
+		struct vault_rt *v = vreg_find(rq->vault);
 
 		if (v == NULL) {
 			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
@@ -227,7 +227,7 @@ handle_secret(struct client *cl, struct msg *m)
 	explicit_bzero(&m->u.csecret, sizeof(m->u.csecret));
 	log_info("%s %s%s%s requested by uid %u (pid %d)", ctl_cmd_name(cmd), cl->vault,
 	    cl->arg[0] ? " --version " : "", cl->arg, (unsigned)cl->uid, (int)cl->pid);
-	if ((v = vault_rt_find(cl->vault)) == NULL)
+	if ((v = vreg_find(cl->vault)) == NULL)
 		send_result(cl->fd, 1, "no such vault: %s", cl->vault);
 	else if (ctlq_submit(v, (int)(cl - clients), cl->gen, cmd, 0, cl->arg, &pass, err,
 	    sizeof(err)) != 0)

@@ -195,20 +195,19 @@ settle(struct vault_rt *v)
 void
 ctlq_settle_all(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++)
-		settle(&D.vaults[i]);
+	VAULT_FOREACH(v)
+		settle(v);
 }
 
 /* The final reply to (client, gen) has gone out (or its client had gone): the head retires. */
 void
 ctlq_replied(int client, uint32_t gen)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
+	VAULT_FOREACH(v) {
 		struct ctlq_req *r = v->cq_head;
 
 		if (r != NULL && r->running && r->client == client && r->gen == gen) {

@@ -26,7 +26,7 @@ schedule(struct vault_rt *v)
 static void
 polled(const char *vault, const struct msg_upl_result *r, void *arg)
 {
-	struct vault_rt *v = vault_rt_find(vault);
+	struct vault_rt *v = vreg_find(vault);
 	const char *etag;
 
 	(void)arg;
@@ -89,10 +89,9 @@ poll_fired(struct vault_rt *v)
 void
 headpoll_start(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
+	VAULT_FOREACH(v) {
 		const struct cfg_vault *cv = cfg_vault_find(&D.cfg, v->name);
 
 		if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || v->hp_interval_ms != 0)

@@ -193,7 +193,7 @@ daemon_child_ready(void)
 	}
 	if (D.cfg.status_api && runtime_write_daemon_json() != 0)
 		log_warn("cannot write %s/daemon.json: %s", D.cfg.runtime_dir, strerror(errno));
-	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)\nMAINPID=%d", D.nvaults,
+	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)\nMAINPID=%d", vreg_count(),
 	    (int)getpid());
 	if (sd_watchdog_interval_ms() > 0)
 		timer_add(sd_watchdog_interval_ms(), watchdog_ping, NULL);
@@ -204,7 +204,7 @@ daemon_child_ready(void)
 		headpoll_start();
 		verify_start();
 	}
-	log_info("ready: %zu vault(s), %s mode, control socket %s%s%s", D.nvaults,
+	log_info("ready: %zu vault(s), %s mode, control socket %s%s%s", vreg_count(),
 	    D.cfg.mode == CFG_SYSTEM ? "system" : "user", D.cfg.control_socket,
 	    D.cfg.status_api ? ", status API " : "", D.cfg.status_api ? D.status_url : "");
 }
@@ -307,7 +307,7 @@ daemon_reload(char *err, size_t errlen)
 		D.ncreds = nn;
 	}
 	apply_log_settings();
-	watch_sync_vaults();
+	vault_sync_config();
 	vault_adopt_all();
 	children_config_changed(creds_changed);
 	if (!creds_changed)
@@ -317,8 +317,8 @@ daemon_reload(char *err, size_t errlen)
 		headpoll_start();
 		verify_start();		/* VerifyInterval may have changed */
 	}
-	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)", D.nvaults);
-	log_info("configuration reloaded: %zu vault(s)", D.nvaults);
+	sd_notifyf("READY=1\nSTATUS=supervising %zu vault(s)", vreg_count());
+	log_info("configuration reloaded: %zu vault(s)", vreg_count());
 	return 0;
 }
 
@@ -513,7 +513,7 @@ main(int argc, char **argv)
 		cleanup();
 		fatal_code(EXIT_CANTCREAT, "inotify_init1: %s", strerror(errno));
 	}
-	watch_sync_vaults();
+	vault_sync_config();
 	vault_adopt_all();
 	jobs_init();
 	if (ctl_listen() != 0) {

@@ -17,17 +17,16 @@ static int scan_timer = -1;
 static void
 scan_fired(void *arg)
 {
-	size_t i;
+	struct vault_rt *v;
 	int any = 0;
 
 	(void)arg;
 	scan_timer = -1;
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
-		const struct cfg_vault *cv = &D.cfg.vaults[i];
+	VAULT_FOREACH(v) {
+		const struct cfg_vault *cv = cfg_vault_find(&D.cfg, v->name);
 		uint64_t h;
 
-		if (v->watch_mode != WATCH_POLLING)
+		if (v->watch_mode != WATCH_POLLING || cv == NULL)
 			continue;
 		any = 1;
 		if (v->state == VAULT_ST_LOCKED || v->busy)
@@ -54,19 +53,19 @@ pollscan_arm(void)
 {
 	uint64_t ms = D.cfg.watcher_debounce_ms > SCAN_MIN_MS ? D.cfg.watcher_debounce_ms :
 	    SCAN_MIN_MS;
-	size_t i;
+	struct vault_rt *v;
 	int any = 0;
 
 	if (D.shutting_down)
 		return;
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
+	VAULT_FOREACH(v) {
+		const struct cfg_vault *cv = cfg_vault_find(&D.cfg, v->name);
 
-		if (v->watch_mode != WATCH_POLLING)
+		if (v->watch_mode != WATCH_POLLING || cv == NULL)
 			continue;
 		any = 1;
 		if (v->poll_digest == 0 && v->state != VAULT_ST_LOCKED) {
-			v->poll_digest = tree_digest(D.cfg.vaults[i].path);
+			v->poll_digest = tree_digest(cv->path);
 			vault_changed(v);
 		}
 	}

@@ -77,7 +77,7 @@ static void
 prune_deleted(const char *vault, const struct msg_upl_result *r, void *arg)
 {
 	struct prune *p = arg;
-	struct vault_rt *v = vault_rt_find(vault);
+	struct vault_rt *v = vreg_find(vault);
 
 	if (v == NULL) {
 		prune_free(p);
@@ -122,7 +122,7 @@ static void
 prune_listed(const char *vault, const struct msg_upl_result *r, void *arg)
 {
 	struct prune *p = arg;
-	struct vault_rt *v = vault_rt_find(vault);
+	struct vault_rt *v = vreg_find(vault);
 	const struct cfg_vault *cv;
 
 	if (v == NULL) {

@@ -58,7 +58,7 @@ pull_fail(struct pull *p, const char *fmt, ...)
 static void
 pull_install(struct pull *p)
 {
-	struct vault_rt *v = vault_rt_find(p->vault);
+	struct vault_rt *v = vreg_find(p->vault);
 	char err[256];
 
 	if (v == NULL) {

@@ -257,7 +257,7 @@ do_history(struct vault_rt *v)
 static void
 on_mpu(const char *vault, const struct msg_upl_mpu *m, void *arg)
 {
-	struct vault_rt *v = vault_rt_find(vault);
+	struct vault_rt *v = vreg_find(vault);
 
 	(void)arg;
 	if (v == NULL)
@@ -305,7 +305,7 @@ on_settled(struct vault_rt *v, const struct msg_upl_result *r, int resend)
 static void
 step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
-	struct vault_rt *v = vault_rt_find(vault);
+	struct vault_rt *v = vreg_find(vault);
 
 	(void)arg;
 	if (v != NULL)
@@ -522,10 +522,10 @@ remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix)
 int
 remote_any_busy(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++)
-		if (D.vaults[i].push_busy)
+	VAULT_FOREACH(v)
+		if (v->push_busy)
 			return 1;
 	return 0;
 }
@@ -576,10 +576,10 @@ remote_retry_now(struct vault_rt *v)
 void
 remote_uploader_ready(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++)
-		remote_kick(&D.vaults[i], -1, 0, NULL);
+	VAULT_FOREACH(v)
+		remote_kick(v, -1, 0, NULL);
 }
 
 /* After a pull was installed: the remote holds what we hold (or we mean to replace it). */

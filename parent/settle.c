@@ -87,7 +87,7 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 	struct settling *st = arg;
 	struct msg_upl_result r = st->r;
 	settle_fn done = st->done;
-	struct vault_rt *v = vault_rt_find(vault);
+	struct vault_rt *v = vreg_find(vault);
 	char was[sizeof(r.error)];
 	int ours;
 

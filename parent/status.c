@@ -27,6 +27,7 @@ vault_healthy(const struct vault_rt *v)
 int
 status_healthy(void)
 {
+	const struct vault_rt *v;
 	size_t i;
 
 	for (i = 0; i < NCHILDREN; i++) {
@@ -38,8 +39,8 @@ status_healthy(void)
 	for (i = 0; i < D.ncreds; i++)
 		if (D.creds[i].state != CRED_ST_OK)
 			return 0;
-	for (i = 0; i < D.nvaults; i++)
-		if (!vault_healthy(&D.vaults[i]))
+	VAULT_FOREACH(v)
+		if (!vault_healthy(v))
 			return 0;
 	return 1;
 }
@@ -61,7 +62,7 @@ status_send_snapshot(int fd, uint32_t seq)
 	d.proto = VS_PROTO_VERSION;
 	d.mode = D.cfg.mode == CFG_SYSTEM ? MODE_SYSTEM : MODE_USER;
 	d.pid = (int32_t)getpid();
-	d.nvaults = (uint32_t)D.nvaults;
+	d.nvaults = (uint32_t)vreg_count();
 	d.nchildren = NCHILDREN;
 	d.ncreds = (uint32_t)D.ncreds;
 	d.started_at = D.started_at;
@@ -92,10 +93,14 @@ status_send_snapshot(int fd, uint32_t seq)
 	for (i = 0; i < D.ncreds; i++)
 		if (send(fd, MSG_CRED_INFO, seq, &D.creds[i], sizeof(D.creds[i])) != 0)
 			return -1;
-	for (i = 0; i < D.nvaults; i++) {
-		const struct vault_rt *v = &D.vaults[i];
+	/* In the configuration's order, which status lists them in. */
+	for (i = 0; i < D.cfg.nvaults; i++) {
 		const struct cfg_vault *cv = &D.cfg.vaults[i];
+		const struct vault_rt *v = vreg_find(cv->name);
 		struct msg_snap_vault sv;
+
+		if (v == NULL)
+			continue;
 
 		memset(&sv, 0, sizeof(sv));
 		sv.state = v->state;

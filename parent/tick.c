@@ -256,10 +256,10 @@ tick_run_pending(struct vault_rt *v)
 int
 tick_any_running(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++)
-		if (D.vaults[i].tick_running != TICK_IDLE)
+	VAULT_FOREACH(v)
+		if (v->tick_running != TICK_IDLE)
 			return 1;
 	return 0;
 }
@@ -268,11 +268,11 @@ tick_any_running(void)
 void
 tick_startup(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++)
-		if (!D.vaults[i].tick_started) {
-			D.vaults[i].tick_started = 1;
-			tick_request(&D.vaults[i], TRIG_STARTUP, -1, 0);
+	VAULT_FOREACH(v)
+		if (!v->tick_started) {
+			v->tick_started = 1;
+			tick_request(v, TRIG_STARTUP, -1, 0);
 		}
 }

@@ -75,15 +75,33 @@ remove_stale_temps(const char *dir)
 	closedir(d);
 }
 
+/* A vault the configuration no longer names: its waiting requests are answered. */
+static void
+dropped(struct vault_rt *v)
+{
+	ctlq_drop(v, "removed from the configuration");
+	keep_free(&v->keep);
+}
+
+/*
+ * After a (re)load: the registry follows the configuration (kept vaults keep
+ * their slot and state), then every vault is watched afresh.
+ */
+void
+vault_sync_config(void)
+{
+	vreg_sync(dropped);
+	watch_rebuild();
+}
+
 /* After a (re)load: state from disk, and vaults left unlocked by an earlier run. */
 void
 vault_adopt_all(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
-		const struct cfg_vault *cv = &D.cfg.vaults[i];
+	VAULT_FOREACH(v) {
+		const struct cfg_vault *cv = vault_cfg(v);
 		char dir[STORE_PATH_MAX];
 		int present;
 
@@ -147,7 +165,7 @@ static void
 op_done(struct job *j)
 {
 	struct vault_job *vj = (struct vault_job *)j;
-	struct vault_rt *v = vault_rt_find(vj->v.name);
+	struct vault_rt *v = vreg_get(vj->vault);
 
 	if (v == NULL) {	/* removed by a reload meanwhile */
 		free(vj);
@@ -232,11 +250,9 @@ op_done(struct job *j)
 	}
 	if (vj->rc == 0 && vj->op != VOP_SAVE)
 		keep_load(v, vj->dir);
-	/* The tree under Path changed wholesale: rebuild the watches (and the vault array). */
-	if (vj->op != VOP_SAVE) {
-		watch_sync_vaults();
-		v = vault_rt_find(vj->v.name);
-	}
+	/* The tree under Path changed wholesale: rebuild the watches. */
+	if (vj->op != VOP_SAVE)
+		watch_rebuild();
 	if (vj->have_reply)
 		ctl_reply(vj->client, vj->client_gen, vj->reply_code, "%s", vj->reply_msg);
 	free(vj);
@@ -285,6 +301,7 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 	}
 	vj->job.run = vault_op_run;
 	vj->job.done = op_done;
+	vj->vault = vreg_ref(v);
 	vj->op = op;
 	vj->v = *cv;
 	vj->system_mode = D.cfg.mode == CFG_SYSTEM;
@@ -336,7 +353,7 @@ int
 vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct secbuf *pass,
     char *err, size_t errlen)
 {
-	struct vault_rt *v = vault_rt_find(name);
+	struct vault_rt *v = vreg_find(name);
 	enum vault_op op;
 
 	if (v == NULL) {
@@ -411,10 +428,9 @@ void
 vault_final_saves(void)
 {
 	char err[256];
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
+	VAULT_FOREACH(v) {
 
 		if (v->state == VAULT_ST_LOCKED || v->busy || v->tick_running != TICK_IDLE)
 			continue;
@@ -429,10 +445,9 @@ vault_final_saves(void)
 void
 vault_oneshot_start(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
+	VAULT_FOREACH(v) {
 		char **n;
 		int want = D.oneshot_vaults == NULL || *D.oneshot_vaults == NULL;
 

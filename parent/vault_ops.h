@@ -14,11 +14,13 @@
 #include "job.h"
 #include "secbuf.h"
 #include "store.h"
+#include "vreg.h"
 
 enum vault_op { VOP_SAVE = 0, VOP_INIT, VOP_UNLOCK, VOP_LOCK, VOP_PULL };
 
 struct vault_job {
 	struct job job;
+	struct vault_ref vault;		/* the main thread's: whose job it is */
 	enum vault_op op;
 	struct cfg_vault v;		/* copy of the vault's config */
 	char dir[STORE_PATH_MAX];	/* StateDir/VAULT */

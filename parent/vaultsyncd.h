@@ -15,6 +15,7 @@
 #include "verify.h"
 #include "keep.h"
 #include "waiter.h"
+#include "vreg.h"
 
 /* Exit codes (DESIGN §7). */
 #define EXIT_USAGE	64
@@ -87,6 +88,7 @@ enum tick_trigger { TRIG_STARTUP = 0, TRIG_WATCHER, TRIG_HEAD_POLL, TRIG_INTERVA
 enum tick_phase { TICK_IDLE = 0, TICK_SAVING, TICK_PUSHING };
 
 struct vault_rt {
+	int in_use;			/* vreg.c: the slot holds a configured vault */
 	char name[CFG_NAME_MAX];
 	uint32_t state;			/* enum vault_state */
 	uint32_t watch_mode;		/* enum watch_mode */
@@ -156,11 +158,10 @@ struct vault_rt {
 	struct verify_state vfy;
 };
 int watch_init(void);
-void watch_sync_vaults(void);		/* after (re)load: add/drop vault roots */
+void watch_rebuild(void);		/* watch every vault's tree afresh */
 void watch_on_change(const struct msg_watch_change *m);
 void watch_on_newdir(const struct msg_watch_newdir *m);
 void watch_on_overflow(void);
-struct vault_rt *vault_rt_find(const char *name);
 
 /* ---- upload.c: requests to the uploader ---- */
 typedef void (*upl_done_fn)(const char *vault, const struct msg_upl_result *r, void *arg);
@@ -231,6 +232,7 @@ int ctl_client_alive(int client, uint32_t gen);
 const char *ctl_cmd_name(uint32_t cmd);
 
 /* ---- vault.c ---- */
+void vault_sync_config(void);	/* the registry and the watches follow D.cfg */
 void vault_adopt_all(void);
 int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
@@ -293,8 +295,6 @@ struct daemon {
 	struct child_proc children[NCHILDREN];
 	struct msg_cred_info creds[MAX_CREDFILES];
 	size_t ncreds;
-	struct vault_rt *vaults;
-	size_t nvaults;
 
 	int ready;
 	int config_ok;			/* the last (re)load succeeded: pruning allowed */

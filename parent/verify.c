@@ -199,7 +199,7 @@ finish(struct vault_rt *v, struct verify_drill *d)
 static struct vault_rt *
 drill_vault(struct verify_drill *d)
 {
-	struct vault_rt *v = vault_rt_find(d->vault);
+	struct vault_rt *v = vreg_find(d->vault);
 
 	if (v == NULL || v->vfy.drill != d) {
 		part_set(&d->latest, VERIFY_ERROR, "the vault was removed from the configuration");
@@ -564,11 +564,11 @@ verify_request(struct vault_rt *v, int client, uint32_t gen, char *err, size_t e
 void
 verify_start(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
-	for (i = 0; i < D.nvaults; i++)
-		if (D.vaults[i].vfy.drill == NULL)
-			arm(&D.vaults[i]);
+	VAULT_FOREACH(v)
+		if (v->vfy.drill == NULL)
+			arm(v);
 }
 
 int

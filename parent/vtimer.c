@@ -1,8 +1,8 @@
 /*
  * Timers that belong to a vault: at most one per purpose (a struct vtimer in
  * struct vault_rt), re-arming cancels the one before, and the vault is found
- * again by name when it fires, because a reload rebuilds the vault array and
- * may have removed it.  Without the cancel, a busy vault's re-armed Interval
+ * again by its registry reference when it fires, because a reload may have
+ * removed it (and even added another of the same name).  Without the cancel, a busy vault's re-armed Interval
  * timers would pile up until the loop runs out of timers.
  */
 #include <stddef.h>
@@ -12,7 +12,7 @@
 #include "vaultsyncd.h"
 
 struct vtimer_arg {
-	char name[CFG_NAME_MAX];
+	struct vault_ref vault;
 	size_t off;			/* of the vtimer within struct vault_rt */
 	vtimer_fn fn;
 };
@@ -21,7 +21,7 @@ static void
 fired(void *arg)
 {
 	struct vtimer_arg *a = arg;
-	struct vault_rt *v = vault_rt_find(a->name);
+	struct vault_rt *v = vreg_get(a->vault);
 	vtimer_fn fn = a->fn;
 	struct vtimer *t;
 
@@ -48,7 +48,7 @@ vtimer_set(struct vault_rt *v, struct vtimer *t, uint64_t ms, vtimer_fn fn)
 	vtimer_clear(t);
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		fatal("calloc");
-	msg_strlcpy(a->name, v->name, sizeof(a->name));
+	a->vault = vreg_ref(v);
 	a->off = (size_t)((char *)t - (char *)v);
 	a->fn = fn;
 	t->id = timer_add(ms, fired, a) + 1;

@@ -25,23 +25,12 @@
 
 struct wd_entry {
 	int wd;
-	size_t vault;		/* index into D.vaults */
+	struct vault_ref vault;
 	char *path;
 };
 
 static struct wd_entry *wds;
 static size_t nwds, capwds;
-
-struct vault_rt *
-vault_rt_find(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < D.nvaults; i++)
-		if (strcmp(D.vaults[i].name, name) == 0)
-			return &D.vaults[i];
-	return NULL;
-}
 
 int
 watch_init(void)
@@ -68,7 +57,7 @@ wd_forget(size_t i)
 	wds[i] = wds[--nwds];
 }
 
-static void add_tree(size_t vault, const char *path, int depth);
+static void add_tree(struct vault_rt *v, const char *path, int depth);
 
 /*
  * Watch one directory through its O_PATH fd: /proc/self/fd/N resolves to
@@ -76,9 +65,8 @@ static void add_tree(size_t vault, const char *path, int depth);
  * would stop at the magic link itself).
  */
 static int
-add_one(size_t vault, int dirfd, const char *path)
+add_one(struct vault_rt *v, int dirfd, const char *path)
 {
-	struct vault_rt *v = &D.vaults[vault];
 	struct wd_entry *e;
 	char proc[64];
 	int wd;
@@ -99,7 +87,7 @@ add_one(size_t vault, int dirfd, const char *path)
 		return -1;
 	}
 	if ((e = wd_find(wd)) != NULL) {	/* same directory seen again */
-		e->vault = vault;
+		e->vault = vreg_ref(v);
 		return 0;
 	}
 	if (nwds == capwds) {
@@ -114,20 +102,20 @@ add_one(size_t vault, int dirfd, const char *path)
 	if ((wds[nwds].path = strdup(path)) == NULL)
 		fatal("strdup");
 	wds[nwds].wd = wd;
-	wds[nwds].vault = vault;
+	wds[nwds].vault = vreg_ref(v);
 	nwds++;
 	v->nwatches++;
 	return 0;
 }
 
 static void
-add_tree_fd(size_t vault, int fd, const char *path, int depth)
+add_tree_fd(struct vault_rt *v, int fd, const char *path, int depth)
 {
 	DIR *d;
 	struct dirent *de;
 	int dfd;
 
-	if (add_one(vault, fd, path) != 0 || depth >= MAX_DEPTH)
+	if (add_one(v, fd, path) != 0 || depth >= MAX_DEPTH)
 		return;
 	/* Reopen for reading: the O_PATH fd cannot list. */
 	if ((dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
@@ -148,69 +136,53 @@ add_tree_fd(size_t vault, int fd, const char *path, int depth)
 		    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 			continue;
 		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) < sizeof(sub))
-			add_tree_fd(vault, sfd, sub, depth + 1);
+			add_tree_fd(v, sfd, sub, depth + 1);
 		close(sfd);
 	}
 	closedir(d);
 }
 
 static void
-add_tree(size_t vault, const char *path, int depth)
+add_tree(struct vault_rt *v, const char *path, int depth)
 {
 	int fd;
 
 	if ((fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return;
-	add_tree_fd(vault, fd, path, depth);
+	add_tree_fd(v, fd, path, depth);
 	close(fd);
 }
 
-/* Rebuild the runtime vault list from the config, keeping state by name. */
+/*
+ * Watch every directory of every vault afresh: after a (re)load, after an
+ * operation replaced a vault's tree, after the queue overflowed.
+ */
 void
-watch_sync_vaults(void)
+watch_rebuild(void)
 {
-	struct vault_rt *nv;
-	size_t i;
+	struct vault_rt *v;
 
 	while (nwds > 0) {
 		inotify_rm_watch(D.inotify_fd, wds[nwds - 1].wd);
 		wd_forget(nwds - 1);
 	}
-	if ((nv = calloc(D.cfg.nvaults ? D.cfg.nvaults : 1, sizeof(*nv))) == NULL)
-		fatal("calloc");
-	for (i = 0; i < D.cfg.nvaults; i++) {
-		const struct vault_rt *old = vault_rt_find(D.cfg.vaults[i].name);
-
-		if (old != NULL)
-			nv[i] = *old;
-		else {
-			msg_strlcpy(nv[i].name, D.cfg.vaults[i].name, sizeof(nv[i].name));
-			nv[i].state = VAULT_ST_LOCKED;
-		}
-		nv[i].nwatches = 0;
-		nv[i].watch_mode = WATCH_NONE;
-		nv[i].poll_digest = 0;
-		nv[i].watch_reason[0] = '\0';
-	}
-	for (i = 0; i < D.nvaults; i++)
-		if (cfg_vault_find(&D.cfg, D.vaults[i].name) == NULL) {
-			ctlq_drop(&D.vaults[i], "removed from the configuration");
-			keep_free(&D.vaults[i].keep);
-		}
-	free(D.vaults);
-	D.vaults = nv;
-	D.nvaults = D.cfg.nvaults;
-	for (i = 0; i < D.nvaults; i++) {
-		struct vault_rt *v = &D.vaults[i];
+	VAULT_FOREACH(v) {
+		const struct cfg_vault *cv = cfg_vault_find(&D.cfg, v->name);
 		struct stat st;
 
-		if (stat(D.cfg.vaults[i].path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		v->nwatches = 0;
+		v->watch_mode = WATCH_NONE;
+		v->poll_digest = 0;
+		v->watch_reason[0] = '\0';
+		if (cv == NULL)
+			continue;
+		if (stat(cv->path, &st) != 0 || !S_ISDIR(st.st_mode)) {
 			snprintf(v->watch_reason, sizeof(v->watch_reason), "%.100s is not a directory",
-			    D.cfg.vaults[i].path);
+			    cv->path);
 			continue;
 		}
 		v->watch_mode = WATCH_INOTIFY;
-		add_tree(i, D.cfg.vaults[i].path, 0);
+		add_tree(v, cv->path, 0);
 		if (v->watch_mode == WATCH_INOTIFY)
 			log_debug("vault %s: %u watches", v->name, v->nwatches);
 	}
@@ -225,7 +197,8 @@ watch_on_change(const struct msg_watch_change *m)
 
 	if (e == NULL)		/* already removed: a race, not an attack */
 		return;
-	v = &D.vaults[e->vault];
+	if ((v = vreg_get(e->vault)) == NULL)
+		return;
 	v->changes += m->count;
 	v->last_change_at = (int64_t)time(NULL);
 	log_debug("vault %s: %u change(s) under %s", v->name, m->count, e->path);
@@ -242,7 +215,7 @@ watch_on_newdir(const struct msg_watch_newdir *m)
 {
 	struct wd_entry *e = wd_find(m->wd);
 	char path[CFG_PATH_MAX * 4];
-	size_t vault;
+	struct vault_rt *v;
 	int dfd, fd;
 
 	if (e == NULL)
@@ -252,7 +225,8 @@ watch_on_newdir(const struct msg_watch_newdir *m)
 		log_warn("watcher reported an invalid directory name; ignored");
 		return;
 	}
-	vault = e->vault;
+	if ((v = vreg_get(e->vault)) == NULL)
+		return;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", e->path, m->name) >= sizeof(path))
 		return;
 	if ((dfd = open(e->path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
@@ -262,21 +236,21 @@ watch_on_newdir(const struct msg_watch_newdir *m)
 	if (fd == -1)
 		return;		/* gone again, or not a directory after all */
 	/* It may already hold subdirectories created before the watch landed. */
-	add_tree_fd(vault, fd, path, 1);
+	add_tree_fd(v, fd, path, 1);
 	close(fd);
 }
 
 void
 watch_on_overflow(void)
 {
-	size_t i;
+	struct vault_rt *v;
 
 	log_warn("inotify queue overflowed: rescanning every vault, each counts as changed");
 	/* Directories made while events were lost have no watch yet: rebuild them all. */
-	watch_sync_vaults();
-	for (i = 0; i < D.nvaults; i++) {
-		D.vaults[i].changes++;
-		D.vaults[i].last_change_at = (int64_t)time(NULL);
-		vault_changed(&D.vaults[i]);
+	watch_rebuild();
+	VAULT_FOREACH(v) {
+		v->changes++;
+		v->last_change_at = (int64_t)time(NULL);
+		vault_changed(v);
 	}
 }

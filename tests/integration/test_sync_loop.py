@@ -336,6 +336,24 @@ def test_sighup_adds_and_removes_vaults(dirloop, workdir):
     wait_for(lambda: same_tree(e, e.rlatest, tree(e.path)), what="v still syncs")
     assert len([r for r in ticks(e.d) if r["vault"] == "w"]) == n_w
     assert os.path.exists(os.path.join(e.path, "keep"))
+    # w comes back, now first in the file: a new vault (its own startup tick,
+    # numbered from 1), listed in the file's order; v keeps its state, so its
+    # ticks go on counting where they were.
+    v_last = max(r["tick_index"] for r in ticks(e.d) if r["vault"] == "v")
+    with open(e.d.conf, "w") as f:
+        f.write(conf.replace("Vault v\n", "Vault w\n  Path %s\n  Mount no\nVault v\n" % wpath, 1))
+    e.d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: [v["name"] for v in e.d.status()["vaults"]] == ["w", "v"], what="w back")
+    first = lambda: [r["tick_index"] for r in ticks(e.d, "tick_skip", "startup")	# noqa: E731
+                     if r["vault"] == "w"]
+    wait_for(lambda: len(first()) == 2, what="w's second startup tick")
+    assert first() == [1, 1]
+    write(e, "after", "w came back")
+    wait_for(lambda: same_tree(e, e.rlatest, tree(e.path)), what="v still syncs")
+    idx = [r["tick_index"] for r in ticks(e.d) if r["vault"] == "v" and r["event"] != "tick_end"]
+    assert idx == list(range(1, len(idx) + 1)) and idx[-1] > v_last, idx
+    v = [v for v in e.d.status()["vaults"] if v["name"] == "v"][0]
+    assert v["state"] in ("unlocked", "dirty", "saving", "pushing"), v
     assert e.d.stop() == 0
 
 
