@@ -12,8 +12,7 @@
  *
  * One sequence per vault at a time; what the remote holds is persisted in
  * StateDir/VAULT/remote, so a restart resumes where it stopped.  Failures
- * retry with capped exponential backoff and jitter, never in a tight loop;
- * identical errors are logged once a minute.
+ * retry after a backoff (pushretry.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,30 +29,7 @@
 #include "vault_ops.h"
 #include "vaultsyncd.h"
 
-#define RETRY_BASE_MS	1000
-#define RETRY_MAX_MS	(5 * 60 * 1000)
-#define LOG_REPEAT_S	60
 #define IDENTITY_GET_MAX	(64 * 1024)
-
-/* Identical errors once a minute; a new error, or a recovery, at once. */
-static void
-log_push_error(struct vault_rt *v, const char *msg)
-{
-	int64_t now = (int64_t)time(NULL);
-
-	if (strcmp(msg, v->logged_error) == 0 && now - v->logged_at < LOG_REPEAT_S) {
-		v->suppressed++;
-		log_debug("vault %s: %s", v->name, msg);
-		return;
-	}
-	if (v->suppressed > 0 && strcmp(msg, v->logged_error) == 0)
-		log_error("vault %s: %s (%u more times since)", v->name, msg, v->suppressed);
-	else
-		log_error("vault %s: %s", v->name, msg);
-	msg_strlcpy(v->logged_error, msg, sizeof(v->logged_error));
-	v->logged_at = now;
-	v->suppressed = 0;
-}
 
 /* The push came to an end for those waiting: the clients, then the tick's callback. */
 static void
@@ -86,25 +61,6 @@ retry_fired(struct vault_rt *v)
 {
 	v->next_push_at = 0;
 	(void)push_start(v);
-}
-
-static void
-schedule_retry(struct vault_rt *v)
-{
-	uint64_t delay = RETRY_BASE_MS, jitter;
-	uint32_t i;
-
-	for (i = 1; i < v->push_failures && delay < RETRY_MAX_MS; i++)
-		delay *= 2;
-	if (delay > RETRY_MAX_MS)
-		delay = RETRY_MAX_MS;
-	/* Half fixed, half random: devices that failed together do not retry together. */
-	if (getrandom(&jitter, sizeof(jitter), 0) != sizeof(jitter))
-		jitter = 0;
-	delay = delay / 2 + jitter % (delay / 2 + 1);
-	vtimer_set(v, &v->push_retry, delay, retry_fired);
-	v->next_push_at = (int64_t)time(NULL) + (int64_t)((delay + 999) / 1000);
-	log_debug("vault %s: next push attempt in %llu ms", v->name, (unsigned long long)delay);
 }
 
 static void
@@ -149,13 +105,13 @@ push_failed(struct vault_rt *v, const char *what, const struct msg_upl_result *r
 	snprintf(msg, sizeof(msg), "push: %s: %s", what, r->error[0] ? r->error : "failed");
 	msg_strlcpy(v->push_error, msg, sizeof(v->push_error));
 	v->push_failures++;
-	log_push_error(v, msg);
+	push_log_error(v, msg);
 	reply_waiters(v, 1, msg);
 	v->push_busy = 0;
 	v->push_step = PS_IDLE;
 	D.oneshot_failed |= D.oneshot;
 	if (!D.shutting_down && !D.oneshot)
-		schedule_retry(v);
+		push_retry_schedule(v, retry_fired);
 }
 
 static void step_done(const char *vault, const struct msg_upl_result *r, void *arg);
@@ -555,21 +511,6 @@ remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, cha
 	}
 	remote_kick(v, client, gen, "");
 	return 0;
-}
-
-/*
- * Someone asked for this push (vaultsyncctl sync): the attempt is made now
- * and its own outcome answered, not the last failure's error while the
- * backoff runs out.  Backoff spares the remote from the daemon's retries,
- * not from a person's request.
- */
-void
-remote_retry_now(struct vault_rt *v)
-{
-	if (!vtimer_pending(&v->push_retry))
-		return;
-	vtimer_clear(&v->push_retry);
-	v->next_push_at = 0;
 }
 
 /* A fresh uploader: every vault whose remote lags gets its push. */

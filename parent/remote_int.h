@@ -1,5 +1,5 @@
 /*
- * Private to remote.c, rstate.c, settle.c, prune.c, history.c and pull.c: the remote side of a
+ * Private to remote.c, rstate.c, settle.c, prune.c, history.c, pull.c and pushretry.c: the remote side of a
  * vault.  The push state (struct remote_state, the push fields of
  * vault_rt) is remote.c's alone.
  */
@@ -23,6 +23,10 @@ int remote_open_file(struct vault_rt *v, const char *name, uint64_t *size);
 void remote_save_state(struct vault_rt *v);
 /* 1 if k is a history key of the form we write (history/STAMP-HASH16.tar.age). */
 int remote_history_key(const char *k);
+
+/* pushretry.c: log a push error (identical ones once a minute); arm the retry timer. */
+void push_log_error(struct vault_rt *v, const char *msg);
+void push_retry_schedule(struct vault_rt *v, vtimer_fn fire);
 
 /* The end of pruning: what is NULL when it went through, else what failed and r why. */
 typedef void (*prune_done_fn)(struct vault_rt *v, const char *what,
