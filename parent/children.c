@@ -41,9 +41,11 @@ struct dispatch {
 	handler_fn fn;
 };
 
-static const char *on_watch_change(struct child_proc *c, struct msg *m) { (void)c; watch_on_change(&m->u.wchange); return NULL; }
-static const char *on_watch_newdir(struct child_proc *c, struct msg *m) { (void)c; watch_on_newdir(&m->u.wnewdir); return NULL; }
-static const char *on_watch_overflow(struct child_proc *c, struct msg *m) { (void)c; (void)m; watch_on_overflow(); return NULL; }
+static const struct children_ops *ops;
+
+static const char *on_watch_change(struct child_proc *c, struct msg *m) { (void)c; ops->watch_change(&m->u.wchange); return NULL; }
+static const char *on_watch_newdir(struct child_proc *c, struct msg *m) { (void)c; ops->watch_newdir(&m->u.wnewdir); return NULL; }
+static const char *on_watch_overflow(struct child_proc *c, struct msg *m) { (void)c; (void)m; ops->watch_overflow(); return NULL; }
 static const char *on_upl_result(struct child_proc *c, struct msg *m) { (void)c; return upl_on_result(&m->u.ures); }
 static const char *on_upl_entry(struct child_proc *c, struct msg *m) { (void)c; return upl_on_entry(&m->u.uentry); }
 static const char *on_upl_mpu(struct child_proc *c, struct msg *m) { (void)c; return upl_on_mpu(&m->u.umpu); }
@@ -113,11 +115,12 @@ static void live_drain(struct child_proc *c);
 static const struct live_ops live_ops = { live_drain, child_kill };
 
 void
-children_init(void)
+children_init(const struct children_ops *o)
 {
 	static char paths[NCHILDREN][CFG_PATH_MAX + 64];
 	int i;
 
+	ops = o;
 	for (i = 0; i < NCHILDREN; i++) {
 		struct child_proc *c = &D.children[i];
 
@@ -217,10 +220,7 @@ on_hello(struct child_proc *c, struct msg *m)
 	send_initial_config(c);
 	if (c->role == ROLE_STATUSD)
 		live_start(c);
-	daemon_child_ready();
-	if (c->role == ROLE_UPLOADER)
-		remote_uploader_ready();
-	status_push();		/* statusd's first, or one that says a child is back */
+	ops->up(c);
 }
 
 static void
@@ -406,7 +406,7 @@ child_gone(struct child_proc *c, int status)
 	c->killed_for_violation = 0;
 	live_clear(c);
 	if (!D.ready && !was_running) {
-		daemon_child_failed_at_startup(c, status);
+		ops->failed_at_startup(c, status);
 		return;
 	}
 	if (ran >= STABLE_MS)
@@ -423,7 +423,7 @@ static void
 child_reaped(struct child_proc *c, int status)
 {
 	child_gone(c, status);
-	status_push();		/* statusd hears that a child is down */
+	ops->down(c);
 }
 
 void

@@ -61,6 +61,7 @@ struct client {
 };
 
 static struct client clients[MAX_CLIENTS];
+static const struct ctl_ops *ops;
 static uint32_t next_gen = 1;
 static int sweep_timer = -1;
 
@@ -159,7 +160,7 @@ handle_request(struct client *cl, const struct msg *m)
 			send_result(cl->fd, 1, "no such vault: %s", rq->vault);
 			break;
 		}
-		if (status_send_snapshot(cl->fd, m->hdr.seq) != 0)
+		if (ops->status(cl->fd, m->hdr.seq) != 0)
 			log_debug("ctl: status to pid %d: %s", (int)cl->pid, strerror(errno));
 		break;
 	case CTL_VERSION:
@@ -167,7 +168,7 @@ handle_request(struct client *cl, const struct msg *m)
 		break;
 	case CTL_RELOAD:
 		log_info("reload requested by uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
-		if (daemon_reload(err, sizeof(err)) != 0)
+		if (ops->reload(err, sizeof(err)) != 0)
 			send_result(cl->fd, EXIT_USAGE, "reload failed, old configuration kept: %s", err);
 		else
 			send_result(cl->fd, 0, "configuration reloaded");
@@ -193,7 +194,7 @@ handle_request(struct client *cl, const struct msg *m)
 		log_info("%s %s%s requested by uid %u (pid %d)", ctl_cmd_name(rq->cmd), rq->vault,
 		    rq->flags & CTL_F_FORCE ? " --force" : "", (unsigned)cl->uid, (int)cl->pid);
 		/* Behind any tick or operation in progress: the reply is about the state after it. */
-		if (ctlq_submit(v, (int)(cl - clients), cl->gen, rq->cmd, rq->flags, rq->arg, NULL,
+		if (ops->submit(v, (int)(cl - clients), cl->gen, rq->cmd, rq->flags, rq->arg, NULL,
 		    err, sizeof(err)) != 0)
 			send_result(cl->fd, 1, "%s", err);
 		break;
@@ -201,7 +202,7 @@ handle_request(struct client *cl, const struct msg *m)
 	case CTL_STOP:
 		log_info("stop requested by uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
 		send_result(cl->fd, 0, "stopping");
-		daemon_shutdown(0);
+		ops->stop(0);
 		break;
 	default:
 		send_result(cl->fd, EXIT_USAGE, "unsupported command");
@@ -229,7 +230,7 @@ handle_secret(struct client *cl, struct msg *m)
 	    cl->arg[0] ? " --version " : "", cl->arg, (unsigned)cl->uid, (int)cl->pid);
 	if ((v = vreg_find(cl->vault)) == NULL)
 		send_result(cl->fd, 1, "no such vault: %s", cl->vault);
-	else if (ctlq_submit(v, (int)(cl - clients), cl->gen, cmd, 0, cl->arg, &pass, err,
+	else if (ops->submit(v, (int)(cl - clients), cl->gen, cmd, 0, cl->arg, &pass, err,
 	    sizeof(err)) != 0)
 		send_result(cl->fd, 1, "%s", err);
 	secbuf_free(&pass);	/* a no-op when the job took it */
@@ -241,7 +242,7 @@ ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
 	struct msg_ctl_result r;
 	va_list ap;
 
-	ctlq_replied(client, gen);	/* even to a client that left: the vault is free again */
+	ops->replied(client, gen);	/* even to a client that left: the vault is free again */
 	if (client < 0 || client >= MAX_CLIENTS || clients[client].fd == -1 ||
 	    clients[client].gen != gen)
 		return;		/* the asker has gone away */
@@ -529,13 +530,14 @@ ctl_acceptable(int fd, uint32_t events, void *arg)
 }
 
 int
-ctl_listen(void)
+ctl_listen(const struct ctl_ops *o)
 {
 	struct sockaddr_un sun;
 	struct stat st;
 	mode_t old;
 	int fd, i;
 
+	ops = o;
 	for (i = 0; i < MAX_CLIENTS; i++)
 		clients[i].fd = -1;
 	memset(&sun, 0, sizeof(sun));

@@ -105,8 +105,10 @@ run(struct vault_rt *v, struct ctlq_req *r, char *err, size_t errlen)
 	case CTL_INIT:
 	case CTL_UNLOCK:
 	case CTL_LOCK:
-	case CTL_SYNC:
 		return vault_request(r->client, r->gen, r->cmd, v->name, pass, err, errlen);
+	case CTL_SYNC:
+		tick_request(v, TRIG_CTL, r->client, r->gen);
+		return 0;
 	case CTL_PUSH:
 		return remote_push_request(v, r->client, r->gen, (r->flags & CTL_F_FORCE) != 0,
 		    err, errlen);

@@ -198,7 +198,7 @@ daemon_child_ready(void)
 	if (sd_watchdog_interval_ms() > 0)
 		timer_add(sd_watchdog_interval_ms(), watchdog_ping, NULL);
 	if (D.oneshot)
-		vault_oneshot_start();
+		tick_oneshot_start();
 	else {
 		tick_startup();
 		headpoll_start();
@@ -307,7 +307,7 @@ daemon_reload(char *err, size_t errlen)
 		D.ncreds = nn;
 	}
 	apply_log_settings();
-	vault_sync_config();
+	wire_sync_config();
 	vault_adopt_all();
 	children_config_changed(creds_changed);
 	if (!creds_changed)
@@ -513,10 +513,11 @@ main(int argc, char **argv)
 		cleanup();
 		fatal_code(EXIT_CANTCREAT, "inotify_init1: %s", strerror(errno));
 	}
-	vault_sync_config();
+	wire_sync_config();
 	vault_adopt_all();
+	vault_init(watch_rebuild);	/* an op replaced a tree: watch it afresh */
 	jobs_init();
-	if (ctl_listen() != 0) {
+	if (ctl_listen(&ctl_wiring) != 0) {
 		int e = errno;
 
 		cleanup();
@@ -527,7 +528,7 @@ main(int argc, char **argv)
 		cleanup();
 		fatal_code(EXIT_CANTCREAT, "%s", err);
 	}
-	children_init();
+	children_init(&children_wiring);
 	children_start_all();
 	status_push_start();
 	startup_timer = timer_add(STARTUP_TIMEOUT_MS, startup_expired, NULL);

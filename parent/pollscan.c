@@ -35,7 +35,7 @@ scan_fired(void *arg)
 		if (v->poll_digest != 0 && h != v->poll_digest) {
 			log_debug("vault %s: the polling scan saw a change", v->name);
 			v->changes++;
-			vault_changed(v);
+			tick_changed(v);
 		}
 		v->poll_digest = h;
 	}
@@ -66,7 +66,7 @@ pollscan_arm(void)
 		any = 1;
 		if (v->poll_digest == 0 && v->state != VAULT_ST_LOCKED) {
 			v->poll_digest = tree_digest(cv->path);
-			vault_changed(v);
+			tick_changed(v);
 		}
 	}
 	if (any && scan_timer < 0)

@@ -276,3 +276,35 @@ tick_startup(void)
 			tick_request(v, TRIG_STARTUP, -1, 0);
 		}
 }
+
+/* A change in an unlocked vault: a tick now, or right after the one in progress. */
+void
+tick_changed(struct vault_rt *v)
+{
+	if (v->state == VAULT_ST_LOCKED || D.shutting_down)
+		return;
+	tick_request(v, TRIG_WATCHER, -1, 0);
+}
+
+/* vaultsyncd -1: one full tick of each selected vault, then the loop shuts down. */
+void
+tick_oneshot_start(void)
+{
+	struct vault_rt *v;
+
+	VAULT_FOREACH(v) {
+		char **n;
+		int want = D.oneshot_vaults == NULL || *D.oneshot_vaults == NULL;
+
+		for (n = D.oneshot_vaults; !want && n != NULL && *n != NULL; n++)
+			want = strcmp(*n, v->name) == 0;
+		if (!want)
+			continue;
+		v->tick_started = 1;
+		if (v->state == VAULT_ST_LOCKED) {
+			log_info("vault %s: locked, nothing to save", v->name);
+			continue;
+		}
+		tick_request(v, TRIG_STARTUP, -1, 0);
+	}
+}

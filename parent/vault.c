@@ -18,6 +18,13 @@
 #include "vaultsyncd.h"
 
 static const char *const op_names[] = { "save", "init", "unlock", "lock", "pull" };
+static void (*tree_replaced)(void);
+
+void
+vault_init(void (*replaced)(void))
+{
+	tree_replaced = replaced;
+}
 
 static const struct cfg_vault *
 vault_cfg(const struct vault_rt *v)
@@ -73,25 +80,6 @@ remove_stale_temps(const char *dir)
 		    strstr(de->d_name, ".tmp.") != NULL)
 			(void)unlinkat(dirfd(d), de->d_name, 0);
 	closedir(d);
-}
-
-/* A vault the configuration no longer names: its waiting requests are answered. */
-static void
-dropped(struct vault_rt *v)
-{
-	ctlq_drop(v, "removed from the configuration");
-	keep_free(&v->keep);
-}
-
-/*
- * After a (re)load: the registry follows the configuration (kept vaults keep
- * their slot and state), then every vault is watched afresh.
- */
-void
-vault_sync_config(void)
-{
-	vreg_sync(dropped);
-	watch_rebuild();
 }
 
 /* After a (re)load: state from disk, and vaults left unlocked by an earlier run. */
@@ -250,9 +238,9 @@ op_done(struct job *j)
 	}
 	if (vj->rc == 0 && vj->op != VOP_SAVE)
 		keep_load(v, vj->dir);
-	/* The tree under Path changed wholesale: rebuild the watches. */
+	/* The tree under Path changed wholesale: its watches are made again. */
 	if (vj->op != VOP_SAVE)
-		watch_rebuild();
+		tree_replaced();
 	if (vj->have_reply)
 		ctl_reply(vj->client, vj->client_gen, vj->reply_code, "%s", vj->reply_msg);
 	free(vj);
@@ -375,9 +363,6 @@ vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct s
 		}
 		op = VOP_UNLOCK;
 		break;
-	case CTL_SYNC:
-		tick_request(v, TRIG_CTL, client, gen);
-		return 0;
 	case CTL_LOCK:
 		if (v->state == VAULT_ST_LOCKED) {
 			snprintf(err, errlen, "vault %s is locked", name);
@@ -390,15 +375,6 @@ vault_request(int client, uint32_t gen, uint32_t cmd, const char *name, struct s
 		return -1;
 	}
 	return start_op(v, op, client, gen, pass, NULL, err, errlen);
-}
-
-/* A change in an unlocked vault: a tick now, or right after the one in progress. */
-void
-vault_changed(struct vault_rt *v)
-{
-	if (v->state == VAULT_ST_LOCKED || D.shutting_down)
-		return;
-	tick_request(v, TRIG_WATCHER, -1, 0);
 }
 
 int
@@ -441,25 +417,3 @@ vault_final_saves(void)
 	}
 }
 
-/* vaultsyncd -1: one full tick of each selected vault, then the loop shuts down. */
-void
-vault_oneshot_start(void)
-{
-	struct vault_rt *v;
-
-	VAULT_FOREACH(v) {
-		char **n;
-		int want = D.oneshot_vaults == NULL || *D.oneshot_vaults == NULL;
-
-		for (n = D.oneshot_vaults; !want && n != NULL && *n != NULL; n++)
-			want = strcmp(*n, v->name) == 0;
-		if (!want)
-			continue;
-		v->tick_started = 1;
-		if (v->state == VAULT_ST_LOCKED) {
-			log_info("vault %s: locked, nothing to save", v->name);
-			continue;
-		}
-		tick_request(v, TRIG_STARTUP, -1, 0);
-	}
-}

@@ -15,17 +15,6 @@
 #include "vault_ops.h"
 #include "vault_ops_int.h"
 
-void
-vop_err(struct vault_job *vj, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	vj->rc = rc;
-	va_start(ap, fmt);
-	vsnprintf(vj->err, sizeof(vj->err), fmt, ap);
-	va_end(ap);
-}
-
 static void
 op_lock(struct vault_job *vj)
 {

@@ -1,5 +1,5 @@
 /*
- * Private to the vault operations: vault_ops.c, save.c, unpack.c, tmpfs.c.
+ * Private to the vault operations: vault_ops.c, save.c, unpack.c, tmpfs.c, voperr.c.
  * Everything here runs on a job's worker thread.
  */
 #ifndef VS_VAULT_OPS_INT_H
@@ -10,7 +10,7 @@
 #define STAGING		".vaultsync-staging"	/* inside the vault, while unpacking */
 #define IDENTITY_MAX	4096			/* identity.age, and its plaintext */
 
-/* The op's result: an exit code for vaultsyncctl and a message. */
+/* voperr.c: the op's result, an exit code for vaultsyncctl and a message. */
 void vop_err(struct vault_job *vj, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

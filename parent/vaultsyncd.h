@@ -60,7 +60,19 @@ struct child_proc {
 	char last_reason[128];
 };
 
-void children_init(void);
+/*
+ * What the supervisor hands on: the watcher's reports, and a child's coming
+ * up and going down, wired by the daemon to the modules that act on them.
+ */
+struct children_ops {
+	void (*watch_change)(const struct msg_watch_change *m);
+	void (*watch_newdir)(const struct msg_watch_newdir *m);
+	void (*watch_overflow)(void);
+	void (*up)(struct child_proc *c);		/* it answered HELLO, is configured */
+	void (*down)(struct child_proc *c);		/* reaped; a restart is scheduled */
+	void (*failed_at_startup)(struct child_proc *c, int status);
+};
+void children_init(const struct children_ops *ops);
 void child_start(struct child_proc *c);
 void children_start_all(void);
 void children_stop_all(int hard);
@@ -222,7 +234,21 @@ void ctlq_replied(int client, uint32_t gen);
 void ctlq_drop(struct vault_rt *v, const char *why);
 
 /* ---- ctl.c ---- */
-int ctl_listen(void);
+/*
+ * What the control socket hands on, once a peer is let in and its command
+ * permitted: the daemon wires these to the modules that answer (ctl.c calls
+ * nothing above itself, so it can be called back from anywhere).
+ */
+struct ctl_ops {
+	/* A vault command; it is answered later through ctl_reply (-1: err now). */
+	int (*submit)(struct vault_rt *v, int client, uint32_t gen, uint32_t cmd,
+	    uint32_t flags, const char *arg, struct secbuf *pass, char *err, size_t errlen);
+	int (*status)(int fd, uint32_t seq);	/* the snapshot, written to fd */
+	int (*reload)(char *err, size_t errlen);
+	void (*stop)(int forced);
+	void (*replied)(int client, uint32_t gen);	/* its final answer went out */
+};
+int ctl_listen(const struct ctl_ops *ops);
 void ctl_close(void);
 void ctl_reply(int client, uint32_t gen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -232,15 +258,14 @@ int ctl_client_alive(int client, uint32_t gen);
 const char *ctl_cmd_name(uint32_t cmd);
 
 /* ---- vault.c ---- */
-void vault_sync_config(void);	/* the registry and the watches follow D.cfg */
+/* replaced: an operation replaced a vault's tree (its watches must be made again). */
+void vault_init(void (*replaced)(void));
 void vault_adopt_all(void);
 int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
-void vault_changed(struct vault_rt *v);
 /* A tick's save job; done gets its outcome unless this returns -1. */
 int vault_save(struct vault_rt *v, save_done_fn done, char *err, size_t errlen);
 void vault_final_saves(void);	/* at shutdown: every unlocked vault, then its push */
-void vault_oneshot_start(void);
 int vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,
     const char *src, const char *etag, int latest, char *err, size_t errlen);
 
@@ -250,6 +275,9 @@ void vtimer_clear(struct vtimer *t);
 int vtimer_pending(const struct vtimer *t);
 
 /* ---- tick.c ---- */
+/* A change in an unlocked vault: a tick now, or right after the one in progress. */
+void tick_changed(struct vault_rt *v);
+void tick_oneshot_start(void);	/* vaultsyncd -1: one tick of each selected vault */
 void tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen);
 void tick_run_pending(struct vault_rt *v);	/* the vault is free: a pending tick starts */
 int tick_any_running(void);
@@ -307,6 +335,10 @@ struct daemon {
 };
 extern struct daemon D;
 
+/* wire.c: the tables main.c hands the control socket and the supervisor. */
+extern const struct ctl_ops ctl_wiring;
+extern const struct children_ops children_wiring;
+void wire_sync_config(void);	/* after a (re)load: the registry, then the watches */
 void daemon_shutdown(int forced);
 int daemon_reload(char *err, size_t errlen);
 void daemon_child_ready(void);

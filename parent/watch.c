@@ -202,7 +202,7 @@ watch_on_change(const struct msg_watch_change *m)
 	v->changes += m->count;
 	v->last_change_at = (int64_t)time(NULL);
 	log_debug("vault %s: %u change(s) under %s", v->name, m->count, e->path);
-	vault_changed(v);
+	tick_changed(v);
 	if (m->mask & IN_IGNORED) {
 		if (v->nwatches > 0)
 			v->nwatches--;
@@ -251,6 +251,6 @@ watch_on_overflow(void)
 	VAULT_FOREACH(v) {
 		v->changes++;
 		v->last_change_at = (int64_t)time(NULL);
-		vault_changed(v);
+		tick_changed(v);
 	}
 }

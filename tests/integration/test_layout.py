@@ -1,14 +1,15 @@
 """The module map of docs/ARCHITECTURE.md, kept honest where a test can:
 private headers are included only by the files their first comment names,
 code that runs on a worker thread never sees the daemon's shared state, and
-common/ never reaches up into a program's own headers."""
+common/ never reaches up into a program's own headers, and the files of
+parent/ call each other without a cycle through more than two files."""
 import glob
 import os
 import re
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-WORKER_SIDE = ("vault_ops.c", "save.c", "ring.c", "unpack.c", "tmpfs.c", "decode.c",
-               "store.c", "treedigest.c")
+WORKER_SIDE = ("vault_ops.c", "save.c", "ring.c", "unpack.c", "tmpfs.c", "voperr.c",
+               "decode.c", "store.c", "treedigest.c")
 
 
 def includes(path):
@@ -72,3 +73,59 @@ def test_no_header_shadows_a_system_header():
             continue
         assert not os.path.exists(os.path.join("/usr/include", name)), h
         assert not glob.glob(os.path.join("/usr/include", "*-linux-gnu", name)), h
+
+
+def code_of(path):
+    """The C text without comments and string literals (names there are not calls)."""
+    s = re.sub(r"/\*.*?\*/", "", open(path).read(), flags=re.S)
+    s = re.sub(r"//[^\n]*", "", s)
+    return re.sub(r'"(\\.|[^"\\])*"', '""', s)
+
+
+def parent_graph():
+    """file -> the files whose functions it names (calls, or hands on as callbacks)."""
+    files = sorted(glob.glob(os.path.join(REPO, "parent", "*.c")))
+    code = {f: code_of(f) for f in files}
+    owner = {}
+    for f in files:
+        # A definition: its name at the start of a line, its type on the line before.
+        for m in re.finditer(r"^([a-z_][a-z0-9_]*)\(", code[f], re.M):
+            before = code[f][:m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            if not before.startswith("static") and re.match(r"[a-z]", before):
+                owner[m.group(1)] = f
+    words = {f: set(re.findall(r"\b[a-z_][a-z0-9_]*\b", code[f])) for f in files}
+    return {os.path.basename(f): {os.path.basename(owner[n]) for n in words[f] & owner.keys()
+                                  if owner[n] != f} for f in files}
+
+
+def long_cycles(graph):
+    """Simple cycles through three files or more (each found once, from its least file)."""
+    found = []
+
+    def walk(start, node, path):
+        for nxt in sorted(graph[node]):
+            if nxt == start and len(path) > 2:
+                found.append(path[:])
+            elif nxt > start and nxt not in path:
+                path.append(nxt)
+                walk(start, nxt, path)
+                path.pop()
+    for start in sorted(graph):
+        walk(start, start, [start])
+    return found
+
+
+def test_the_graph_check_finds_cycles():
+    assert long_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]
+    assert long_cycles({"a": {"b"}, "b": {"a", "c"}, "c": {"b"}}) == []
+
+
+def test_parent_modules_call_each_other_without_long_cycles():
+    """A lower module reports to a callback its caller passed; main.c wires the
+    control socket and the supervisor to the modules that answer them."""
+    graph = parent_graph()
+    assert len(graph) > 20 and "tick.c" in graph["ctlq.c"], graph["ctlq.c"]
+    assert "remote.c" in graph["tick.c"] and "ctl.c" in graph["waiter.c"]
+    cycles = long_cycles(graph)
+    assert cycles == [], cycles[:10]
+
