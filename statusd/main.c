@@ -6,12 +6,14 @@
  * sends it.  The parent's PINGs are answered from the same loop, so a loop
  * that stops turning is noticed and restarted.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -19,55 +21,35 @@
 #include "statusd.h"
 
 static struct child c;
-static struct msg_statusd_config scfg;
-
-static enum MHD_Result
-reply(struct MHD_Connection *conn, unsigned code, const char *body)
+/*
+ * Where fd 5 listens, learnt before the sandbox (which has no getsockname):
+ * the names a request's Host header may use.
+ */
+static void
+learn_listener(void)
 {
-	struct MHD_Response *r;
-	enum MHD_Result rv;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char a[INET6_ADDRSTRLEN], listen_host[INET6_ADDRSTRLEN + 2];
+	unsigned listen_port;
 
-	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-	if (r == NULL)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	rv = MHD_queue_response(conn, code, r);
-	MHD_destroy_response(r);
-	if (rv == MHD_YES)
-		statusd_conn_answered(conn);
-	return rv;
-}
+	if (getsockname(CHILD_FD_JOB, (struct sockaddr *)&ss, &sl) != 0)
+		fatal("getsockname");
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
 
-static enum MHD_Result
-handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-    const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
-{
-	(void)cls;
-	(void)version;
-	(void)upload_data;
-	/* Read-only API: any request body is refused rather than buffered. */
-	if (*upload_size != 0)
-		return reply(conn, MHD_HTTP_CONTENT_TOO_LARGE, "{\"error\":\"no request body allowed\"}\n");
-	if (*con_cls == NULL) {
-		*con_cls = conn;	/* first call: headers only */
-		return MHD_YES;
-	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"read-only API\"}\n");
-	if (strcmp(url, "/v1/healthz") == 0) {
-		char *hb = NULL;
-		unsigned code = snap_healthz(&hb);
-		enum MHD_Result rv;
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(listen_host, sizeof(listen_host), "%s", a);
+		listen_port = ntohs(s4->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
 
-		if (hb == NULL)
-			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\":\"out of memory\"}\n");
-		rv = reply(conn, code, hb);
-		free(hb);
-		return rv;
-	}
-	return reply(conn, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}\n");
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(listen_host, sizeof(listen_host), "[%s]", a);
+		listen_port = ntohs(s6->sin6_port);
+	} else
+		fatalx("the status listener is not an IP socket");
+	routes_init(listen_host, listen_port);
 }
 
 static void
@@ -83,7 +65,7 @@ read_channel(void)
 				fatal("send PONG");
 			break;
 		case MSG_STATUSD_CONFIG:
-			scfg = m.u.scfg;
+			routes_config(&m.u.scfg);
 			explicit_bzero(&m, sizeof(m));
 			break;
 		case MSG_SNAP_DAEMON:
@@ -118,10 +100,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "vaultsync-statusd: %s\n", err);
 		exit(64);
 	}
+	learn_listener();
 	MHD_set_panic_func(mhd_panic, NULL);
 	/* Everything libmicrohttpd allocates (epoll fd, wakeup fd) exists before the sandbox. */
 	d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL,
-	    handle, NULL,
+	    routes_handle, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)CHILD_FD_JOB,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)STATUSD_CONN_MAX,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)STATUSD_CONN_PER_IP,

@@ -1,6 +1,6 @@
 /*
- * The latest status snapshot the parent pushed, and what /v1/healthz says
- * of it.  Records are collected into a staging copy and become the one
+ * The latest status snapshot the parent pushed, and what /v1/healthz,
+ * /v1/status and /v1/vaults say of it.  Records are collected into a staging copy and become the one
  * served only at a SNAP_END whose counts match the SNAP_DAEMON that began
  * them: a snapshot cut short never replaces a whole one.  Health is the
  * parent's verdict (the rule vaultsyncctl status uses); the reasons are
@@ -14,29 +14,10 @@
 
 #include "config.h"
 #include "statusd.h"
-
-#define SNAP_MAX_CHILDREN	8
-#define SNAP_MAX_CREDS		(CFG_MAX_VAULTS + 1)
-
-struct snapshot {
-	struct msg_snap_daemon d;
-	struct msg_snap_child ch[SNAP_MAX_CHILDREN];
-	struct msg_cred_info cr[SNAP_MAX_CREDS];
-	struct msg_snap_vault v[CFG_MAX_VAULTS];
-	size_t nch, ncr, nv;
-	struct msg_snap_end e;
-};
+#include "statusjson.h"
 
 static struct snapshot cur, stage;
 static int have_cur, staging;
-
-static const char *const vault_states[] = {
-	"locked", "unlocked", "dirty", "saving", "pushing", "conflict", "error",
-};
-static const char *const child_states[] = { "starting", "running", "backoff", "stopped" };
-static const char *const cred_states[] = {
-	"unknown", "ok", "missing", "bad-file", "bad-syntax", "expired", "rejected",
-};
 
 void
 snap_take(const struct msg *m)
@@ -118,19 +99,16 @@ snap_healthz(char **body)
 				continue;
 			if (detail[0] == '\0' && v->verify_outcome == VERIFY_MISMATCH)
 				detail = v->verify_msg;
-			reason(a, "vault ", v->name, v->state <= VAULT_ST_MAX ?
-			    vault_states[v->state] : "?", detail);
+			reason(a, "vault ", v->name, sj_vault_state_name(v->state), detail);
 		}
 		for (i = 0; i < cur.ncr; i++)
 			if (cur.cr[i].state != CRED_ST_OK)
 				reason(a, "credentials ", cur.cr[i].path,
-				    cur.cr[i].state <= CRED_ST_MAX ? cred_states[cur.cr[i].state] :
-				    "?", cur.cr[i].error);
+				    sj_cred_state_name(cur.cr[i].state), cur.cr[i].error);
 		for (i = 0; i < cur.nch; i++)
 			if (cur.ch[i].state != CHILD_ST_RUNNING && (cur.ch[i].role != ROLE_STATUSD))
 				reason(a, "", msg_role_name(cur.ch[i].role),
-				    cur.ch[i].state <= CHILD_ST_MAX ? child_states[cur.ch[i].state] :
-				    "?", cur.ch[i].last_reason);
+				    sj_child_state_name(cur.ch[i].state), cur.ch[i].last_reason);
 		json_object_set_new(o, "reasons", a);
 		code = 503;
 	}
@@ -140,3 +118,104 @@ snap_healthz(char **body)
 	json_decref(o);
 	return code;
 }
+
+const struct snapshot *
+snap_current(void)
+{
+	return have_cur ? &cur : NULL;
+}
+
+/* The body a route answers with: compact JSON and a newline, or NULL. */
+static char *
+dump(json_t *o)
+{
+	char *b, *nl;
+	size_t n;
+
+	if (o == NULL)
+		return NULL;
+	b = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (b == NULL)
+		return NULL;
+	n = strlen(b);
+	if ((nl = realloc(b, n + 2)) == NULL) {
+		free(b);
+		return NULL;
+	}
+	nl[n] = '\n';
+	nl[n + 1] = '\0';
+	return nl;
+}
+
+static json_t *
+vaults_array(void)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < cur.nv; i++)
+		json_array_append_new(a, sj_vault(&cur.v[i]));
+	return a;
+}
+
+/* The same document vaultsyncctl status --json prints. */
+unsigned
+snap_status(char **body)
+{
+	json_t *o, *ch, *cr;
+	size_t i;
+
+	if (!have_cur)
+		return snap_healthz(body);	/* 503 "starting" */
+	o = json_object();
+	ch = json_array();
+	cr = json_array();
+	for (i = 0; i < cur.nch; i++)
+		json_array_append_new(ch, sj_child(&cur.ch[i]));
+	for (i = 0; i < cur.ncr; i++)
+		json_array_append_new(cr, sj_cred(&cur.cr[i]));
+	json_object_set_new(o, "schema_version", json_integer(1));
+	json_object_set_new(o, "healthy", json_boolean(cur.e.healthy));
+	json_object_set_new(o, "daemon", sj_daemon(&cur.d));
+	json_object_set_new(o, "children", ch);
+	json_object_set_new(o, "credentials", cr);
+	json_object_set_new(o, "vaults", vaults_array());
+	*body = dump(o);
+	return 200;
+}
+
+unsigned
+snap_vaults(char **body)
+{
+	json_t *o;
+
+	if (!have_cur)
+		return snap_healthz(body);
+	o = json_object();
+	json_object_set_new(o, "schema_version", json_integer(1));
+	json_object_set_new(o, "vaults", vaults_array());
+	*body = dump(o);
+	return 200;
+}
+
+/* One vault by name: 200, or 404 with an error body. */
+unsigned
+snap_vault(const char *name, char **body)
+{
+	json_t *o;
+	size_t i;
+
+	if (!have_cur)
+		return snap_healthz(body);
+	for (i = 0; i < cur.nv; i++)
+		if (strcmp(cur.v[i].name, name) == 0) {
+			o = sj_vault(&cur.v[i]);
+			json_object_set_new(o, "schema_version", json_integer(1));
+			*body = dump(o);
+			return 200;
+		}
+	*body = dump(json_pack("{s:s}", "error", "no such vault"));
+	return 404;
+}
+

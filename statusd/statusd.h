@@ -6,6 +6,7 @@
 
 #include <microhttpd.h>
 
+#include "config.h"
 #include "msg.h"
 
 /*
@@ -31,9 +32,39 @@ int statusd_conn_expire(void);
 /* Connections closed since the last call. */
 unsigned statusd_conn_closed(void);
 
-/* snap.c: a snapshot record from the parent (SNAP_*, CRED_INFO). */
+/* snap.c: the latest whole snapshot the parent pushed. */
+#define SNAP_MAX_CHILDREN	8
+#define SNAP_MAX_CREDS		(CFG_MAX_VAULTS + 1)
+
+struct snapshot {
+	struct msg_snap_daemon d;
+	struct msg_snap_child ch[SNAP_MAX_CHILDREN];
+	struct msg_cred_info cr[SNAP_MAX_CREDS];
+	struct msg_snap_vault v[CFG_MAX_VAULTS];
+	size_t nch, ncr, nv;
+	struct msg_snap_end e;
+};
+
+/* A snapshot record from the parent (SNAP_*, CRED_INFO). */
 void snap_take(const struct msg *m);
-/* /v1/healthz: 200 or 503, and a JSON body to free(). */
+const struct snapshot *snap_current(void);	/* NULL until the first whole one */
+/*
+ * The JSON routes: an HTTP status and a body to free() (NULL: out of memory).
+ * Before the first snapshot each answers as /v1/healthz does: 503 "starting".
+ */
 unsigned snap_healthz(char **body);
+unsigned snap_status(char **body);
+unsigned snap_vaults(char **body);
+unsigned snap_vault(const char *name, char **body);
+
+/* metrics.c: /metrics in the Prometheus text format (a body to free()). */
+unsigned metrics_render(char **body);
+
+/* routes.c: the route table and the checks before it (libmicrohttpd's handler). */
+void routes_init(const char *listen_host, unsigned port);
+void routes_config(const struct msg_statusd_config *cfg);	/* token, auth on or off */
+enum MHD_Result routes_handle(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_size, void **con_cls);
 
 #endif

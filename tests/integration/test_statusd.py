@@ -1,7 +1,10 @@
-"""statusd: the loopback HTTP API (only /v1/healthz in this release)."""
+"""statusd: the loopback HTTP API: healthz, status, vaults, metrics, and the
+checks every request passes first (Host, method, bearer token)."""
 import json
 import os
+import re
 import stat
+import time
 import urllib.error
 import urllib.request
 
@@ -10,8 +13,8 @@ import pytest
 from conftest import MODES
 
 
-def get(url, method="GET"):
-    req = urllib.request.Request(url, method=method)
+def get(url, method="GET", headers=None, data=None):
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, r.headers, r.read()
@@ -75,7 +78,6 @@ import http.client
 import signal
 import socket
 import threading
-import time
 import urllib.parse
 
 from conftest import pid_alive, wait_for
@@ -328,3 +330,132 @@ def test_healthz_names_missing_credentials(daemon_factory, workdir):
     d.ctl("reload")
     wait_for(lambda: code_and_body(200), timeout=20, what="healthz 200")
     assert d.proc.pid == pid and d.stop() == 0
+
+
+def api(d):
+    """The status URL and the bearer token, from daemon.json as a client reads them."""
+    with open(os.path.join(d.run, "daemon.json")) as f:
+        dj = json.load(f)
+    return dj["url"], {"Authorization": "Bearer " + dj["token"]}
+
+
+def volatile_removed(doc):
+    doc = json.loads(json.dumps(doc))
+    doc["daemon"].pop("uptime_s")
+    for c in doc["children"]:
+        c.pop("started_at")
+    return doc
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_status_routes_serve_the_snapshot(daemon_factory, user_mode):
+    """/v1/status is the document vaultsyncctl status --json prints; /v1/vaults
+    and /v1/vaults/NAME are its vaults; each needs the token of daemon.json."""
+    from conftest import wait_for
+    d = daemon_factory(user_mode=user_mode).start()
+    url, auth = api(d)
+    # The snapshot follows the daemon within a push interval: compare once they agree.
+    def same():
+        code, hdrs, body = get(url + "v1/status", headers=auth)
+        assert code == 200 and hdrs["Content-Type"] == "application/json", (code, body)
+        assert hdrs["Cache-Control"] == "no-store" and hdrs["X-Content-Type-Options"] == "nosniff"
+        assert "Access-Control-Allow-Origin" not in hdrs
+        mine = json.loads(body)
+        return mine if volatile_removed(mine) == volatile_removed(d.status()) else None
+    doc = wait_for(same, timeout=10, what="/v1/status to match vaultsyncctl status --json")
+    names = [v["name"] for v in doc["vaults"]]
+    assert names and doc["schema_version"] == 1 and doc["daemon"]["pid"] == d.proc.pid
+    code, _, body = get(url + "v1/vaults", headers=auth)
+    assert code == 200 and [v["name"] for v in json.loads(body)["vaults"]] == names
+    code, _, body = get(url + "v1/vaults/" + names[0], headers=auth)
+    one = json.loads(body)
+    assert code == 200 and one["name"] == names[0] and one["state"] == "locked"
+    assert get(url + "v1/vaults/no-such-vault", headers=auth)[0] == 404
+    assert get(url + "v1/vaults/..%2Fetc", headers=auth)[0] == 404
+    assert get(url + "v1/vaults/", headers=auth)[0] == 404
+    # Without the token, with another, with one a byte short: 401, and nothing of the vaults.
+    wrong = {"Authorization": auth["Authorization"][:-1] + ("0" if auth["Authorization"][-1] != "0" else "1")}
+    for h in ({}, wrong, {"Authorization": auth["Authorization"][:-1]},
+              {"Authorization": auth["Authorization"].replace("Bearer ", "Basic ")}):
+        for path in ("v1/status", "v1/vaults", "v1/vaults/" + names[0], "metrics"):
+            code, hdrs, body = get(url + path, headers=h)
+            assert code == 401 and hdrs["WWW-Authenticate"].startswith("Bearer"), (path, h)
+            assert names[0].encode() not in body
+    assert get(url + "v1/healthz")[0] == 200	# healthz needs none
+    assert d.stop() == 0
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_requests_naming_another_host_or_writing_are_refused(daemon_factory, user_mode):
+    """DNS rebinding: a page whose name now resolves to 127.0.0.1 sends its own
+    name as Host, and gets 421; only the listener's address or localhost, with
+    its port, are answered.  Nothing but GET and HEAD, and no bodies."""
+    d = daemon_factory(user_mode=user_mode).start()
+    url, auth = api(d)
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    for host in ("evil.example", "evil.example:" + port, "127.0.0.1", "127.0.0.1:1",
+                 "localhost", "127.0.0.2:" + port, ""):
+        for path in ("v1/healthz", "v1/status"):
+            code, _, body = get(url + path, headers=dict(auth, Host=host))
+            assert code == 421, (host, path, code, body)
+    for host in ("127.0.0.1:" + port, "localhost:" + port, "LOCALHOST:" + port):
+        assert get(url + "v1/status", headers=dict(auth, Host=host))[0] == 200, host
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        code, hdrs, _ = get(url + "v1/status", method=method, headers=auth)
+        assert code == 405 and hdrs["Allow"] == "GET, HEAD", (method, code)
+    code, _, _ = get(url + "v1/status", method="POST", headers=auth, data=b"x" * 100)
+    assert code in (405, 413), code
+    code, _, body = get(url + "v1/status", method="HEAD", headers=auth)
+    assert code == 200 and body == b""
+    assert d.stop() == 0
+
+
+SAMPLE = re.compile(r'^([a-z_]+)(\{([a-z_]+="(\\.|[^"\\])*",?)*\})? -?[0-9]+$')
+
+
+def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
+    """/metrics: every line a comment or a sample in the exposition format,
+    each family with HELP and TYPE before its samples, counters named _total,
+    times as _timestamp_seconds, and the values the snapshot holds."""
+    from conftest import wait_for
+    from test_remote_dir import remote_env
+    e = remote_env(daemon_factory, workdir, os.geteuid() != 0)
+    try:
+        e.d.start()
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        e.ctl("sync", "v")
+        url, auth = api(e.d)
+        def pushed():
+            code, hdrs, body = get(url + "metrics", headers=auth)
+            assert code == 200 and hdrs["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = body.decode()
+            return text if 'vaultsync_vault_remote_current{vault="v"} 1' in text else None
+        text = wait_for(pushed, timeout=10, what="metrics of the pushed vault")
+        typed, helped = {}, set()
+        for line in text.splitlines():
+            if line.startswith("# HELP "):
+                helped.add(line.split()[2])
+            elif line.startswith("# TYPE "):
+                _, _, name, kind = line.split()
+                assert name in helped and kind in ("gauge", "counter"), line
+                assert name.endswith("_total") == (kind == "counter"), line
+                typed[name] = kind
+            else:
+                m = SAMPLE.match(line)
+                assert m and m.group(1) in typed, line
+        assert re.search(r'^vaultsync_build_info\{version="0\.1\.0"\} 1$', text, re.M)
+        assert 'vaultsync_vault_state{vault="v",state="unlocked"} 1' in text
+        assert 'vaultsync_vault_state{vault="v",state="locked"} 0' in text
+        st = e.vstate()
+        saved = re.search(r'^vaultsync_vault_last_save_timestamp_seconds\{vault="v"\} (\d+)$',
+                          text, re.M)
+        assert saved and abs(int(saved.group(1)) - time.time()) < 120, saved
+        assert re.search(r'^vaultsync_vault_archive_bytes\{vault="v"\} %d$' % st["archive_bytes"],
+                         text, re.M)
+        assert re.search(r'^vaultsync_child_up\{child="uploader"\} 1$', text, re.M)
+        assert re.search(r'^vaultsync_child_restarts_total\{child="watcher"\} 0$', text, re.M)
+        assert re.search(r'^vaultsync_healthy 1$', text, re.M)
+        assert e.d.stop() == 0
+    finally:
+        e.close()
+
