@@ -137,6 +137,19 @@ check_svault(const void *p, const char **why)
 }
 
 static int
+check_tick(const void *p, const char **why)
+{
+	const struct msg_tick_rec *m = p;
+
+	REQUIRE(STR_OK(m->vault) && STR_OK(m->sha256) && STR_OK(m->error),
+	    "tick record: string not terminated");
+	REQUIRE(m->trigger <= TRIG_MAX && m->outcome <= TICK_OUTCOME_MAX,
+	    "tick record: trigger or outcome out of range");
+	REQUIRE(m->saved <= 1 && m->pushed <= 1, "tick record: bad flag");
+	return 0;
+}
+
+static int
 check_send(const void *p, const char **why)
 {
 	const struct msg_snap_end *m = p;
@@ -435,6 +448,7 @@ static const struct msg_spec msg_table[MSG_TYPE_MAX + 1] = {
 	SPEC(MSG_DEC_READY, "DEC_READY", struct msg_dec_ready, PEER_DECODER, 0, check_none),
 	SPEC(MSG_DEC_ENTRY, "DEC_ENTRY", struct msg_dec_entry, PEER_DECODER, 0, check_dentry),
 	SPEC(MSG_DEC_END, "DEC_END", struct msg_dec_end, PEER_DECODER, 0, check_dend),
+	SPEC(MSG_TICK_REC, "TICK_REC", struct msg_tick_rec, PEER_PARENT, 0, check_tick),
 };
 
 /* Layouts are part of the protocol: catch accidental padding or growth. */
@@ -462,6 +476,7 @@ _Static_assert(sizeof(struct msg_upl_conf_end) == 16, "uploader configuration en
 _Static_assert(sizeof(struct msg_dec_start) == 1056, "decoder start");
 _Static_assert(sizeof(struct msg_dec_entry) == 8232, "decoder entry");
 _Static_assert(sizeof(struct msg_dec_end) == 552, "decoder end");
+_Static_assert(sizeof(struct msg_tick_rec) == 448, "tick record");
 _Static_assert(sizeof(struct msg_dec_entry) <= MSG_MAX_PAYLOAD, "decoder entry fits");
 
 static const struct msg_spec *

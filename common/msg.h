@@ -82,7 +82,8 @@ enum msg_type {
 	MSG_DEC_READY,		/* decoder -> parent: identity.age opened */
 	MSG_DEC_ENTRY,		/* decoder -> parent: one archive entry (data on the pipe) */
 	MSG_DEC_END,		/* decoder -> parent: the verdict */
-	MSG_TYPE_MAX = MSG_DEC_END,
+	MSG_TICK_REC,		/* parent -> statusd: one tick of a vault ended */
+	MSG_TYPE_MAX = MSG_TICK_REC,
 };
 
 /* Frozen: layout must never change. */
@@ -230,6 +231,31 @@ struct msg_snap_vault {
 enum verify_outcome {
 	VERIFY_NONE = 0, VERIFY_OK, VERIFY_MISMATCH, VERIFY_ERROR, VERIFY_SKIPPED,
 	VERIFY_OUTCOME_MAX = VERIFY_SKIPPED,
+};
+
+/* What started a tick, and how it ended (the tick records of DESIGN §7). */
+enum tick_trigger {
+	TRIG_STARTUP = 0, TRIG_WATCHER, TRIG_HEAD_POLL, TRIG_INTERVAL, TRIG_CTL,
+	TRIG_MAX = TRIG_CTL,
+};
+enum tick_outcome {
+	TICK_OK = 0, TICK_ERROR, TICK_CONFLICT, TICK_SKIPPED, TICK_OUTCOME_MAX = TICK_SKIPPED,
+};
+
+/* One tick of a vault, as its tick_end (or tick_skip) record says it. */
+struct msg_tick_rec {
+	char vault[64];
+	uint64_t index;
+	int64_t started_ms;	/* unix milliseconds */
+	uint64_t duration_ms;
+	uint64_t archive_bytes;
+	uint64_t uploaded_bytes;	/* 0 unless pushed */
+	uint32_t trigger;	/* enum tick_trigger */
+	uint32_t outcome;	/* enum tick_outcome */
+	uint32_t saved;		/* 1: a new archive */
+	uint32_t pushed;	/* 1: it went up */
+	char sha256[72];	/* of the archive as saved, "" = none yet */
+	char error[256];
 };
 
 struct msg_snap_end {
@@ -483,6 +509,7 @@ struct msg {
 		struct msg_dec_ready dready;
 		struct msg_dec_entry dentry;
 		struct msg_dec_end dend;
+		struct msg_tick_rec tick;
 		uint8_t raw[MSG_MAX_PAYLOAD];
 	} u;
 };

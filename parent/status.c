@@ -155,6 +155,7 @@ push_fired(void *arg)
 	if (D.shutting_down)
 		return;
 	status_push();
+	ticklog_flush();
 	(void)timer_add(STATUSD_PUSH_MS, push_fired, NULL);
 }
 

@@ -23,6 +23,15 @@ static const char *const trigger_names[] = {
 	[TRIG_INTERVAL] = "interval", [TRIG_CTL] = "ctl",
 };
 
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static const struct cfg_vault *
 cfg_of(const struct vault_rt *v)
 {
@@ -102,6 +111,28 @@ reply_all(struct vault_rt *v, int code, const char *msg)
 
 static void tick_start(struct vault_rt *v, int trigger);
 
+/* The tick that ends, for statusd's tick history. */
+static void
+record(const struct vault_rt *v, uint32_t outcome, const char *error)
+{
+	struct msg_tick_rec t;
+
+	memset(&t, 0, sizeof(t));
+	msg_strlcpy(t.vault, v->name, sizeof(t.vault));
+	t.index = v->tick_index;
+	t.started_ms = v->tick_started_ms;
+	t.duration_ms = mono_ms() - v->tick_t0;
+	t.trigger = (uint32_t)v->tick_trigger;
+	t.outcome = outcome;
+	t.saved = v->tick_saved != 0;
+	t.pushed = v->tick_pushed != 0;
+	t.archive_bytes = v->st.archive_bytes;
+	t.uploaded_bytes = v->tick_pushed ? v->rs.uploaded_bytes : 0;
+	msg_strlcpy(t.sha256, v->st.sha256, sizeof(t.sha256));
+	msg_strlcpy(t.error, error != NULL ? error : "", sizeof(t.error));
+	ticklog_add(&t);
+}
+
 static void saved(struct vault_rt *v, int rc, int changed, const char *msg);
 
 static void
@@ -140,6 +171,8 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 	    error != NULL ? error : "");
 	if (strcmp(outcome, "ok") != 0)
 		D.oneshot_failed |= D.oneshot;
+	record(v, strcmp(outcome, "ok") == 0 ? TICK_OK : strcmp(outcome, "conflict") == 0 ?
+	    TICK_CONFLICT : TICK_ERROR, error);
 	snprintf(reply, sizeof(reply), "%s%s%s", v->tick_save_msg,
 	    v->tick_save_msg[0] && v->tick_push_msg[0] ? "; " : "", v->tick_push_msg);
 	v->tick_running = TICK_IDLE;
@@ -157,6 +190,7 @@ tick_start(struct vault_rt *v, int trigger)
 	v->tick_pending = 0;	/* whatever was pending, this tick sees it */
 	v->tick_trigger = trigger;
 	v->tick_t0 = mono_ms();
+	v->tick_started_ms = wall_ms();
 	v->tick_saved = v->tick_pushed = 0;
 	v->tick_save_msg[0] = v->tick_push_msg[0] = '\0';
 	if (v->state == VAULT_ST_LOCKED) {
@@ -166,6 +200,7 @@ tick_start(struct vault_rt *v, int trigger)
 		emit(LL_INFO, f, "vault %s: tick %llu (%s) skipped: locked", v->name,
 		    (unsigned long long)v->tick_index, trigger_names[trigger]);
 		snprintf(err, sizeof(err), "vault %s is locked", v->name);
+		record(v, TICK_SKIPPED, err);
 		reply_all(v, 1, err);
 		arm_interval(v);
 		return;

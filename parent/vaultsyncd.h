@@ -96,7 +96,6 @@ struct vault_rt;
 typedef void (*save_done_fn)(struct vault_rt *v, int rc, int changed, const char *msg);
 typedef void (*push_done_fn)(struct vault_rt *v, int code, const char *msg);
 
-enum tick_trigger { TRIG_STARTUP = 0, TRIG_WATCHER, TRIG_HEAD_POLL, TRIG_INTERVAL, TRIG_CTL };
 enum tick_phase { TICK_IDLE = 0, TICK_SAVING, TICK_PUSHING };
 
 struct vault_rt {
@@ -145,6 +144,7 @@ struct vault_rt {
 	uint64_t tick_index;
 	int tick_trigger;
 	uint64_t tick_t0;
+	int64_t tick_started_ms;	/* unix ms */
 	int tick_pending, pending_trigger;
 	int tick_saved, tick_pushed;
 	char tick_save_msg[512], tick_push_msg[512];
@@ -284,6 +284,10 @@ int tick_any_running(void);
 void tick_startup(void);
 
 /* ---- status.c ---- */
+/* ---- ticklog.c: tick records for statusd, kept for one that restarts ---- */
+void ticklog_add(const struct msg_tick_rec *t);
+void ticklog_flush(void);	/* what statusd has not had yet */
+void ticklog_restart(void);	/* statusd (re)started: all that is kept */
 int status_send_snapshot(int fd, uint32_t seq);
 int status_healthy(void);
 /* A snapshot to statusd now; and every few hundred ms from status_push_start on. */

@@ -35,6 +35,8 @@ child_up(struct child_proc *c)
 	if (c->role == ROLE_UPLOADER)
 		remote_uploader_ready();
 	status_push();		/* statusd's first, or one that says a child is back */
+	if (c->role == ROLE_STATUSD)
+		ticklog_restart();
 }
 
 static void

@@ -66,6 +66,7 @@ read_channel(void)
 			break;
 		case MSG_STATUSD_CONFIG:
 			routes_config(&m.u.scfg);
+			ticks_config(m.u.scfg.tick_history);
 			explicit_bzero(&m, sizeof(m));
 			break;
 		case MSG_SNAP_DAEMON:
@@ -74,6 +75,9 @@ read_channel(void)
 		case MSG_SNAP_VAULT:
 		case MSG_SNAP_END:
 			snap_take(&m);
+			break;
+		case MSG_TICK_REC:
+			ticks_take(&m.u.tick);
 			break;
 		default:
 			fatalx("unexpected %s from parent", msg_type_name(m.hdr.type));

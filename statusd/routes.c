@@ -19,20 +19,51 @@
 #define CT_JSON		"application/json"
 #define CT_METRICS	"text/plain; version=0.0.4; charset=utf-8"
 
-struct route {
-	const char *path;	/* exact, or a prefix ending in '/' that takes one name */
-	int auth;
-	const char *ctype;
-	unsigned (*exact)(char **body);
-	unsigned (*named)(const char *name, char **body);
+/* A request as a handler sees it: the name from the path, if the route has one. */
+struct req {
+	struct MHD_Connection *conn;
+	const char *name;
 };
 
+struct route {
+	const char *path;	/* the whole path, or what comes before the name */
+	const char *after;	/* NULL: no name; else what follows the name ("" for none) */
+	int auth;
+	const char *ctype;
+	unsigned (*fn)(const struct req *q, char **body);
+};
+
+static unsigned r_healthz(const struct req *q, char **b) { (void)q; return snap_healthz(b); }
+static unsigned r_status(const struct req *q, char **b) { (void)q; return snap_status(b); }
+static unsigned r_vaults(const struct req *q, char **b) { (void)q; return snap_vaults(b); }
+static unsigned r_vault(const struct req *q, char **b) { return snap_vault(q->name, b); }
+static unsigned r_metrics(const struct req *q, char **b) { (void)q; return metrics_render(b); }
+
+/* ?limit=K: the last K ticks (1 to 100000), all that are kept without it. */
+static unsigned
+r_ticks(const struct req *q, char **body)
+{
+	const char *l = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	char *end;
+	unsigned long k = 0;
+
+	if (l != NULL) {
+		k = strtoul(l, &end, 10);
+		if (*l < '0' || *l > '9' || *end != '\0' || k < 1 || k > 100000) {
+			*body = strdup("{\"error\":\"limit must be a number from 1 to 100000\"}\n");
+			return 400;
+		}
+	}
+	return snap_ticks(q->name, (size_t)k, body);
+}
+
 static const struct route routes[] = {
-	{ "/v1/healthz", 0, CT_JSON, snap_healthz, NULL },
-	{ "/v1/status", 1, CT_JSON, snap_status, NULL },
-	{ "/v1/vaults", 1, CT_JSON, snap_vaults, NULL },
-	{ "/v1/vaults/", 1, CT_JSON, NULL, snap_vault },
-	{ "/metrics", 1, CT_METRICS, metrics_render, NULL },
+	{ "/v1/healthz", NULL, 0, CT_JSON, r_healthz },
+	{ "/v1/status", NULL, 1, CT_JSON, r_status },
+	{ "/v1/vaults", NULL, 1, CT_JSON, r_vaults },
+	{ "/v1/vaults/", "", 1, CT_JSON, r_vault },
+	{ "/v1/vaults/", "/ticks", 1, CT_JSON, r_ticks },
+	{ "/metrics", NULL, 1, CT_METRICS, r_metrics },
 };
 
 /* Until the parent's configuration arrives, the token is required and matches nothing. */
@@ -125,19 +156,30 @@ has_body(struct MHD_Connection *conn)
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
 }
 
-/* A name in a path: what a vault may be called, nothing that could be more. */
+/*
+ * Does url match the route?  A name in a path is what a vault may be called
+ * and nothing that could be more; it is copied out to name.
+ */
 static int
-name_ok(const char *s)
+matches(const struct route *rt, const char *url, char name[CFG_NAME_MAX])
 {
-	size_t n = strlen(s);
+	size_t n = strlen(rt->path), i;
 
-	if (n == 0 || n >= CFG_NAME_MAX)
+	if (rt->after == NULL)
+		return strcmp(url, rt->path) == 0;
+	if (strncmp(url, rt->path, n) != 0)
 		return 0;
-	for (; *s != '\0'; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '-' && *s != '_' && *s != '.')
+	url += n;
+	for (i = 0; url[i] != '\0' && url[i] != '/'; i++) {
+		if (i == CFG_NAME_MAX - 1 || (!(url[i] >= 'a' && url[i] <= 'z') &&
+		    !(url[i] >= 'A' && url[i] <= 'Z') && !(url[i] >= '0' && url[i] <= '9') &&
+		    url[i] != '-' && url[i] != '_' && url[i] != '.'))
 			return 0;
-	return 1;
+		name[i] = url[i];
+	}
+	name[i] = '\0';
+	return i > 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+	    strcmp(url + i, rt->after) == 0;
 }
 
 enum MHD_Result
@@ -145,7 +187,8 @@ routes_handle(void *cls, struct MHD_Connection *conn, const char *url, const cha
     const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
 	const struct route *rt = NULL;
-	const char *arg = NULL;
+	char name[CFG_NAME_MAX] = "";
+	struct req q = { conn, name };
 	char *body = NULL;
 	unsigned code;
 	size_t i;
@@ -171,23 +214,15 @@ routes_handle(void *cls, struct MHD_Connection *conn, const char *url, const cha
 	}
 	if (*upload_size != 0)
 		return error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "no request body allowed");
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]) && rt == NULL; i++) {
-		size_t n = strlen(routes[i].path);
-
-		if (routes[i].exact != NULL && strcmp(url, routes[i].path) == 0)
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]) && rt == NULL; i++)
+		if (matches(&routes[i], url, name))
 			rt = &routes[i];
-		else if (routes[i].named != NULL && strncmp(url, routes[i].path, n) == 0 &&
-		    name_ok(url + n)) {
-			rt = &routes[i];
-			arg = url + n;
-		}
-	}
 	if (rt == NULL)
 		return error(conn, MHD_HTTP_NOT_FOUND, "not found");
 	if (rt->auth && cfg.require_auth && !token_ok(conn))
 		return error(conn, MHD_HTTP_UNAUTHORIZED,
 		    "a bearer token is required (the token of daemon.json)");
-	code = rt->exact != NULL ? rt->exact(&body) : rt->named(arg, &body);
+	code = rt->fn(&q, &body);
 	if (body == NULL)
 		return error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	/* Before the first snapshot, every route answers as healthz: JSON. */

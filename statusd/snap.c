@@ -219,3 +219,26 @@ snap_vault(const char *name, char **body)
 	return 404;
 }
 
+/* /v1/vaults/NAME/ticks: 404 for a vault the snapshot does not name. */
+unsigned
+snap_ticks(const char *name, size_t limit, char **body)
+{
+	json_t *o;
+	size_t i;
+
+	if (!have_cur)
+		return snap_healthz(body);
+	for (i = 0; i < cur.nv && strcmp(cur.v[i].name, name) != 0; i++)
+		;
+	if (i == cur.nv) {
+		*body = dump(json_pack("{s:s}", "error", "no such vault"));
+		return 404;
+	}
+	o = json_object();
+	json_object_set_new(o, "schema_version", json_integer(1));
+	json_object_set_new(o, "vault", json_string(name));
+	json_object_set_new(o, "ticks", ticks_json(name, limit));
+	*body = dump(o);
+	return 200;
+}
+

@@ -57,6 +57,13 @@ unsigned snap_status(char **body);
 unsigned snap_vaults(char **body);
 unsigned snap_vault(const char *name, char **body);
 
+/* ticks.c: each vault's last StatusTickHistory tick records. */
+void ticks_config(uint32_t history);
+void ticks_take(const struct msg_tick_rec *t);
+struct json_t;
+struct json_t *ticks_json(const char *vault, size_t limit);	/* a JSON array */
+unsigned snap_ticks(const char *vault, size_t limit, char **body);
+
 /* metrics.c: /metrics in the Prometheus text format (a body to free()). */
 unsigned metrics_render(char **body);
 

@@ -135,8 +135,9 @@ def test_uploader_killed_after_its_write_landed(fenv, s3, proxy):
     """The uploader dies after RGW stored its PUT and before the reply: that write
     is in doubt, not failed, and stays so while later attempts are refused.  The
     next archive's If-Match then meets a 412 caused by that write of ours: it
-    must be adopted, never taken for another device's."""
-    env = fenv()
+    must be adopted, never taken for another device's.  The watcher waits a
+    minute, so that no tick of its own carries a change before the sync does."""
+    env = fenv(conf="WatcherDebounce 60s\n")
     e, v0 = first_push(env)
     upl = e.d.child_pids()["uploader"]
     proxy.set_fault("pass", method="PUT", path=LATEST, times=1,

@@ -459,3 +459,54 @@ def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
     finally:
         e.close()
 
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_tick_history_of_a_vault(daemon_factory, workdir, user_mode):
+    """/v1/vaults/NAME/ticks: the vault's last ticks, oldest first, as their
+    tick_end records say them; ?limit=K the last K; kept across a restart of
+    statusd (the parent sends it what it keeps).  The watcher waits a minute:
+    the ticks are the syncs'."""
+    from conftest import wait_for
+    from test_remote_dir import remote_env
+    e = remote_env(daemon_factory, workdir, user_mode,
+                   conf="StatusTickHistory 3\nWatcherDebounce 60s\n")
+    try:
+        e.d.start()
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        for i in range(4):
+            with open(os.path.join(e.path, "f%d" % i), "w") as f:
+                f.write("tick %d\n" % i)
+            e.ctl("sync", "v")
+        url, auth = api(e.d)
+        ends = [r for r in e.d.records() if r.get("event") in ("tick_end", "tick_skip")
+                and r["vault"] == "v"]
+
+        def ticks(q=""):
+            code, _, body = get(url + "v1/vaults/v/ticks" + q, headers=auth)
+            assert code == 200, (code, body)
+            return json.loads(body)["ticks"]
+        got = wait_for(lambda: (lambda t: t if t and t[-1]["tick_index"] ==
+                                ends[-1]["tick_index"] else None)(ticks()),
+                       what="the last tick in the history")
+        assert [t["tick_index"] for t in got] == [r["tick_index"] for r in ends[-3:]]
+        last, rec = got[-1], ends[-1]
+        assert last["trigger"] == "ctl" and last["outcome"] == rec["outcome"] == "ok"
+        assert last["sync"]["saved"] is True and last["sync"]["pushed"] is True
+        assert last["sync"]["sha256"] == rec["sync"]["sha256"] and len(rec["sync"]["sha256"]) == 64
+        assert last["sync"]["archive_bytes"] == rec["sync"]["archive_bytes"]
+        assert last["duration_ms"] == rec["duration_ms"]
+        assert [t["tick_index"] for t in ticks("?limit=1")] == [rec["tick_index"]]
+        for bad in ("?limit=0", "?limit=-1", "?limit=x", "?limit=100001"):
+            assert get(url + "v1/vaults/v/ticks" + bad, headers=auth)[0] == 400, bad
+        assert get(url + "v1/vaults/nope/ticks", headers=auth)[0] == 404
+        assert get(url + "v1/vaults/v/ticks")[0] == 401
+        # A restarted statusd serves the same history.
+        os.kill(e.d.child_pids()["statusd"], 9)
+        wait_for(lambda: e.d.children()["statusd"]["restarts"] == 1 and
+                 e.d.children()["statusd"]["state"] == "running", what="statusd restart")
+        wait_for(lambda: [t["tick_index"] for t in ticks()] ==
+                 [r["tick_index"] for r in ends[-3:]], what="the history after a restart")
+        assert e.d.stop() == 0
+    finally:
+        e.close()

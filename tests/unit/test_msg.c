@@ -142,6 +142,14 @@ make_samples(struct sample *s, size_t *n)
 	s[i - 1].u.dend.ok = 1;
 	s[i - 1].u.dend.stage = DEC_STAGE_ARCHIVE;
 	memset(s[i - 1].u.dend.msg, 'm', 511);
+	ADD(MSG_TICK_REC, PEER_PARENT, tick);
+	msg_strlcpy(s[i - 1].u.tick.vault, "work", 64);
+	s[i - 1].u.tick.index = 42;
+	s[i - 1].u.tick.trigger = TRIG_CTL;
+	s[i - 1].u.tick.outcome = TICK_CONFLICT;
+	s[i - 1].u.tick.saved = s[i - 1].u.tick.pushed = 1;
+	memset(s[i - 1].u.tick.sha256, 'a', 64);
+	memset(s[i - 1].u.tick.error, 'e', 255);
 #undef ADD
 	*n = i;
 }

@@ -1,0 +1,62 @@
+/*
+ * Tick records for statusd (/v1/vaults/NAME/ticks).  The last TICKLOG_KEEP
+ * records of all vaults are kept here, so that a statusd that restarts, or
+ * whose channel was full when a tick ended, still gets every one of them:
+ * each goes out in order, and what could not go now goes with the next
+ * record or the next status push.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "vaultsyncd.h"
+
+#define TICKLOG_KEEP	1024
+
+static struct msg_tick_rec ring[TICKLOG_KEEP];
+static uint64_t added;		/* records ever added; the ring holds the last ones */
+static uint64_t sent;		/* of which statusd has had this many */
+
+static struct child_proc *
+statusd(void)
+{
+	struct child_proc *s = child_by_role(ROLE_STATUSD);
+
+	return D.cfg.status_api && s->state == CHILD_ST_RUNNING && s->chan >= 0 ? s : NULL;
+}
+
+void
+ticklog_flush(void)
+{
+	struct child_proc *s = statusd();
+
+	if (s == NULL)
+		return;
+	if (added - sent > TICKLOG_KEEP)
+		sent = added - TICKLOG_KEEP;	/* older ones are gone */
+	while (sent < added) {
+		if (msg_send(s->chan, PEER_PARENT, MSG_TICK_REC, ++s->seq,
+		    &ring[sent % TICKLOG_KEEP], sizeof(ring[0]), -1) != 0) {
+			if (errno != EAGAIN)
+				log_debug("statusd: tick record not sent: %s", strerror(errno));
+			return;
+		}
+		sent++;
+	}
+}
+
+void
+ticklog_add(const struct msg_tick_rec *t)
+{
+	ring[added % TICKLOG_KEEP] = *t;
+	added++;
+	ticklog_flush();
+}
+
+/* A statusd that (re)started has none of them. */
+void
+ticklog_restart(void)
+{
+	sent = 0;
+	ticklog_flush();
+}
