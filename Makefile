@@ -100,6 +100,8 @@ $(B)/vaultsync-uploader: $(call obj,$(UPLOADER_SRC)) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsync-statusd: $(call obj,$(STATUSD_SRC)) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+# The page's files are assembled into ui.o (.incbin): it depends on them.
+$(B)/obj/statusd/ui.o: $(wildcard statusd/ui/*)
 $(B)/vaultsync-decoder: $(call obj,$(DECODER_SRC)) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsyncctl: $(call obj,$(CTL_SRC)) $(LIBVS)

@@ -44,6 +44,9 @@ usage(int code)
 "  status [--json] [VAULT]   daemon, children, credentials and vaults;\n"
 "                            exit 0 healthy, 1 something unhealthy,\n"
 "                            2 daemon not running\n"
+"  status --ui               the status page's URL, with the API token in its\n"
+"                            fragment (#t=...); only for those who may read\n"
+"                            RuntimeDir/daemon.json (the daemon's user, root)\n"
 "  version                   versions and protocol of vaultsyncctl and the daemon\n"
 "  reload                    re-read the configuration (like SIGHUP); a bad\n"
 "                            configuration is reported and the old one kept\n"
@@ -238,6 +241,59 @@ static void
 request(int fd, uint32_t cmd, const char *vault)
 {
 	request_full(fd, cmd, vault, 0, NULL);
+}
+
+/*
+ * status --ui: the page's URL with the token in its fragment (which a
+ * browser never sends).  The token is in daemon.json, beside the control
+ * socket, readable only by the daemon's user and root: whoever cannot read
+ * it gets no URL.
+ */
+static int
+cmd_status_ui(const char *sock)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
+	const char *slash = strrchr(sock, '/'), *url, *token;
+	json_error_t jerr;
+	json_t *dj;
+	json_int_t pid;
+	int fd;
+
+	snprintf(path, sizeof(path), "%.*s/daemon.json", slash != NULL ? (int)(slash - sock) : 1,
+	    slash != NULL ? sock : ".");
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		if (errno == EACCES || errno == EPERM) {
+			fprintf(stderr, "%s: %s: permission denied: only the daemon's user and root "
+			    "may read the status API's token\n", progname, path);
+			return EXIT_NOPERM;
+		}
+		fprintf(stderr, "%s: %s: %s (is the daemon running, with StatusAPI yes?)\n",
+		    progname, path, strerror(errno));
+		return EXIT_NODAEMON;
+	}
+	dj = json_loadfd(fd, 0, &jerr);
+	close(fd);
+	if (dj == NULL) {
+		fprintf(stderr, "%s: %s: %s\n", progname, path, jerr.text);
+		return EXIT_NODAEMON;
+	}
+	url = json_string_value(json_object_get(dj, "url"));
+	token = json_string_value(json_object_get(dj, "token"));
+	pid = json_integer_value(json_object_get(dj, "pid"));
+	if (url == NULL || token == NULL || pid <= 0) {
+		fprintf(stderr, "%s: %s: not a daemon.json this version writes\n", progname, path);
+		json_decref(dj);
+		return EXIT_NODAEMON;
+	}
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+		fprintf(stderr, "%s: %s names pid %lld, which is not running: the daemon has "
+		    "stopped\n", progname, path, (long long)pid);
+		json_decref(dj);
+		return EXIT_NODAEMON;
+	}
+	printf("%s#t=%s\n", url, token);
+	json_decref(dj);
+	return 0;
 }
 
 static int
@@ -564,17 +620,23 @@ main(int argc, char **argv)
 		path = sock;
 	}
 	if (strcmp(cmd, "status") == 0) {
-		int as_json = 0;
+		int as_json = 0, ui = 0;
 		const char *vault = NULL;
 
 		for (; optind < argc; optind++) {
 			if (strcmp(argv[optind], "--json") == 0)
 				as_json = 1;
+			else if (strcmp(argv[optind], "--ui") == 0)
+				ui = 1;
 			else if (argv[optind][0] == '-' || vault != NULL)
 				usage(EXIT_USAGE);
 			else
 				vault = argv[optind];
 		}
+		if (ui && (as_json || vault != NULL))
+			usage(EXIT_USAGE);
+		if (ui)
+			return cmd_status_ui(path);
 		fd = connect_daemon(path);
 		return cmd_status(fd, as_json, vault);
 	}

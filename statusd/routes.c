@@ -9,6 +9,8 @@
  *  - for every route but healthz, the bearer token of daemon.json, compared
  *    in constant time (401), unless StatusRequireAuth is off.
  * No CORS header is ever sent, so browsers keep other origins from reading.
+ * The page (/, /ui.js, /ui.css) needs no token: it holds no data, and reads
+ * the API with the token the URL fragment gave it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,9 @@ static unsigned r_status(const struct req *q, char **b) { (void)q; return snap_s
 static unsigned r_vaults(const struct req *q, char **b) { (void)q; return snap_vaults(b); }
 static unsigned r_vault(const struct req *q, char **b) { return snap_vault(q->name, b); }
 static unsigned r_metrics(const struct req *q, char **b) { (void)q; return metrics_render(b); }
+static unsigned r_page(const struct req *q, char **b) { (void)q; return ui_page(b); }
+static unsigned r_script(const struct req *q, char **b) { (void)q; return ui_script(b); }
+static unsigned r_style(const struct req *q, char **b) { (void)q; return ui_style(b); }
 
 /* ?limit=K: the last K ticks (1 to 100000), all that are kept without it. */
 static unsigned
@@ -64,6 +69,9 @@ static const struct route routes[] = {
 	{ "/v1/vaults/", "", 1, CT_JSON, r_vault },
 	{ "/v1/vaults/", "/ticks", 1, CT_JSON, r_ticks },
 	{ "/metrics", NULL, 1, CT_METRICS, r_metrics },
+	{ "/", NULL, 0, "text/html; charset=utf-8", r_page },
+	{ "/ui.js", NULL, 0, "text/javascript; charset=utf-8", r_script },
+	{ "/ui.css", NULL, 0, "text/css; charset=utf-8", r_style },
 };
 
 /* Until the parent's configuration arrives, the token is required and matches nothing. */
@@ -95,6 +103,12 @@ reply(struct MHD_Connection *conn, unsigned code, const char *ctype, const char 
 	MHD_add_response_header(r, "Content-Type", ctype);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	/* The page runs its own script and style and talks to this origin only; nobody frames it. */
+	MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; "
+	    "script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+	    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
 	if (code == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"vaultsync\"");
 	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)

@@ -64,6 +64,11 @@ struct json_t;
 struct json_t *ticks_json(const char *vault, size_t limit);	/* a JSON array */
 unsigned snap_ticks(const char *vault, size_t limit, char **body);
 
+/* ui.c: the status page's three files (no token: they hold no data). */
+unsigned ui_page(char **body);
+unsigned ui_script(char **body);
+unsigned ui_style(char **body);
+
 /* metrics.c: /metrics in the Prometheus text format (a body to free()). */
 unsigned metrics_render(char **body);
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MODES
+from conftest import IS_ROOT, MODES
 
 
 def get(url, method="GET", headers=None, data=None):
@@ -510,3 +510,56 @@ def test_tick_history_of_a_vault(daemon_factory, workdir, user_mode):
         assert e.d.stop() == 0
     finally:
         e.close()
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_status_page_is_self_contained_and_guarded(daemon_factory, user_mode):
+    """/ is one page built into statusd: its script and style come from the
+    same origin, nothing from elsewhere; no other site may frame it; it takes
+    the token from the URL fragment and removes it from the address bar."""
+    d = daemon_factory(user_mode=user_mode).start()
+    url, _ = api(d)
+    code, hdrs, page = get(url)
+    assert code == 200 and hdrs["Content-Type"] == "text/html; charset=utf-8"
+    csp = hdrs["Content-Security-Policy"]
+    for part in ("default-src 'none'", "script-src 'self'", "connect-src 'self'",
+                 "frame-ancestors 'none'"):
+        assert part in csp, csp
+    assert hdrs["X-Frame-Options"] == "DENY" and hdrs["Cache-Control"] == "no-store"
+    refs = re.findall(rb'(?:src|href)="([^"]*)"', page)
+    assert sorted(refs) == [b"/ui.css", b"/ui.js"], refs
+    code, hdrs, js = get(url + "ui.js")
+    assert code == 200 and hdrs["Content-Type"].startswith("text/javascript")
+    code, hdrs, css = get(url + "ui.css")
+    assert code == 200 and hdrs["Content-Type"].startswith("text/css")
+    assert b"prefers-color-scheme: dark" in css and b"max-width" in css
+    # Only same-origin API paths; the fragment is read, then taken out of the address bar.
+    assert re.findall(rb'get\("(/[^"]*)"', js) == [b"/v1/status", b"/v1/vaults/"]
+    assert b"/ticks?limit=" in js
+    assert b"history.replaceState" in js and b"location.hash" in js
+    assert b"innerHTML" not in js and b"eval(" not in js
+    assert not re.search(rb"https?://(?!www\.w3\.org/2000/svg)", page + js + css)
+    # The page's files are served without the token, and only to this listener's name.
+    assert get(url, headers={"Host": "evil.example"})[0] == 421
+    assert d.stop() == 0
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_status_ui_prints_the_url_with_the_token(daemon_factory, user_mode):
+    d = daemon_factory(user_mode=user_mode).start()
+    url, auth = api(d)
+    r = d.ctl("status", "--ui")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == url + "#t=" + auth["Authorization"][len("Bearer "):]
+    assert d.ctl("status", "--ui", "--json", check=False).returncode == 64
+    if IS_ROOT and not user_mode:
+        # A ControlGroup member may see status, not the token.
+        from test_ctl import run_ctl
+        import grp
+        r = run_ctl(d.sock, "status", "--ui", user="vstest",
+                    groups=[grp.getgrnam("vaultsync").gr_gid])
+        assert r.returncode == 77 and "permission denied" in r.stderr, r.stdout + r.stderr
+        assert auth["Authorization"][7:] not in r.stdout + r.stderr
+    assert d.stop() == 0
+    r = d.ctl("status", "--ui", check=False)
+    assert r.returncode == 2, r.stdout + r.stderr
