@@ -49,6 +49,7 @@ statusd_conn_notify(void *cls, struct MHD_Connection *mhd, void **socket_context
 
 	(void)cls;
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		events_forget(mhd);
 		if ((c = *socket_context) != NULL)
 			memset(c, 0, sizeof(*c));
 		nclosed++;

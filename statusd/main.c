@@ -78,6 +78,7 @@ read_channel(void)
 			break;
 		case MSG_TICK_REC:
 			ticks_take(&m.u.tick);
+			events_tick(&m.u.tick);
 			break;
 		default:
 			fatalx("unexpected %s from parent", msg_type_name(m.hdr.type));
@@ -107,7 +108,9 @@ main(int argc, char **argv)
 	learn_listener();
 	MHD_set_panic_func(mhd_panic, NULL);
 	/* Everything libmicrohttpd allocates (epoll fd, wakeup fd) exists before the sandbox. */
-	d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL,
+	events_init();
+	/* Suspend and resume: a request for events waits for the next one. */
+	d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
 	    routes_handle, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)CHILD_FD_JOB,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)STATUSD_CONN_MAX,
@@ -135,6 +138,8 @@ main(int argc, char **argv)
 		if (MHD_get_timeout(d, &to) == MHD_YES)
 			t = to > 60000 ? 60000 : (int)to;
 		if ((dl = statusd_conn_expire()) >= 0 && (t < 0 || dl < t))
+			t = dl;
+		if ((dl = events_expire()) >= 0 && (t < 0 || dl < t))
 			t = dl;
 		/*
 		 * libmicrohttpd takes the listener out of its epoll set while the

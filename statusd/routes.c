@@ -25,6 +25,7 @@
 struct req {
 	struct MHD_Connection *conn;
 	const char *name;
+	const char *ctype;	/* a handler may answer in another type than its route's */
 };
 
 struct route {
@@ -32,21 +33,27 @@ struct route {
 	const char *after;	/* NULL: no name; else what follows the name ("" for none) */
 	int auth;
 	const char *ctype;
-	unsigned (*fn)(const struct req *q, char **body);
+	unsigned (*fn)(struct req *q, char **body);
 };
 
-static unsigned r_healthz(const struct req *q, char **b) { (void)q; return snap_healthz(b); }
-static unsigned r_status(const struct req *q, char **b) { (void)q; return snap_status(b); }
-static unsigned r_vaults(const struct req *q, char **b) { (void)q; return snap_vaults(b); }
-static unsigned r_vault(const struct req *q, char **b) { return snap_vault(q->name, b); }
-static unsigned r_metrics(const struct req *q, char **b) { (void)q; return metrics_render(b); }
-static unsigned r_page(const struct req *q, char **b) { (void)q; return ui_page(b); }
-static unsigned r_script(const struct req *q, char **b) { (void)q; return ui_script(b); }
-static unsigned r_style(const struct req *q, char **b) { (void)q; return ui_style(b); }
+static unsigned r_healthz(struct req *q, char **b) { (void)q; return snap_healthz(b); }
+static unsigned r_status(struct req *q, char **b) { (void)q; return snap_status(b); }
+static unsigned r_vaults(struct req *q, char **b) { (void)q; return snap_vaults(b); }
+static unsigned r_vault(struct req *q, char **b) { return snap_vault(q->name, b); }
+static unsigned r_metrics(struct req *q, char **b) { (void)q; return metrics_render(b); }
+static unsigned r_page(struct req *q, char **b) { (void)q; return ui_page(b); }
+static unsigned r_script(struct req *q, char **b) { (void)q; return ui_script(b); }
+static unsigned r_style(struct req *q, char **b) { (void)q; return ui_style(b); }
+
+static unsigned
+r_events(struct req *q, char **body)
+{
+	return events_route(q->conn, body, &q->ctype);
+}
 
 /* ?limit=K: the last K ticks (1 to 100000), all that are kept without it. */
 static unsigned
-r_ticks(const struct req *q, char **body)
+r_ticks(struct req *q, char **body)
 {
 	const char *l = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "limit");
 	char *end;
@@ -68,6 +75,7 @@ static const struct route routes[] = {
 	{ "/v1/vaults", NULL, 1, CT_JSON, r_vaults },
 	{ "/v1/vaults/", "", 1, CT_JSON, r_vault },
 	{ "/v1/vaults/", "/ticks", 1, CT_JSON, r_ticks },
+	{ "/v1/events", NULL, 1, CT_JSON, r_events },
 	{ "/metrics", NULL, 1, CT_METRICS, r_metrics },
 	{ "/", NULL, 0, "text/html; charset=utf-8", r_page },
 	{ "/ui.js", NULL, 0, "text/javascript; charset=utf-8", r_script },
@@ -202,7 +210,7 @@ routes_handle(void *cls, struct MHD_Connection *conn, const char *url, const cha
 {
 	const struct route *rt = NULL;
 	char name[CFG_NAME_MAX] = "";
-	struct req q = { conn, name };
+	struct req q = { conn, name, NULL };
 	char *body = NULL;
 	unsigned code;
 	size_t i;
@@ -237,10 +245,12 @@ routes_handle(void *cls, struct MHD_Connection *conn, const char *url, const cha
 		return error(conn, MHD_HTTP_UNAUTHORIZED,
 		    "a bearer token is required (the token of daemon.json)");
 	code = rt->fn(&q, &body);
+	if (code == 0)
+		return MHD_YES;		/* it waits: the handler runs again when resumed */
 	if (body == NULL)
 		return error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	/* Before the first snapshot, every route answers as healthz: JSON. */
-	rv = reply(conn, code, code == 200 ? rt->ctype : CT_JSON, body);
+	rv = reply(conn, code, code != 200 ? CT_JSON : q.ctype != NULL ? q.ctype : rt->ctype, body);
 	free(body);
 	return rv;
 }

@@ -50,6 +50,7 @@ snap_take(const struct msg *m)
 		if (staging && stage.nch == stage.d.nchildren && stage.ncr == stage.d.ncreds &&
 		    stage.nv == stage.d.nvaults) {
 			stage.e = m->u.send;
+			events_snapshot(have_cur ? &cur : NULL, &stage);
 			cur = stage;
 			have_cur = 1;
 		}

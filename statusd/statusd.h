@@ -62,12 +62,22 @@ void ticks_config(uint32_t history);
 void ticks_take(const struct msg_tick_rec *t);
 struct json_t;
 struct json_t *ticks_json(const char *vault, size_t limit);	/* a JSON array */
+struct json_t *ticks_one_json(const struct msg_tick_rec *t);
 unsigned snap_ticks(const char *vault, size_t limit, char **body);
 
 /* ui.c: the status page's three files (no token: they hold no data). */
 unsigned ui_page(char **body);
 unsigned ui_script(char **body);
 unsigned ui_style(char **body);
+
+/* events.c: /v1/events, long-polled or as server-sent events. */
+void events_init(void);
+void events_tick(const struct msg_tick_rec *t);
+void events_snapshot(const struct snapshot *old, const struct snapshot *new);
+void events_forget(struct MHD_Connection *conn);
+int events_expire(void);	/* ms until a waiting request's timeout, or -1 */
+/* 0: the request now waits (suspended); else an HTTP status, a body and its type. */
+unsigned events_route(struct MHD_Connection *conn, char **body, const char **ctype);
 
 /* metrics.c: /metrics in the Prometheus text format (a body to free()). */
 unsigned metrics_render(char **body);

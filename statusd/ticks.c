@@ -71,8 +71,8 @@ ticks_take(const struct msg_tick_rec *t)
 		g->n++;
 }
 
-static json_t *
-tick_json(const struct msg_tick_rec *t)
+json_t *
+ticks_one_json(const struct msg_tick_rec *t)
 {
 	static const char *const trig[] = { "startup", "watcher", "head-poll", "interval", "ctl" };
 	static const char *const out[] = { "ok", "error", "conflict", "skipped" };
@@ -104,6 +104,6 @@ ticks_json(const char *vault, size_t limit)
 		return a;
 	n = limit == 0 || limit > g->n ? g->n : limit;
 	for (i = g->n - n; i < g->n; i++)
-		json_array_append_new(a, tick_json(&g->r[(g->head + g->cap - g->n + i) % g->cap]));
+		json_array_append_new(a, ticks_one_json(&g->r[(g->head + g->cap - g->n + i) % g->cap]));
 	return a;
 }

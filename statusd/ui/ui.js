@@ -132,8 +132,30 @@
 			}).catch(function () {});
 		});
 	}
+	/*
+	 * Live: wait on /v1/events (up to 30 s a request) and refresh when
+	 * something happened; a tick also refreshes the charts.  After an
+	 * error, or a statusd that restarted (another instance), start over.
+	 */
+	var since = null, instance = null;
+	function listen() {
+		var q = since === null ? "" : "?since=" + since + "&timeout=30";
+		get("/v1/events" + q).then(function (ev) {
+			if (instance !== null && ev.instance !== instance) since = null;
+			instance = ev.instance;
+			var first = since === null;
+			since = ev.next - 1;
+			if (!first && ev.events.length) {
+				refresh();
+				if (ev.events.some(function (x) { return x.type === "tick"; }))
+					refreshTicks();
+			}
+			setTimeout(listen, 0);
+		}).catch(function () { since = null; setTimeout(listen, 5000); });
+	}
 	refresh();
 	setTimeout(refreshTicks, 500);
-	setInterval(refresh, 2000);
-	setInterval(refreshTicks, 10000);
+	listen();
+	setInterval(refresh, 15000);	/* uptime and times between events */
+	setInterval(refreshTicks, 60000);
 })();

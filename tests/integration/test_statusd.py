@@ -534,7 +534,7 @@ def test_status_page_is_self_contained_and_guarded(daemon_factory, user_mode):
     assert code == 200 and hdrs["Content-Type"].startswith("text/css")
     assert b"prefers-color-scheme: dark" in css and b"max-width" in css
     # Only same-origin API paths; the fragment is read, then taken out of the address bar.
-    assert re.findall(rb'get\("(/[^"]*)"', js) == [b"/v1/status", b"/v1/vaults/"]
+    assert re.findall(rb'get\("(/[^"]*)"', js) == [b"/v1/status", b"/v1/vaults/", b"/v1/events"]
     assert b"/ticks?limit=" in js
     assert b"history.replaceState" in js and b"location.hash" in js
     assert b"innerHTML" not in js and b"eval(" not in js
@@ -563,3 +563,72 @@ def test_status_ui_prints_the_url_with_the_token(daemon_factory, user_mode):
     assert d.stop() == 0
     r = d.ctl("status", "--ui", check=False)
     assert r.returncode == 2, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_events_in_order_long_polled_and_as_event_stream(daemon_factory, workdir, user_mode):
+    """/v1/events: ids 1, 2, 3... without gaps; ?since=N answers what came after
+    N; with ?timeout=S and nothing newer the request waits for the next event
+    (a tick here); EventSource's text/event-stream with Last-Event-ID."""
+    import threading
+    from conftest import wait_for
+    from test_remote_dir import remote_env
+    e = remote_env(daemon_factory, workdir, user_mode, conf="WatcherDebounce 60s\n")
+    try:
+        e.d.start()
+        url, auth = api(e.d)
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        e.ctl("sync", "v")
+
+        def events(q="", headers=None, timeout=5):
+            code, hdrs, body = get(url + "v1/events" + q, headers=dict(auth, **(headers or {})))
+            assert code == 200, (code, body)
+            return hdrs, body
+        def seen(d):
+            return d if any(x["type"] == "tick" for x in d["events"]) and any(
+                x["type"] == "vault_state" and x["to"] == "unlocked" for x in d["events"]) \
+                else None
+        doc = wait_for(lambda: seen(json.loads(events()[1])), what="tick and state events")
+        ids = [x["id"] for x in doc["events"]]
+        assert ids == list(range(1, len(ids) + 1)) and doc["next"] == ids[-1] + 1, doc
+        assert doc["dropped"] == 0 and doc["instance"]
+        tick = [x for x in doc["events"] if x["type"] == "tick"][-1]
+        assert tick["vault"] == "v" and tick["trigger"] == "ctl" and tick["outcome"] == "ok"
+        assert [x for x in doc["events"] if x["type"] == "vault_state"][0]["from"] == "locked"
+        # Nothing newer: an answer at once without timeout, a wait with it.
+        last = doc["next"] - 1
+        assert json.loads(events("?since=%d" % last)[1])["events"] == []
+        got = {}
+
+        def wait():
+            got["t0"] = time.monotonic()
+            got["doc"] = json.loads(events("?since=%d&timeout=30" % last)[1])
+            got["t1"] = time.monotonic()
+        th = threading.Thread(target=wait)
+        th.start()
+        time.sleep(1.5)
+        assert th.is_alive(), got		# still waiting
+        e.ctl("sync", "v")
+        th.join(20)
+        assert not th.is_alive()
+        new = got["doc"]["events"]
+        assert new and new[0]["id"] == last + 1 and got["t1"] - got["t0"] < 25, got
+        # A wait that times out answers with nothing.
+        t0 = time.monotonic()
+        nxt = got["doc"]["next"] - 1
+        quiet = json.loads(events("?since=%d&timeout=1" % (nxt + 1000))[1])
+        assert quiet["events"] == [] and 0.8 < time.monotonic() - t0 < 10
+        # The same as server-sent events, from Last-Event-ID.
+        hdrs, body = events(headers={"Accept": "text/event-stream", "Last-Event-ID": str(last)})
+        assert hdrs["Content-Type"] == "text/event-stream"
+        text = body.decode()
+        assert text.startswith("retry: ")
+        sse_ids = [int(l[4:]) for l in text.splitlines() if l.startswith("id: ")]
+        assert sse_ids and sse_ids[0] == last + 1 and sse_ids == sorted(sse_ids)
+        for bad in ("?since=x", "?timeout=61", "?since=-1"):
+            code, _, _ = get(url + "v1/events" + bad, headers=auth)
+            assert code == 400, bad
+        assert get(url + "v1/events")[0] == 401
+        assert e.d.stop() == 0
+    finally:
+        e.close()
