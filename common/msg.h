@@ -254,6 +254,8 @@ struct msg_tick_rec {
 	uint32_t outcome;	/* enum tick_outcome */
 	uint32_t saved;		/* 1: a new archive */
 	uint32_t pushed;	/* 1: it went up */
+	uint32_t replayed;	/* 1: sent again to a statusd that restarted (not counted) */
+	uint32_t pad;
 	char sha256[72];	/* of the archive as saved, "" = none yet */
 	char error[256];
 };

@@ -16,6 +16,7 @@
 static struct msg_tick_rec ring[TICKLOG_KEEP];
 static uint64_t added;		/* records ever added; the ring holds the last ones */
 static uint64_t sent;		/* of which statusd has had this many */
+static uint64_t live_from;	/* the first one this statusd had as its tick ended */
 
 static struct child_proc *
 statusd(void)
@@ -35,8 +36,10 @@ ticklog_flush(void)
 	if (added - sent > TICKLOG_KEEP)
 		sent = added - TICKLOG_KEEP;	/* older ones are gone */
 	while (sent < added) {
-		if (msg_send(s->chan, PEER_PARENT, MSG_TICK_REC, ++s->seq,
-		    &ring[sent % TICKLOG_KEEP], sizeof(ring[0]), -1) != 0) {
+		struct msg_tick_rec t = ring[sent % TICKLOG_KEEP];
+
+		t.replayed = sent < live_from;
+		if (msg_send(s->chan, PEER_PARENT, MSG_TICK_REC, ++s->seq, &t, sizeof(t), -1) != 0) {
 			if (errno != EAGAIN)
 				log_debug("statusd: tick record not sent: %s", strerror(errno));
 			return;
@@ -53,10 +56,11 @@ ticklog_add(const struct msg_tick_rec *t)
 	ticklog_flush();
 }
 
-/* A statusd that (re)started has none of them. */
+/* A statusd that (re)started has none of them; those before now are history to it. */
 void
 ticklog_restart(void)
 {
 	sent = 0;
+	live_from = added;
 	ticklog_flush();
 }

@@ -3,8 +3,9 @@
  * sequence (1, 2, 3... for the life of this statusd, named by "instance").
  * Events are the tick records the parent sends and the changes between one
  * snapshot and the next (a vault's state, a child's state or pid, the
- * daemon's health).  The last EVENTS_KEEP are kept; a client that asks for
- * ids older than that gets what is kept and "dropped": how many it missed.
+ * daemon's health).  The last 10 x StatusTickHistory are kept (20 to
+ * 10,000); a client that asks for ids older than that gets what is kept and
+ * "dropped": how many it missed.
  *
  * ?since=ID answers the events after ID.  With ?timeout=S (at most 60) and
  * nothing newer, the request waits: libmicrohttpd suspends the connection
@@ -23,7 +24,8 @@
 #include "statusd.h"
 #include "statusjson.h"
 
-#define EVENTS_KEEP		1000
+#define EVENTS_KEEP_MIN		20
+#define EVENTS_KEEP_MAX		10000
 #define EVENTS_WAIT_MAX_S	60
 #define EVENTS_WAITERS		STATUSD_CONN_MAX
 
@@ -38,7 +40,8 @@ struct waiter {
 	int resumed;
 };
 
-static struct event ring[EVENTS_KEEP];
+static struct event ring[EVENTS_KEEP_MAX];
+static size_t keep = 1000;
 static uint64_t next_id = 1;
 static struct waiter waiters[EVENTS_WAITERS];
 static char instance[48];
@@ -50,6 +53,17 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Before the first event (the parent's configuration comes first). */
+void
+events_config(uint32_t tick_history)
+{
+	uint64_t k = (uint64_t)tick_history * 10;
+
+	if (next_id == 1)
+		keep = k < EVENTS_KEEP_MIN ? EVENTS_KEEP_MIN : k > EVENTS_KEEP_MAX ?
+		    EVENTS_KEEP_MAX : (size_t)k;
 }
 
 void
@@ -74,7 +88,7 @@ wake_all(void)
 static void
 add(json_t *o)
 {
-	struct event *e = &ring[next_id % EVENTS_KEEP];
+	struct event *e = &ring[next_id % keep];
 	char ts[32];
 	struct tm tm;
 	time_t t = time(NULL);
@@ -227,7 +241,7 @@ events_route(struct MHD_Connection *conn, char **body, const char **ctype)
 	}
 	if (w != NULL)
 		memset(w, 0, sizeof(*w));
-	oldest = next_id > EVENTS_KEEP ? next_id - EVENTS_KEEP : 1;
+	oldest = next_id > keep ? next_id - keep : 1;
 	dropped = since + 1 < oldest ? oldest - since - 1 : 0;
 	*body = NULL;
 	if ((f = open_memstream(body, &len)) == NULL)
@@ -241,7 +255,7 @@ events_route(struct MHD_Connection *conn, char **body, const char **ctype)
 		fprintf(f, "{\"schema_version\":1,\"instance\":\"%s\",\"dropped\":%llu,"
 		    "\"events\":[", instance, (unsigned long long)dropped);
 	for (id = since + 1 < oldest ? oldest : since + 1; id < next_id; id++) {
-		const struct event *e = &ring[id % EVENTS_KEEP];
+		const struct event *e = &ring[id % keep];
 
 		if (e->id != id)
 			continue;	/* could not be stored (out of memory) */

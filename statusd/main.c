@@ -67,6 +67,7 @@ read_channel(void)
 		case MSG_STATUSD_CONFIG:
 			routes_config(&m.u.scfg);
 			ticks_config(m.u.scfg.tick_history);
+			events_config(m.u.scfg.tick_history);
 			explicit_bzero(&m, sizeof(m));
 			break;
 		case MSG_SNAP_DAEMON:

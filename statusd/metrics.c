@@ -12,8 +12,8 @@
 #include "statusd.h"
 #include "statusjson.h"
 
-static void
-label(FILE *f, const char *s)
+void
+metrics_label(FILE *f, const char *s)
 {
 	for (; *s != '\0'; s++) {
 		if (*s == '\\' || *s == '"')
@@ -36,7 +36,7 @@ static void
 sample(FILE *f, const char *name, const char *key, const char *val, long long n)
 {
 	fprintf(f, "%s{%s=\"", name, key);
-	label(f, val);
+	metrics_label(f, val);
 	fprintf(f, "\"} %lld\n", n);
 }
 
@@ -59,7 +59,7 @@ vault_metrics(FILE *f, const struct snapshot *s)
 	for (i = 0; i < s->nv; i++)
 		for (st = 0; st <= VAULT_ST_MAX; st++) {
 			fputs("vaultsync_vault_state{vault=\"", f);
-			label(f, s->v[i].name);
+			metrics_label(f, s->v[i].name);
 			fprintf(f, "\",state=\"%s\"} %d\n", sj_vault_state_name(st),
 			    s->v[i].state == st);
 		}
@@ -102,7 +102,7 @@ daemon_metrics(FILE *f, const struct snapshot *s)
 
 	help(f, "vaultsync_build_info", "gauge", "The running vaultsyncd's version.");
 	fputs("vaultsync_build_info{version=\"", f);
-	label(f, s->d.version);
+	metrics_label(f, s->d.version);
 	fputs("\"} 1\n", f);
 	help(f, "vaultsync_start_time_seconds", "gauge", "When the daemon started.");
 	fprintf(f, "vaultsync_start_time_seconds %lld\n", (long long)s->d.started_at);
@@ -148,6 +148,7 @@ metrics_render(char **body)
 		return 500;
 	daemon_metrics(f, s);
 	vault_metrics(f, s);
+	ticks_metrics(f);
 	if (fclose(f) != 0) {
 		free(*body);
 		*body = NULL;

@@ -5,6 +5,7 @@
 #define VS_STATUSD_H
 
 #include <microhttpd.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "msg.h"
@@ -72,6 +73,7 @@ unsigned ui_style(char **body);
 
 /* events.c: /v1/events, long-polled or as server-sent events. */
 void events_init(void);
+void events_config(uint32_t tick_history);	/* how many are kept */
 void events_tick(const struct msg_tick_rec *t);
 void events_snapshot(const struct snapshot *old, const struct snapshot *new);
 void events_forget(struct MHD_Connection *conn);
@@ -81,6 +83,8 @@ unsigned events_route(struct MHD_Connection *conn, char **body, const char **cty
 
 /* metrics.c: /metrics in the Prometheus text format (a body to free()). */
 unsigned metrics_render(char **body);
+void metrics_label(FILE *f, const char *s);	/* a label value, escaped */
+void ticks_metrics(FILE *f);	/* ticks.c: the tick families */
 
 /* routes.c: the route table and the checks before it (libmicrohttpd's handler). */
 void routes_init(const char *listen_host, unsigned port);

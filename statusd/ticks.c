@@ -4,6 +4,7 @@
  * TICKS_KEEP_MAX: the setting allows more than statusd's memory should
  * hold), oldest first.  A vault's ring is made on its first record.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,10 +16,18 @@
 
 #define TICKS_KEEP_MAX	1000
 
+/* Upper bounds of the duration histogram's buckets, in milliseconds. */
+static const uint64_t bucket_ms[] = { 10, 50, 100, 500, 1000, 5000, 30000, 120000 };
+#define NBUCKETS	(sizeof(bucket_ms) / sizeof(bucket_ms[0]))
+
 struct ring {
 	char vault[64];
 	struct msg_tick_rec *r;
 	size_t cap, n, head;	/* head: where the next one goes */
+	/* Counted from the ticks that ended while this statusd ran (not replays). */
+	uint64_t count[TRIG_MAX + 1][TICK_OUTCOME_MAX + 1];
+	uint64_t le[NBUCKETS + 1];	/* cumulative per bucket; the last is +Inf */
+	uint64_t dur_ms, archived, uploaded;
 };
 
 static struct ring rings[CFG_MAX_VAULTS];
@@ -69,6 +78,80 @@ ticks_take(const struct msg_tick_rec *t)
 	g->head = (g->head + 1) % g->cap;
 	if (g->n < g->cap)
 		g->n++;
+	if (!t->replayed) {
+		size_t b;
+
+		g->count[t->trigger][t->outcome]++;
+		for (b = 0; b <= NBUCKETS; b++)
+			if (b == NBUCKETS || t->duration_ms <= bucket_ms[b])
+				g->le[b]++;
+		g->dur_ms += t->duration_ms;
+		g->archived += t->saved ? t->archive_bytes : 0;
+		g->uploaded += t->uploaded_bytes;
+	}
+}
+
+static const char *const trig_names[] = { "startup", "watcher", "head-poll", "interval", "ctl" };
+static const char *const outcome_names[] = { "ok", "error", "conflict", "skipped" };
+
+static void
+vlabel(FILE *f, const char *name, const struct ring *g)
+{
+	fprintf(f, "%s{vault=\"", name);
+	metrics_label(f, g->vault);
+	fputc('"', f);
+}
+
+/* The tick families of /metrics, from the ticks this statusd saw end. */
+void
+ticks_metrics(FILE *f)
+{
+	size_t i, b;
+	int tr, oc;
+
+	fputs("# HELP vaultsync_ticks_total Ticks that ended, by what started them and how "
+	    "they ended.\n# TYPE vaultsync_ticks_total counter\n", f);
+	for (i = 0; i < CFG_MAX_VAULTS; i++)
+		for (tr = 0; rings[i].r != NULL && tr <= TRIG_MAX; tr++)
+			for (oc = 0; oc <= TICK_OUTCOME_MAX; oc++) {
+				vlabel(f, "vaultsync_ticks_total", &rings[i]);
+				fprintf(f, ",trigger=\"%s\",outcome=\"%s\"} %llu\n", trig_names[tr],
+				    outcome_names[oc], (unsigned long long)rings[i].count[tr][oc]);
+			}
+	fputs("# HELP vaultsync_tick_duration_seconds How long ticks took.\n"
+	    "# TYPE vaultsync_tick_duration_seconds histogram\n", f);
+	for (i = 0; i < CFG_MAX_VAULTS; i++) {
+		const struct ring *g = &rings[i];
+
+		if (g->r == NULL)
+			continue;
+		for (b = 0; b <= NBUCKETS; b++) {
+			vlabel(f, "vaultsync_tick_duration_seconds_bucket", g);
+			if (b == NBUCKETS)
+				fprintf(f, ",le=\"+Inf\"} %llu\n", (unsigned long long)g->le[b]);
+			else
+				fprintf(f, ",le=\"%g\"} %llu\n", (double)bucket_ms[b] / 1000,
+				    (unsigned long long)g->le[b]);
+		}
+		vlabel(f, "vaultsync_tick_duration_seconds_sum", g);
+		fprintf(f, "} %.3f\n", (double)g->dur_ms / 1000);
+		vlabel(f, "vaultsync_tick_duration_seconds_count", g);
+		fprintf(f, "} %llu\n", (unsigned long long)g->le[NBUCKETS]);
+	}
+	fputs("# HELP vaultsync_archived_bytes_total Bytes of the new archives ticks saved.\n"
+	    "# TYPE vaultsync_archived_bytes_total counter\n", f);
+	for (i = 0; i < CFG_MAX_VAULTS; i++)
+		if (rings[i].r != NULL) {
+			vlabel(f, "vaultsync_archived_bytes_total", &rings[i]);
+			fprintf(f, "} %llu\n", (unsigned long long)rings[i].archived);
+		}
+	fputs("# HELP vaultsync_uploaded_bytes_total Bytes ticks' pushes uploaded.\n"
+	    "# TYPE vaultsync_uploaded_bytes_total counter\n", f);
+	for (i = 0; i < CFG_MAX_VAULTS; i++)
+		if (rings[i].r != NULL) {
+			vlabel(f, "vaultsync_uploaded_bytes_total", &rings[i]);
+			fprintf(f, "} %llu\n", (unsigned long long)rings[i].uploaded);
+		}
 }
 
 json_t *

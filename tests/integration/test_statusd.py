@@ -4,8 +4,10 @@ import json
 import os
 import re
 import stat
+import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -13,13 +15,46 @@ import pytest
 from conftest import IS_ROOT, MODES
 
 
+SCHEMA = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "api",
+                      "status-api.schema.json")
+
+
+def schema_for(path, code):
+    """The definition of docs/api/status-api.schema.json an answer must match."""
+    path = path.split("?")[0]
+    if (path == "/v1/healthz" and code == 200) or code == 503:
+        return "healthz"		# every route answers as healthz before the first snapshot
+    if code != 200:
+        return "error"
+    if path == "/v1/status":
+        return "status"
+    if path == "/v1/vaults":
+        return "vaults"
+    if path == "/v1/events":
+        return "events"
+    if path.startswith("/v1/vaults/"):
+        return "ticks" if path.endswith("/ticks") else "vault"
+    raise AssertionError("no schema for " + path)
+
+
+def validate(doc, name):
+    import jsonschema
+    with open(SCHEMA) as f:
+        defs = json.load(f)["$defs"]
+    jsonschema.Draft202012Validator({"$ref": "#/$defs/" + name, "$defs": defs}).validate(doc)
+
+
 def get(url, method="GET", headers=None, data=None):
+    """One request; every JSON answer is checked against the API's schema."""
     req = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, r.headers, r.read()
+            code, hdrs, body = r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
+        code, hdrs, body = e.code, e.headers, e.read()
+    if body and (hdrs.get("Content-Type") or "") == "application/json":
+        validate(json.loads(body), schema_for(urllib.parse.urlsplit(url).path, code))
+    return code, hdrs, body
 
 
 @pytest.mark.parametrize("user_mode", MODES)
@@ -78,7 +113,6 @@ import http.client
 import signal
 import socket
 import threading
-import urllib.parse
 
 from conftest import pid_alive, wait_for
 
@@ -363,6 +397,17 @@ def test_status_routes_serve_the_snapshot(daemon_factory, user_mode):
         mine = json.loads(body)
         return mine if volatile_removed(mine) == volatile_removed(d.status()) else None
     doc = wait_for(same, timeout=10, what="/v1/status to match vaultsyncctl status --json")
+    validate(d.status(), "status")	# the same document from vaultsyncctl
+    # The schema is strict enough to fail: a field missing, a state it does not know.
+    import jsonschema
+    broken = json.loads(json.dumps(doc))
+    del broken["vaults"][0]["state"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken, "status")
+    broken = json.loads(json.dumps(doc))
+    broken["vaults"][0]["state"] = "asleep"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken, "status")
     names = [v["name"] for v in doc["vaults"]]
     assert names and doc["schema_version"] == 1 and doc["daemon"]["pid"] == d.proc.pid
     code, _, body = get(url + "v1/vaults", headers=auth)
@@ -410,7 +455,12 @@ def test_requests_naming_another_host_or_writing_are_refused(daemon_factory, use
     assert d.stop() == 0
 
 
-SAMPLE = re.compile(r'^([a-z_]+)(\{([a-z_]+="(\\.|[^"\\])*",?)*\})? -?[0-9]+$')
+SAMPLE = re.compile(r'^([a-z_]+)(\{([a-z_]+="(\\.|[^"\\])*",?)*\})? -?[0-9]+(\.[0-9]+)?$')
+
+
+def uploaded(text):
+    m = re.search(r'^vaultsync_uploaded_bytes_total\{vault="v"\} (\d+)$', text, re.M)
+    return int(m.group(1)) if m else 0
 
 
 def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
@@ -437,12 +487,13 @@ def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
                 helped.add(line.split()[2])
             elif line.startswith("# TYPE "):
                 _, _, name, kind = line.split()
-                assert name in helped and kind in ("gauge", "counter"), line
+                assert name in helped and kind in ("gauge", "counter", "histogram"), line
                 assert name.endswith("_total") == (kind == "counter"), line
                 typed[name] = kind
             else:
                 m = SAMPLE.match(line)
-                assert m and m.group(1) in typed, line
+                family = re.sub(r"_(bucket|sum|count)$", "", m.group(1)) if m else None
+                assert m and (m.group(1) in typed or typed.get(family) == "histogram"), line
         assert re.search(r'^vaultsync_build_info\{version="0\.1\.0"\} 1$', text, re.M)
         assert 'vaultsync_vault_state{vault="v",state="unlocked"} 1' in text
         assert 'vaultsync_vault_state{vault="v",state="locked"} 0' in text
@@ -455,6 +506,26 @@ def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
         assert re.search(r'^vaultsync_child_up\{child="uploader"\} 1$', text, re.M)
         assert re.search(r'^vaultsync_child_restarts_total\{child="watcher"\} 0$', text, re.M)
         assert re.search(r'^vaultsync_healthy 1$', text, re.M)
+        # promtool, Prometheus's own checker, finds nothing to say.
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr
+        # Counters rise as ticks happen: one more sync is one more ctl tick that went ok.
+        def ctl_ok(t):
+            m = re.search(r'^vaultsync_ticks_total\{vault="v",trigger="ctl",outcome="ok"\} (\d+)$',
+                          t, re.M)
+            return int(m.group(1)) if m else 0
+        before, up_before = ctl_ok(text), uploaded(text)
+        change_file = os.path.join(e.path, "more")
+        with open(change_file, "w") as f:
+            f.write("x" * 5000)
+        if not e.user_mode:
+            os.chown(change_file, *e.owner)
+        e.ctl("sync", "v")
+        text = wait_for(lambda: (lambda t: t if ctl_ok(t) == before + 1 else None)(
+            get(url + "metrics", headers=auth)[2].decode()), what="the counter to rise")
+        assert uploaded(text) > up_before
+        assert re.search(r'^vaultsync_tick_duration_seconds_count\{vault="v"\} [1-9]', text, re.M)
         assert e.d.stop() == 0
     finally:
         e.close()
@@ -632,3 +703,100 @@ def test_events_in_order_long_polled_and_as_event_stream(daemon_factory, workdir
         assert e.d.stop() == 0
     finally:
         e.close()
+
+
+def test_events_follow_fifty_ticks_then_drop_then_survive_a_statusd_kill(daemon_factory, workdir):
+    """A client following /v1/events sees all 50 ticks of 50 synced writes in
+    order, ids without a gap; one that fell further behind than the ring holds
+    (10 x StatusTickHistory events) gets a dropped count; a statusd killed in
+    the middle of a long poll comes back as another instance, and the client
+    starts again from since=0 and finds the ticks the parent kept."""
+    import threading
+    from conftest import wait_for
+    from test_remote_dir import remote_env
+    e = remote_env(daemon_factory, workdir, os.geteuid() != 0,
+                   conf="StatusTickHistory 2\nWatcherDebounce 60s\n")
+    try:
+        e.d.start()
+        url, auth = api(e.d)
+        e.ctl("init", "v", "--passphrase-file", e.passfile)
+        first = json.loads(get(url + "v1/events", headers=auth)[2])
+        seen, stop = [], threading.Event()
+
+        def follow(since):
+            while not stop.is_set():
+                code, _, body = get(url + "v1/events?since=%d&timeout=2" % since, headers=auth)
+                doc = json.loads(body)
+                assert code == 200 and doc["dropped"] == 0, doc
+                seen.extend(doc["events"])
+                since = doc["next"] - 1
+        th = threading.Thread(target=follow, args=(first["next"] - 1,))
+        th.start()
+        for i in range(50):
+            with open(os.path.join(e.path, "w%02d" % i), "w") as f:
+                f.write("write %d\n" % i)
+            e.ctl("sync", "v")
+        last_tick = max(r["tick_index"] for r in e.d.records() if r.get("event") == "tick_end")
+        wait_for(lambda: any(x["type"] == "tick" and x["tick_index"] == last_tick for x in seen),
+                 timeout=20, what="the last tick's event")
+        stop.set()
+        th.join(10)
+        ids = [x["id"] for x in seen]
+        assert ids == list(range(first["next"], first["next"] + len(ids))), ids
+        ctl_ticks = [x["tick_index"] for x in seen if x["type"] == "tick" and x["trigger"] == "ctl"]
+        assert len(ctl_ticks) >= 50 and ctl_ticks == sorted(ctl_ticks), ctl_ticks
+        # From the start: more happened than the 20 events kept.
+        doc = json.loads(get(url + "v1/events", headers=auth)[2])
+        assert doc["dropped"] == doc["next"] - 1 - len(doc["events"]) > 0, doc
+        assert len(doc["events"]) == 20
+        assert [x["id"] for x in doc["events"]] == list(range(doc["next"] - 20, doc["next"]))
+        # statusd killed while a client waits.
+        errors = []
+
+        def poll():
+            try:
+                get(url + "v1/events?since=%d&timeout=30" % (doc["next"] - 1), headers=auth)
+            except Exception as ex:	# the connection dies with statusd
+                errors.append(ex)
+        th = threading.Thread(target=poll)
+        th.start()
+        time.sleep(0.5)
+        os.kill(e.d.child_pids()["statusd"], 9)
+        th.join(15)
+        assert not th.is_alive() and errors, errors
+        wait_for(lambda: e.d.children()["statusd"]["state"] == "running" and
+                 e.d.children()["statusd"]["restarts"] == 1, what="statusd restart")
+        again = wait_for(lambda: (lambda d: d if any(x["type"] == "tick" and x["tick_index"] ==
+                                                     last_tick for x in d["events"]) else None)(
+            json.loads(get(url + "v1/events", headers=auth)[2])), what="the ticks again")
+        assert again["instance"] != doc["instance"]
+        assert e.d.stop() == 0
+    finally:
+        e.close()
+
+
+def test_a_huge_header_is_refused_and_statusd_lives_on(daemon_factory):
+    import socket
+    d = daemon_factory(user_mode=os.geteuid() != 0).start()
+    url, auth = api(d)
+    host, port = url.rstrip("/").rsplit("/", 1)[1].rsplit(":", 1)
+    pid = d.child_pids()["statusd"]
+    s = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        s.sendall(("GET /v1/status HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: %s\r\n"
+                   % (host, port, auth["Authorization"])).encode())
+        try:
+            s.sendall(b"X-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass		# refused before it was all sent
+        try:
+            answer = s.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+    finally:
+        s.close()
+    assert answer == b"" or answer.split(b" ")[1] in (b"413", b"431", b"400"), answer[:80]
+    assert b"vaults" not in answer
+    assert get(url + "v1/healthz")[0] == 200
+    assert d.child_pids()["statusd"] == pid
+    assert d.stop() == 0
