@@ -4,6 +4,7 @@
  * TICKS_KEEP_MAX: the setting allows more than statusd's memory should
  * hold), oldest first.  A vault's ring is made on its first record.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,21 @@ vlabel(FILE *f, const char *name, const struct ring *g)
 	fputc('"', f);
 }
 
+/* One counter per vault: the uint64_t at off in its ring. */
+static void
+counter(FILE *f, const char *name, const char *help, size_t off)
+{
+	size_t i;
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (i = 0; i < CFG_MAX_VAULTS; i++)
+		if (rings[i].r != NULL) {
+			vlabel(f, name, &rings[i]);
+			fprintf(f, "} %llu\n", (unsigned long long)*(const uint64_t *)
+			    (const void *)((const char *)&rings[i] + off));
+		}
+}
+
 /* The tick families of /metrics, from the ticks this statusd saw end. */
 void
 ticks_metrics(FILE *f)
@@ -138,20 +154,10 @@ ticks_metrics(FILE *f)
 		vlabel(f, "vaultsync_tick_duration_seconds_count", g);
 		fprintf(f, "} %llu\n", (unsigned long long)g->le[NBUCKETS]);
 	}
-	fputs("# HELP vaultsync_archived_bytes_total Bytes of the new archives ticks saved.\n"
-	    "# TYPE vaultsync_archived_bytes_total counter\n", f);
-	for (i = 0; i < CFG_MAX_VAULTS; i++)
-		if (rings[i].r != NULL) {
-			vlabel(f, "vaultsync_archived_bytes_total", &rings[i]);
-			fprintf(f, "} %llu\n", (unsigned long long)rings[i].archived);
-		}
-	fputs("# HELP vaultsync_uploaded_bytes_total Bytes ticks' pushes uploaded.\n"
-	    "# TYPE vaultsync_uploaded_bytes_total counter\n", f);
-	for (i = 0; i < CFG_MAX_VAULTS; i++)
-		if (rings[i].r != NULL) {
-			vlabel(f, "vaultsync_uploaded_bytes_total", &rings[i]);
-			fprintf(f, "} %llu\n", (unsigned long long)rings[i].uploaded);
-		}
+	counter(f, "vaultsync_archived_bytes_total", "Bytes of the new archives ticks saved.",
+	    offsetof(struct ring, archived));
+	counter(f, "vaultsync_uploaded_bytes_total", "Bytes ticks' pushes uploaded.",
+	    offsetof(struct ring, uploaded));
 }
 
 json_t *
