@@ -7,6 +7,7 @@
  * same rule as vaultsyncctl status.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +149,36 @@ status_push(void)
 		log_debug("statusd: snapshot not sent: %s", strerror(errno));
 }
 
+/*
+ * The line systemctl status shows (STATUS=), sent when it changes: how many
+ * vaults and in what state, and the first thing that is unhealthy.
+ */
+static void
+notify_summary(void)
+{
+	static char last[400];
+	char line[400], bad[256] = "";
+	const struct vault_rt *v;
+	unsigned unlocked = 0, locked = 0;
+
+	VAULT_FOREACH(v) {
+		if (v->state == VAULT_ST_LOCKED)
+			locked++;
+		else
+			unlocked++;
+		if (bad[0] == '\0' && !vault_healthy(v))
+			snprintf(bad, sizeof(bad), "; vault %s: %s%s%.80s", v->name,
+			    v->state == VAULT_ST_CONFLICT ? "conflict" : "unhealthy",
+			    v->last_error[0] ? ": " : "", v->last_error);
+	}
+	snprintf(line, sizeof(line), "%zu vault(s): %u unlocked, %u locked; %s%s", vreg_count(),
+	    unlocked, locked, status_healthy() ? "healthy" : "UNHEALTHY", bad);
+	if (strcmp(line, last) == 0)
+		return;
+	msg_strlcpy(last, line, sizeof(last));
+	sd_notifyf("STATUS=%s", line);
+}
+
 static void
 push_fired(void *arg)
 {
@@ -156,6 +187,7 @@ push_fired(void *arg)
 		return;
 	status_push();
 	ticklog_flush();
+	notify_summary();
 	(void)timer_add(STATUSD_PUSH_MS, push_fired, NULL);
 }
 

@@ -1,5 +1,6 @@
 """The watcher reports changes, new directories and overflow to the parent."""
 import os
+import re
 import socket
 import signal
 import time
@@ -80,6 +81,10 @@ def test_sd_notify_protocol(daemon_factory, workdir):
     until("READY=1")
     ready = [g for g in got if "READY=1" in g][0]
     assert "MAINPID=%d" % d.proc.pid in ready and "STATUS=" in ready
+    # Then the one-line summary systemctl status shows, when it changes.
+    until("locked; ")
+    line = [g for g in got if "locked; " in g][-1]
+    assert re.match(r"^STATUS=1 vault\(s\): 0 unlocked, 1 locked; (healthy|UNHEALTHY)", line), line
     t0 = time.monotonic()
     n0 = sum("WATCHDOG=1" in g for g in got)
     while sum("WATCHDOG=1" in g for g in got) < n0 + 3:
