@@ -137,7 +137,7 @@ $(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(wildcard common/*.h)
 # vs-s3 links the uploader's S3 objects (and its seccomp table, for -Z); the
 # unit test and the fuzzer link only the pure ones (no network, no libcurl calls).
 S3_PURE_SRC	:= uploader/s3xml.c uploader/s3util.c
-S3_OBJS		:= $(call obj,uploader/s3.c $(S3_PURE_SRC))
+S3_OBJS		:= $(call obj,uploader/s3.c uploader/progress.c $(S3_PURE_SRC))
 $(B)/obj/tests/tools/vs-s3.o $(B)/obj/tests/unit/test_s3xml.o: ALL_CFLAGS += -Iuploader
 $(B)/vs-s3: $(B)/obj/tests/tools/vs-s3.o $(S3_OBJS) $(call obj,uploader/sandbox.c) $(LIBVS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -133,6 +133,7 @@ check_svault(const void *p, const char **why)
 	REQUIRE(m->verify_outcome <= VERIFY_OUTCOME_MAX,
 	    "snapshot vault: verify outcome out of range");
 	REQUIRE(m->healthy <= 1, "snapshot vault: bad health flag");
+	REQUIRE(m->push_sent <= m->push_total, "snapshot vault: more sent than the whole");
 	return 0;
 }
 
@@ -284,6 +285,15 @@ check_umpu(const void *p, const char **why)
 
 	REQUIRE(STR_OK(m->key) && STR_OK(m->upload_id), "upload mpu: string not terminated");
 	REQUIRE(msg_valid_key(m->key) == 0, "upload mpu: bad key");
+	return 0;
+}
+
+static int
+check_uprog(const void *p, const char **why)
+{
+	const struct msg_upl_progress *m = p;
+
+	REQUIRE(m->pad == 0 && m->sent <= m->total, "upload progress: more sent than the whole");
 	return 0;
 }
 
@@ -450,6 +460,8 @@ static const struct msg_spec msg_table[MSG_TYPE_MAX + 1] = {
 	SPEC(MSG_DEC_ENTRY, "DEC_ENTRY", struct msg_dec_entry, PEER_DECODER, 0, check_dentry),
 	SPEC(MSG_DEC_END, "DEC_END", struct msg_dec_end, PEER_DECODER, 0, check_dend),
 	SPEC(MSG_TICK_REC, "TICK_REC", struct msg_tick_rec, PEER_PARENT, 0, check_tick),
+	SPEC(MSG_UPL_PROGRESS, "UPL_PROGRESS", struct msg_upl_progress, PEER_UPLOADER, 0,
+	    check_uprog),
 };
 
 /* Layouts are part of the protocol: catch accidental padding or growth. */
@@ -458,9 +470,9 @@ _Static_assert(sizeof(struct msg_hello) == 48, "hello is frozen");
 _Static_assert(sizeof(struct msg_log) == 1008, "log");
 _Static_assert(sizeof(struct msg_watch_newdir) == 264, "newdir");
 _Static_assert(sizeof(struct msg_cred_info) == 608, "cred");
-_Static_assert(sizeof(struct msg_snap_daemon) == 480, "snap daemon");
-_Static_assert(sizeof(struct msg_snap_child) == 160, "snap child");
-_Static_assert(sizeof(struct msg_snap_vault) == 1504, "snap vault");
+_Static_assert(sizeof(struct msg_snap_daemon) == 504, "snap daemon");
+_Static_assert(sizeof(struct msg_snap_child) == 184, "snap child");
+_Static_assert(sizeof(struct msg_snap_vault) == 1520, "snap vault");
 _Static_assert(sizeof(struct msg_upl_put) == 488, "upload put");
 _Static_assert(sizeof(struct msg_upl_get) == 272, "upload get");
 _Static_assert(sizeof(struct msg_upl_op) == 520, "upload op");
@@ -478,6 +490,7 @@ _Static_assert(sizeof(struct msg_dec_start) == 1056, "decoder start");
 _Static_assert(sizeof(struct msg_dec_entry) == 8232, "decoder entry");
 _Static_assert(sizeof(struct msg_dec_end) == 552, "decoder end");
 _Static_assert(sizeof(struct msg_tick_rec) == 456, "tick record");
+_Static_assert(sizeof(struct msg_upl_progress) == 24, "upload progress");
 _Static_assert(sizeof(struct msg_dec_entry) <= MSG_MAX_PAYLOAD, "decoder entry fits");
 
 static const struct msg_spec *

@@ -83,7 +83,8 @@ enum msg_type {
 	MSG_DEC_ENTRY,		/* decoder -> parent: one archive entry (data on the pipe) */
 	MSG_DEC_END,		/* decoder -> parent: the verdict */
 	MSG_TICK_REC,		/* parent -> statusd: one tick of a vault ended */
-	MSG_TYPE_MAX = MSG_TICK_REC,
+	MSG_UPL_PROGRESS,	/* uploader -> parent: bytes of a PUT sent so far */
+	MSG_TYPE_MAX = MSG_UPL_PROGRESS,
 };
 
 /* Frozen: layout must never change. */
@@ -161,6 +162,14 @@ struct msg_statusd_config {
 
 enum vs_mode { MODE_SYSTEM = 0, MODE_USER = 1, MODE_MAX = MODE_USER };
 
+/* What /proc says of a process (process_* in /metrics); 0 where it could not be read. */
+struct msg_proc_stat {
+	uint64_t cpu_ms;	/* user and system time */
+	uint64_t rss_bytes;
+	uint32_t open_fds;
+	uint32_t pad;
+};
+
 struct msg_snap_daemon {
 	uint32_t proto;
 	uint32_t mode;		/* enum vs_mode */
@@ -175,6 +184,7 @@ struct msg_snap_daemon {
 	char device_id[64];
 	char status_url[80];
 	char config_file[256];
+	struct msg_proc_stat proc;	/* the parent's own */
 };
 
 enum child_state { CHILD_ST_STARTING = 0, CHILD_ST_RUNNING, CHILD_ST_BACKOFF, CHILD_ST_STOPPED, CHILD_ST_MAX = CHILD_ST_STOPPED };
@@ -188,6 +198,7 @@ struct msg_snap_child {
 	int32_t last_exit;	/* wait status as from waitid: >=0 exit code, <0 -signal */
 	int64_t started_at;
 	char last_reason[128];	/* why it was last restarted */
+	struct msg_proc_stat proc;
 };
 
 enum vault_state {
@@ -225,6 +236,8 @@ struct msg_snap_vault {
 	char verify_msg[256];
 	uint32_t healthy;	/* 1: this vault counts as healthy (the daemon's one rule) */
 	uint32_t pad;
+	uint64_t push_sent;	/* a PUT in flight: bytes sent so far ... */
+	uint64_t push_total;	/* ... of this many; 0: none in flight */
 };
 
 /* A mismatch is an alarm: the vault is unhealthy until a drill matches again. */
@@ -387,6 +400,14 @@ struct msg_upl_entry {
 	char etag[UPL_ETAG_MAX];
 };
 
+/* How far a PUT has got: at most a few a second, never after its result. */
+struct msg_upl_progress {
+	uint32_t id;
+	uint32_t pad;
+	uint64_t sent;
+	uint64_t total;
+};
+
 struct msg_upl_mpu {
 	uint32_t id;
 	uint32_t pad;
@@ -512,6 +533,7 @@ struct msg {
 		struct msg_dec_entry dentry;
 		struct msg_dec_end dend;
 		struct msg_tick_rec tick;
+		struct msg_upl_progress uprog;
 		uint8_t raw[MSG_MAX_PAYLOAD];
 	} u;
 };

@@ -126,6 +126,9 @@ sj_vault(const struct msg_snap_vault *v)
 	    "remote_etag", v->remote_etag[0] ? v->remote_etag : NULL);
 
 	json_object_set_new(jv, "healthy", json_boolean(v->healthy));
+	json_object_set_new(jv, "push_progress", v->push_total == 0 ? json_null() :
+	    json_pack("{s:I, s:I}", "sent", (json_int_t)v->push_sent,
+	    "total", (json_int_t)v->push_total));
 	json_object_set_new(jv, "pushed", json_boolean(v->pushed));
 	json_object_set_new(jv, "next_push_at", sj_time(v->next_push_at));
 	json_object_set_new(jv, "uploaded_bytes", json_integer((json_int_t)v->uploaded_bytes));

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "msg.h"
 #include "secbuf.h"
 #include "statusjson.h"
@@ -552,10 +553,85 @@ get_passphrase(const char *file, int twice, struct secbuf *pass)
 	close(tty);
 }
 
+/* One message within ms on a side connection: 0, or -1 (late, closed, broken). */
 static int
-cmd_vault(int fd, uint32_t cmd, const char *vault, uint32_t flags, const char *arg,
-    struct secbuf *pass)
+side_recv(int fd, struct msg *m, int ms)
 {
+	struct pollfd p = { fd, POLLIN, 0 };
+	const char *why;
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return msg_recv(fd, PEER_PARENT, m, &why) == MSG_OK ? 0 : -1;
+}
+
+/*
+ * While a sync or push runs: how far the vault's upload has got, asked on a
+ * second connection (a status request, which its asker may make).  Returns
+ * 1 with *sent of *total, 0 if no upload is in flight, -1 if status could not
+ * be had (the line is then not drawn; the command goes on).
+ */
+static int
+upload_progress(const char *path, const char *vault, uint64_t *sent, uint64_t *total)
+{
+	struct sockaddr_un sun;
+	struct msg_hello h;
+	struct msg m;
+	int fd, rv = -1;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    side_recv(fd, &m, 2000) != 0 || m.hdr.type != MSG_HELLO)
+		goto out;
+	msg_hello_init(&h, ROLE_CTL);
+	if (msg_send(fd, PEER_CTL, MSG_HELLO, ++seq, &h, sizeof(h), -1) != 0)
+		goto out;
+	request(fd, CTL_STATUS, vault);
+	while (side_recv(fd, &m, 2000) == 0 && m.hdr.type != MSG_CTL_RESULT &&
+	    m.hdr.type != MSG_SNAP_END)
+		if (m.hdr.type == MSG_SNAP_VAULT && strcmp(m.u.svault.name, vault) == 0) {
+			*sent = m.u.svault.push_sent;
+			*total = m.u.svault.push_total;
+			rv = *total > 0;
+		}
+out:
+	close(fd);
+	return rv;
+}
+
+/* The line a terminal shows while an upload runs: bytes, rate, time left. */
+static void
+draw_progress(uint64_t sent, uint64_t total, uint64_t *first_sent, uint64_t *first_ms)
+{
+	uint64_t now = mono_ms();
+	double mib = 1048576.0, rate = 0;
+
+	if (*first_ms == 0 || sent < *first_sent) {
+		*first_ms = now;
+		*first_sent = sent;
+	}
+	if (now > *first_ms + 200)
+		rate = (double)(sent - *first_sent) * 1000.0 / (double)(now - *first_ms);
+	fprintf(stderr, "\r  uploading: %.1f of %.1f MiB (%d%%)", (double)sent / mib,
+	    (double)total / mib, (int)(100.0 * (double)sent / (double)total));
+	if (rate > 0)
+		fprintf(stderr, ", %.1f MiB/s, about %.0f s left", rate / mib,
+		    (double)(total - sent) / rate);
+	fputs("\033[K", stderr);
+	fflush(stderr);
+}
+
+static int
+cmd_vault(const char *path, int fd, uint32_t cmd, const char *vault, uint32_t flags,
+    const char *arg, struct secbuf *pass)
+{
+	int tty = isatty(STDERR_FILENO), drawn = 0, said = 0;
+	uint64_t t0 = mono_ms(), sent, total, first_sent = 0, first_ms = 0;
+	struct pollfd p = { fd, POLLIN, 0 };
 	struct msg m;
 
 	request_full(fd, cmd, vault, flags, arg);
@@ -573,11 +649,44 @@ cmd_vault(int fd, uint32_t cmd, const char *vault, uint32_t flags, const char *a
 		}
 		explicit_bzero(&sec, sizeof(sec));
 	}
-	/* init and unlock run scrypt, lock and sync write the archive, push uploads: wait long. */
+	/*
+	 * init and unlock run scrypt, lock and sync write the archive, push
+	 * uploads: wait long.  On a terminal, say what the wait is for: the key
+	 * derivation, or how far the upload has got.
+	 */
 	for (;;) {
+		int r = poll(&p, 1, tty ? 500 : 1000);
+
+		if (r == -1 && errno != EINTR) {
+			fprintf(stderr, "%s: poll: %s\n", progname, strerror(errno));
+			return EXIT_UNHEALTHY;
+		}
+		if (r <= 0) {
+			if (mono_ms() - t0 > 600000) {
+				fprintf(stderr, "%s: no answer from the daemon\n", progname);
+				return EXIT_UNHEALTHY;
+			}
+			if (tty && !said && mono_ms() - t0 >= 1000 &&
+			    (cmd == CTL_INIT || cmd == CTL_UNLOCK || cmd == CTL_PULL)) {
+				fprintf(stderr, "  %s: deriving the key from the passphrase (scrypt, "
+				    "a few seconds), then %s\n", vault, cmd == CTL_INIT ?
+				    "writing the first archive" : "decrypting the archive");
+				said = 1;
+			}
+			if (tty && (cmd == CTL_SYNC || cmd == CTL_PUSH) &&
+			    upload_progress(path, vault, &sent, &total) == 1) {
+				draw_progress(sent, total, &first_sent, &first_ms);
+				drawn = 1;
+			}
+			continue;
+		}
 		if (recv_one_timeout(fd, &m, 600000) != MSG_OK) {
 			fprintf(stderr, "%s: no answer from the daemon\n", progname);
 			return EXIT_UNHEALTHY;
+		}
+		if (drawn) {
+			fputs("\r\033[K", stderr);
+			drawn = 0;
 		}
 		if (m.hdr.type == MSG_CTL_RESULT)
 			result_exit(&m.u.cres);
@@ -706,7 +815,7 @@ main(int argc, char **argv)
 		if (vcmds[k].secret)
 			get_passphrase(file, vcmds[k].secret == 2, &pass);
 		fd = connect_daemon(path);
-		return cmd_vault(fd, vcmds[k].cmd, vault, flags, version,
+		return cmd_vault(path, fd, vcmds[k].cmd, vault, flags, version,
 		    vcmds[k].secret ? &pass : NULL);
 	}
 unknown:

@@ -49,6 +49,7 @@ static const char *on_watch_overflow(struct child_proc *c, struct msg *m) { (voi
 static const char *on_upl_result(struct child_proc *c, struct msg *m) { (void)c; return upl_on_result(&m->u.ures); }
 static const char *on_upl_entry(struct child_proc *c, struct msg *m) { (void)c; return upl_on_entry(&m->u.uentry); }
 static const char *on_upl_mpu(struct child_proc *c, struct msg *m) { (void)c; return upl_on_mpu(&m->u.umpu); }
+static const char *on_upl_progress(struct child_proc *c, struct msg *m) { (void)c; return upl_on_progress(&m->u.uprog); }
 
 static void restart_uploader(const char *why);
 
@@ -78,6 +79,7 @@ static const struct dispatch uploader_table[] = {
 	{ MSG_UPL_RESULT, on_upl_result },
 	{ MSG_UPL_ENTRY, on_upl_entry },
 	{ MSG_UPL_MPU, on_upl_mpu },
+	{ MSG_UPL_PROGRESS, on_upl_progress },
 	{ 0, NULL },
 };
 static const char *on_pong(struct child_proc *c, struct msg *m) { return live_on_pong(c, &m->u.ping); }

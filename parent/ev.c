@@ -33,15 +33,6 @@ static int epfd = -1, tfd = -1;
 static struct ev_slot slots[MAX_FDS];
 static struct timer timers[MAX_TIMERS];
 
-uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 timers_fire(int fd, uint32_t events, void *arg)
 {

@@ -69,7 +69,7 @@ polled(const char *vault, const struct msg_upl_result *r, void *arg)
 static void
 poll_fired(struct vault_rt *v)
 {
-	static const struct upl_cbs cbs = { polled, NULL, NULL, NULL };
+	static const struct upl_cbs cbs = { polled, NULL, NULL, NULL, NULL };
 	const struct cfg_vault *cv;
 
 	cv = cfg_vault_find(&D.cfg, v->name);

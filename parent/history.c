@@ -52,7 +52,7 @@ int
 remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err, size_t errlen)
 {
 	const struct cfg_vault *cv = remote_cfg(v);
-	struct upl_cbs c = { hist_done, hist_entry, NULL, NULL };
+	struct upl_cbs c = { hist_done, hist_entry, NULL, NULL, NULL };
 	struct hist *h;
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {

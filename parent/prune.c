@@ -97,7 +97,7 @@ prune_deleted(const char *vault, const struct msg_upl_result *r, void *arg)
 static void
 prune_next(struct vault_rt *v, struct prune *p)
 {
-	static const struct upl_cbs cbs = { prune_deleted, NULL, NULL, NULL };
+	static const struct upl_cbs cbs = { prune_deleted, NULL, NULL, NULL, NULL };
 	struct upl_cbs c = cbs;
 
 	prune_done_fn done = p->done;
@@ -154,7 +154,7 @@ prune_listed(const char *vault, const struct msg_upl_result *r, void *arg)
 void
 prune_start(struct vault_rt *v, prune_done_fn done)
 {
-	static const struct upl_cbs cbs = { prune_listed, prune_entry, NULL, NULL };
+	static const struct upl_cbs cbs = { prune_listed, prune_entry, NULL, NULL, NULL };
 	struct upl_cbs c = cbs;
 	struct prune *p;
 

@@ -92,7 +92,7 @@ pull_headed(const char *vault, const struct msg_upl_result *r, void *arg)
 static void
 pull_downloaded(const char *vault, const struct msg_upl_result *r, void *arg)
 {
-	static const struct upl_cbs head = { pull_headed, NULL, NULL, NULL };
+	static const struct upl_cbs head = { pull_headed, NULL, NULL, NULL, NULL };
 	struct upl_cbs c = head;
 	struct pull *p = arg;
 
@@ -121,7 +121,7 @@ int
 remote_pull_request(struct vault_rt *v, int client, uint32_t gen, const char *version,
     struct secbuf *pass, char *err, size_t errlen)
 {
-	static const struct upl_cbs get = { pull_downloaded, NULL, NULL, NULL };
+	static const struct upl_cbs get = { pull_downloaded, NULL, NULL, NULL, NULL };
 	const struct cfg_vault *cv = v != NULL ? remote_cfg(v) : NULL;
 	struct upl_cbs c = get;
 	char dir[STORE_PATH_MAX];

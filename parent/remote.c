@@ -117,7 +117,8 @@ push_failed(struct vault_rt *v, const char *what, const struct msg_upl_result *r
 static void step_done(const char *vault, const struct msg_upl_result *r, void *arg);
 static void on_mpu(const char *vault, const struct msg_upl_mpu *m, void *arg);
 
-static const struct upl_cbs step_cbs = { step_done, NULL, on_mpu, NULL };
+static void on_progress(const char *vault, uint64_t sent, uint64_t total, void *arg);
+static const struct upl_cbs step_cbs = { step_done, NULL, on_mpu, NULL, on_progress };
 
 static void
 utc_stamp(char *buf, size_t len)
@@ -148,6 +149,8 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 	if (step == PS_LATEST || step == PS_CONFLICT_COPY || step == PS_HISTORY)
 		v->push_bytes = size;
 	msg_strlcpy(v->push_key, key, sizeof(v->push_key));
+	v->push_sent = 0;
+	v->push_total = size;
 	if (step == PS_LATEST)
 		remote_doubt_add(v);
 	if (upl_put(v->name, key, fd, size, cond, etag, v->push_cid, &step_cbs) != 0) {
@@ -159,6 +162,17 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 		return;
 	}
 	close(fd);	/* the uploader has its own copy now */
+}
+
+/* For status: how far the PUT in flight has got. */
+static void
+on_progress(const char *vault, uint64_t sent, uint64_t total, void *arg)
+{
+	struct vault_rt *v = vreg_find(vault);
+
+	(void)arg;
+	if (v != NULL && v->push_busy && total == v->push_total)
+		v->push_sent = sent;
 }
 
 static void do_history(struct vault_rt *v);
@@ -430,7 +444,7 @@ push_start(struct vault_rt *v)
 	msg_strlcpy(v->push_sha, v->st.sha256, sizeof(v->push_sha));
 	snprintf(v->push_cid, sizeof(v->push_cid), "%.16s", v->st.content_id);
 	if (v->rs.mpu_id[0] != '\0') {
-		static const struct upl_cbs c = { step_done, NULL, NULL, NULL };
+		static const struct upl_cbs c = { step_done, NULL, NULL, NULL, NULL };
 
 		v->push_step = PS_ABORT;
 		if (upl_op(v->name, UPL_ABORT, v->rs.mpu_key, v->rs.mpu_id, &c) == 0)

@@ -99,6 +99,10 @@ remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 	sv->last_push_at = v->rs.last_push_at;
 	sv->last_ok_push_at = v->rs.last_ok_push_at;
 	sv->uploaded_bytes = v->rs.uploaded_bytes;
+	if (v->push_busy && v->push_total > 0) {
+		sv->push_sent = v->push_sent;
+		sv->push_total = v->push_total;
+	}
 	sv->pushed = !remote_lags(v) && v->rs.pushed_sha256[0] != '\0';
 	sv->weak_cas = (uint32_t)v->rs.weak_cas;
 	sv->next_push_at = vtimer_pending(&v->push_retry) ? v->next_push_at : 0;

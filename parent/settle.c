@@ -143,7 +143,7 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 void
 settle_start(struct vault_rt *v, const struct msg_upl_result *r, settle_fn done)
 {
-	static const struct upl_cbs cbs = { settled, NULL, NULL, NULL };
+	static const struct upl_cbs cbs = { settled, NULL, NULL, NULL, NULL };
 	struct upl_cbs c = cbs;
 	struct settling *st;
 	struct msg_upl_result *orig;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procstat.h"
 #include "vaultsyncd.h"
 
 #define STATUSD_PUSH_MS	500
@@ -73,6 +74,7 @@ status_send_snapshot(int fd, uint32_t seq)
 	msg_strlcpy(d.device_id, D.cfg.device_id, sizeof(d.device_id));
 	msg_strlcpy(d.status_url, D.status_url, sizeof(d.status_url));
 	msg_strlcpy(d.config_file, D.cfg.file, sizeof(d.config_file));
+	procstat_read(getpid(), &d.proc);
 	if (send(fd, MSG_SNAP_DAEMON, seq, &d, sizeof(d)) != 0)
 		return -1;
 	for (i = 0; i < NCHILDREN; i++) {
@@ -88,6 +90,7 @@ status_send_snapshot(int fd, uint32_t seq)
 		sc.last_exit = c->last_exit;
 		sc.started_at = c->started_at;
 		msg_strlcpy(sc.last_reason, c->last_reason, sizeof(sc.last_reason));
+		procstat_read(c->pid, &sc.proc);
 		if (send(fd, MSG_SNAP_CHILD, seq, &sc, sizeof(sc)) != 0)
 			return -1;
 	}

@@ -27,6 +27,7 @@ struct pending {
 	upl_done_fn done;
 	upl_entry_fn entry;
 	upl_mpu_fn mpu;
+	upl_progress_fn progress;
 	void *arg;
 };
 
@@ -74,6 +75,7 @@ enqueue(uint32_t type, uint32_t op, const char *vault, const char *key, const vo
 	pe->done = cb->done;
 	pe->entry = cb->entry;
 	pe->mpu = cb->mpu;
+	pe->progress = cb->progress;
 	pe->arg = cb->arg;
 	return 0;
 }
@@ -177,6 +179,18 @@ upl_on_mpu(const struct msg_upl_mpu *m)
 		return "a multipart upload for no upload in flight";
 	if (h->mpu != NULL)
 		h->mpu(h->vault, m, h->arg);
+	return NULL;
+}
+
+const char *
+upl_on_progress(const struct msg_upl_progress *p)
+{
+	struct pending *h = head_for(p->id);
+
+	if (h == NULL || h->type != MSG_UPL_PUT)
+		return "progress for no upload in flight";
+	if (h->progress != NULL)
+		h->progress(h->vault, p->sent, p->total, h->arg);
 	return NULL;
 }
 

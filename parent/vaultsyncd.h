@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "config.h"
 #include "msg.h"
 #include "secbuf.h"
@@ -40,7 +41,6 @@ void ev_del(int fd);
 int timer_add(uint64_t delay_ms, timer_cb cb, void *arg);	/* returns id */
 void timer_cancel(int id);
 void ev_run_once(void);
-uint64_t mono_ms(void);
 
 /* ---- children.c ---- */
 struct child_proc {
@@ -127,6 +127,7 @@ struct vault_rt {
 	char push_cid[24];
 	int push_cid_doubted;		/* an earlier attempt of push_cid is in doubt */
 	uint64_t push_bytes;
+	uint64_t push_sent, push_total;	/* the PUT in flight, as the uploader reports it */
 	int want_history, want_force;	/* asked for by vaultsyncctl push */
 	int force;			/* this sequence overwrites latest */
 	char push_error[256];
@@ -179,11 +180,13 @@ void watch_on_overflow(void);
 typedef void (*upl_done_fn)(const char *vault, const struct msg_upl_result *r, void *arg);
 typedef void (*upl_entry_fn)(const char *vault, const struct msg_upl_entry *e, void *arg);
 typedef void (*upl_mpu_fn)(const char *vault, const struct msg_upl_mpu *m, void *arg);
+typedef void (*upl_progress_fn)(const char *vault, uint64_t sent, uint64_t total, void *arg);
 struct upl_cbs {
 	upl_done_fn done;
 	upl_entry_fn entry;
 	upl_mpu_fn mpu;
 	void *arg;
+	upl_progress_fn progress;	/* a PUT's bytes sent so far, a few times a second */
 };
 int upl_available(void);
 int upl_put(const char *vault, const char *key, int fd, uint64_t size, uint32_t cond,
@@ -194,6 +197,7 @@ int upl_op(const char *vault, uint32_t op, const char *key, const char *arg,
 const char *upl_on_result(const struct msg_upl_result *r);	/* NULL, or a violation */
 const char *upl_on_entry(const struct msg_upl_entry *e);
 const char *upl_on_mpu(const struct msg_upl_mpu *m);
+const char *upl_on_progress(const struct msg_upl_progress *p);
 void upl_lost(const char *why);
 
 /* ---- remote.c: pushes, history, conflicts ---- */

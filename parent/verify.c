@@ -362,7 +362,7 @@ list_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
 static void
 list_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
-	static const struct upl_cbs get = { history_done, NULL, NULL, NULL };
+	static const struct upl_cbs get = { history_done, NULL, NULL, NULL, NULL };
 	struct upl_cbs c = get;
 	struct verify_drill *d = arg;
 	struct vault_rt *v;
@@ -400,7 +400,7 @@ list_done(const char *vault, const struct msg_upl_result *r, void *arg)
 static void
 latest_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
-	struct upl_cbs c = { list_done, list_entry, NULL, NULL };
+	struct upl_cbs c = { list_done, list_entry, NULL, NULL, NULL };
 	struct verify_drill *d = arg;
 	struct vault_rt *v;
 	struct part *p = &d->latest;
@@ -442,7 +442,7 @@ latest_done(const char *vault, const struct msg_upl_result *r, void *arg)
 static void
 start(struct vault_rt *v, struct verify_drill *d)
 {
-	static const struct upl_cbs get = { latest_done, NULL, NULL, NULL };
+	static const struct upl_cbs get = { latest_done, NULL, NULL, NULL, NULL };
 	const struct cfg_vault *cv = cfg_of(v);
 	struct upl_cbs c = get;
 	char dir[STORE_PATH_MAX], p[STORE_PATH_MAX];

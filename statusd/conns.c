@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "statusd.h"
 
 struct conn {
@@ -20,15 +21,6 @@ struct conn {
 
 static struct conn conns[STATUSD_CONN_MAX];
 static unsigned nclosed;
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct conn *
 conn_of(struct MHD_Connection *mhd)
@@ -66,7 +58,7 @@ statusd_conn_notify(void *cls, struct MHD_Connection *mhd, void **socket_context
 		(void)shutdown(ci->connect_fd, SHUT_RDWR);
 		return;
 	}
-	conns[i] = (struct conn){ mhd, ci->connect_fd, now_ms() + STATUSD_REQUEST_DEADLINE_MS };
+	conns[i] = (struct conn){ mhd, ci->connect_fd, mono_ms() + STATUSD_REQUEST_DEADLINE_MS };
 	*socket_context = &conns[i];
 }
 
@@ -90,13 +82,13 @@ statusd_conn_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
 	(void)toe;
 	/* Kept alive, it waits for its next request under the same deadline. */
 	if ((c = conn_of(mhd)) != NULL && c->mhd != NULL)
-		c->deadline = now_ms() + STATUSD_REQUEST_DEADLINE_MS;
+		c->deadline = mono_ms() + STATUSD_REQUEST_DEADLINE_MS;
 }
 
 int
 statusd_conn_expire(void)
 {
-	uint64_t now = now_ms(), next = 0;
+	uint64_t now = mono_ms(), next = 0;
 	size_t i;
 
 	for (i = 0; i < STATUSD_CONN_MAX; i++) {

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "statusd.h"
 #include "statusjson.h"
 
@@ -45,15 +46,6 @@ static size_t keep = 1000;
 static uint64_t next_id = 1;
 static struct waiter waiters[EVENTS_WAITERS];
 static char instance[48];
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Before the first event (the parent's configuration comes first). */
 void
@@ -169,7 +161,7 @@ waiter_of(struct MHD_Connection *conn)
 int
 events_expire(void)
 {
-	uint64_t now = now_ms(), next = 0;
+	uint64_t now = mono_ms(), next = 0;
 	size_t i;
 
 	for (i = 0; i < EVENTS_WAITERS; i++) {
@@ -234,7 +226,7 @@ events_route(struct MHD_Connection *conn, char **body, const char **ctype)
 		}
 		w->conn = conn;
 		w->resumed = 0;
-		w->deadline = now_ms() + timeout * 1000;
+		w->deadline = mono_ms() + timeout * 1000;
 		statusd_conn_answered(conn);	/* its request is whole: no header deadline */
 		MHD_suspend_connection(conn);
 		return 0;

@@ -80,6 +80,11 @@ vault_metrics(FILE *f, const struct snapshot *s)
 	    s->v[i].archive_bytes, 0);
 	EACH("vaultsync_vault_last_push_uploaded_bytes", "gauge",
 	    "Bytes the last successful push uploaded.", s->v[i].uploaded_bytes, 0);
+	EACH("vaultsync_vault_push_sent_bytes", "gauge",
+	    "Of the upload in flight, the bytes sent so far.", s->v[i].push_sent,
+	    s->v[i].push_total == 0);
+	EACH("vaultsync_vault_push_size_bytes", "gauge", "The size of the upload in flight.",
+	    s->v[i].push_total, s->v[i].push_total == 0);
 	EACH("vaultsync_vault_watches", "gauge", "inotify watches on the vault's tree.",
 	    s->v[i].nwatches, 0);
 	EACH("vaultsync_vault_watcher_polling", "gauge",
@@ -93,6 +98,37 @@ vault_metrics(FILE *f, const struct snapshot *s)
 	EACH("vaultsync_vault_verify_errors_total", "counter",
 	    "Drills that could not fetch or found a broken file.", s->v[i].verify_errors, 0);
 #undef EACH
+}
+
+/* process_* for each of the four processes, as the parent read them from /proc. */
+static void
+process_metrics(FILE *f, const struct snapshot *s)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{ "process_cpu_seconds_total", "counter", "User and system CPU time." },
+		{ "process_resident_memory_bytes", "gauge", "Resident memory." },
+		{ "process_open_fds", "gauge", "Open file descriptors." },
+	};
+	size_t k, i;
+
+	for (k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		help(f, fam[k].name, fam[k].type, fam[k].help);
+		for (i = 0; i <= s->nch; i++) {
+			const struct msg_proc_stat *p = i == 0 ? &s->d.proc : &s->ch[i - 1].proc;
+
+			if (i > 0 && s->ch[i - 1].pid == 0)
+				continue;	/* not running: nothing to say */
+			fprintf(f, "%s{process=\"%s\"} ", fam[k].name,
+			    i == 0 ? "parent" : msg_role_name(s->ch[i - 1].role));
+			if (k == 0)
+				fprintf(f, "%.3f\n", (double)p->cpu_ms / 1000);
+			else
+				fprintf(f, "%llu\n", k == 1 ? (unsigned long long)p->rss_bytes :
+				    (unsigned long long)p->open_fds);
+		}
+	}
 }
 
 static void
@@ -127,6 +163,7 @@ daemon_metrics(FILE *f, const struct snapshot *s)
 	for (i = 0; i < s->nch; i++)
 		sample(f, "vaultsync_child_restarts_total", "child", msg_role_name(s->ch[i].role),
 		    s->ch[i].restarts);
+	process_metrics(f, s);
 	help(f, "vaultsync_child_violations_total", "counter",
 	    "Protocol violations that got the child killed.");
 	for (i = 0; i < s->nch; i++)

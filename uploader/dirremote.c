@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "progress.h"
 #include "remote.h"
 
 #define DIR_MAX_LIST	100000
@@ -70,8 +71,10 @@ copy_fd(int src, int dst, uint64_t len)
 		size_t want = len - (uint64_t)so > COPY_CHUNK ? COPY_CHUNK : (size_t)(len - (uint64_t)so);
 		ssize_t n = copy_file_range(src, &so, dst, &doff, want, 0);
 
-		if (n > 0)
+		if (n > 0) {
+			progress_add((uint64_t)n);
 			continue;
+		}
 		if (n == 0) {
 			errno = EPIPE;	/* the source is shorter than it said */
 			goto out;
@@ -108,6 +111,7 @@ copy_fd(int src, int dst, uint64_t len)
 		}
 		so += n;
 		doff += n;
+		progress_add((uint64_t)n);
 	}
 	rc = 0;
 out:

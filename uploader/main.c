@@ -19,6 +19,7 @@
 #include "child.h"
 #include "creds.h"
 #include "log.h"
+#include "progress.h"
 #include "remote.h"
 
 #define MAX_CREDS	UPL_MAX_CREDS
@@ -172,6 +173,13 @@ emit_mpu(void *arg, const struct msg_upl_mpu *m)
 		fatal("send UPL_MPU");
 }
 
+static void
+emit_progress(const struct msg_upl_progress *p)
+{
+	/* Best effort: a full channel drops one report, the next one says more. */
+	(void)child_send(&c, MSG_UPL_PROGRESS, p, sizeof(*p));
+}
+
 static struct upl_remote *
 remote_by_vault(const char *vault)
 {
@@ -209,6 +217,8 @@ serve(struct msg *m)
 	default:
 		fatalx("unexpected %s from the parent", msg_type_name(m->hdr.type));
 	}
+	if (m->hdr.type == MSG_UPL_PUT)
+		progress_begin(m->u.uput.id, m->u.uput.size, emit_progress);
 	if ((r = remote_by_vault(vault)) == NULL)
 		upl_seterr(&res, UPL_FAILED, "vault %s has no remote here", vault);
 	else if (r->kind == UPL_KIND_DIR) {
@@ -229,6 +239,7 @@ serve(struct msg *m)
 			s3r_op(r, cr, &m->u.uop, &em, &res);
 		judge_creds(r, &res);
 	}
+	progress_end();
 	if (m->fd >= 0)
 		close(m->fd);
 	if (child_send(&c, MSG_UPL_RESULT, &res, sizeof(res)) != 0)

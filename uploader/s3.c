@@ -31,7 +31,9 @@
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "hex.h"
+#include "progress.h"
 #include "s3.h"
 #include "s3util.h"
 #include "s3xml.h"
@@ -97,15 +99,6 @@ struct s3_req {
 static char *ca_blob;
 static size_t ca_len;
 static int s3_ready;
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The time a request of this many bytes may take, all told (s3.h); at most a day. */
 static uint64_t
@@ -431,7 +424,7 @@ s3_write_cb(char *buf, size_t size, size_t nitems, void *arg)
 
 	if (q->out_fd >= 0 && q->status >= 200 && q->status <= 299) {
 		/* libcurl's own limit was set from the bound; this one is the size's. */
-		if (now_ms() > q->deadline) {
+		if (mono_ms() > q->deadline) {
 			q->timed_out = 1;
 			return 0;
 		}
@@ -505,6 +498,7 @@ s3_read_cb(char *buf, size_t size, size_t nitems, void *arg)
 		return CURL_READFUNC_ABORT;
 	}
 	q->in_pos += (uint64_t)n;
+	progress_add((uint64_t)n);
 	return (size_t)n;
 }
 
@@ -623,7 +617,7 @@ req_setopts(struct s3_req *q)
 	 */
 	budget = budget_ms(q->in_len * (q->share ? q->share : 1) +
 	    (q->out_fd >= 0 ? q->out_max : S3XML_MAX_DOC)) + q->extra_ms;
-	q->t0 = now_ms();
+	q->t0 = mono_ms();
 	q->deadline = q->t0 + budget;
 	curl_easy_reset(h);
 	SET(CURLOPT_URL, q->url);

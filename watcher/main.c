@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "child.h"
 #include "log.h"
 
@@ -31,15 +32,6 @@ static size_t npend;
 static int pend_overflow;
 static uint64_t debounce_ms = 500;
 static uint64_t window_start, last_event;
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 note(int32_t wd, uint32_t mask)
@@ -128,7 +120,7 @@ read_events(int ifd)
 			if (ev->wd >= 0)
 				note(ev->wd, ev->mask);
 		}
-		last_event = now_ms();
+		last_event = mono_ms();
 		if (window_start == 0)
 			window_start = last_event;
 	}
@@ -159,7 +151,7 @@ poll_timeout(void)
 
 	if (window_start == 0)
 		return -1;
-	now = now_ms();
+	now = mono_ms();
 	due = last_event + debounce_ms;
 	cap = window_start + (debounce_ms * 4 > 2000 ? debounce_ms * 4 : 2000);
 	if (cap < due)

@@ -30,6 +30,7 @@
 			});
 		});
 	}
+	function mib(n) { return (n / 1048576).toFixed(1) + " MiB"; }
 	function when(t) { return t ? t.replace("T", " ").replace("Z", " UTC") : "never"; }
 	function tone(state) {
 		return state === "unlocked" || state === "locked" ? "good" :
@@ -82,6 +83,9 @@
 			[["path", v.path], ["remote", v.remote || "(local only)"],
 			 ["last save", when(v.last_save_at)], ["last good push", when(v.last_ok_push_at)],
 			 ["next attempt", v.next_push_at ? when(v.next_push_at) : null],
+			 ["uploading", v.push_progress ? mib(v.push_progress.sent) + " of " +
+			     mib(v.push_progress.total) + " (" + Math.floor(100 * v.push_progress.sent /
+			     v.push_progress.total) + "%)" : null],
 			 ["watcher", v.watcher.mode + (v.watcher.reason ? " \u2014 " + v.watcher.reason : "")],
 			 ["archive", v.archive_bytes + " bytes"],
 			 ["error", v.last_error],
@@ -122,6 +126,9 @@
 			last = s;
 			problem("");
 			render(s);
+			/* An upload moves between events: follow it every second while it runs. */
+			if (s.vaults.some(function (v) { return v.push_progress; }))
+				setTimeout(refresh, 1000);
 		}).catch(function (e) { problem(e.message); });
 	}
 	function refreshTicks() {

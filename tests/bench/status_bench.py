@@ -9,7 +9,12 @@ Round trip is measured two ways, 1000 calls each, in the same run:
             `/bin/true` exec'd the same way (the floor any CLI pays);
   - socket: connect + HELLO + status request + full snapshot, in-process,
             which is the daemon's own share of the cost.
+Then statusd's GET /v1/status, 10,000 requests over kept-alive connections,
+from 1 client and from 32 at once (spread over 127.0.0.1-4: statusd admits 8
+connections per address), printed beside the socket round trip.
 """
+import http.client
+import threading
 import json
 import os
 import shutil
@@ -61,6 +66,34 @@ def time_socket(path):
     return out
 
 
+def http_latency(url, token, clients, total):
+    """Per-request latency (ms) of GET /v1/status from `clients` threads."""
+    host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+    lat, lock = [], threading.Lock()
+
+    def one(k):
+        c = http.client.HTTPConnection(host, int(port), timeout=10,
+                                       source_address=("127.0.0.%d" % (1 + k % 4), 0))
+        mine = []
+        for _ in range(total // clients):
+            t = time.perf_counter()
+            c.request("GET", "/v1/status", headers={"Authorization": "Bearer " + token})
+            r = c.getresponse()
+            r.read()
+            mine.append((time.perf_counter() - t) * 1000)
+            if r.status != 200:
+                raise SystemExit("GET /v1/status: %d" % r.status)
+        c.close()
+        with lock:
+            lat.extend(mine)
+    ts = [threading.Thread(target=one, args=(k,)) for k in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return lat
+
+
 def rss_kib(pid):
     with open("/proc/%d/smaps_rollup" % pid) as f:
         v = {l.split(":")[0]: int(l.split()[1]) for l in f if l.split()[-1] == "kB"}
@@ -100,6 +133,18 @@ def main():
         print("  ratio exec status / exec true: p50 %.2fx" % (pct(ex, 50) / pct(floor, 50)))
         print("  aim: p50 under 1 ms (Beads-style daemons report 3-5 ms): exec %s, socket %s" % (
             "met" if pct(ex, 50) < 1 else "NOT met", "met" if pct(so, 50) < 1 else "NOT met"))
+        with open(os.path.join(work, "run", "daemon.json")) as f:
+            dj = json.load(f)
+        print("statusd GET /v1/status, 10000 requests (ms):")
+        for clients in (1, 32):
+            xs = http_latency(dj["url"], dj["token"], clients, 10000)
+            print("  %2d client(s)                 p50 %7.3f  p99 %7.3f  mean %7.3f;"
+                  " p50 %.2fx the socket round trip" % (clients, pct(xs, 50), pct(xs, 99),
+                                                        statistics.mean(xs),
+                                                        pct(xs, 50) / pct(so, 50)))
+            if clients == 1:
+                print("  aim: p50 under 1 ms at one client: %s" % (
+                    "met" if pct(xs, 50) < 1 else "NOT met"))
         pids = {"parent": d.pid}
         pids.update({c["name"]: c["pid"] for c in st["children"]})
         total_rss = total_pss = 0

@@ -28,6 +28,8 @@ Kinds (params in brackets, defaults after "="):
 
     pass               forward unchanged
     delay              [seconds=5] wait, then forward
+    slow_body          [rate=4194304] read the request's body at `rate` bytes/s
+                       (a slow link for the client's upload), then forward
     drip               [rate=600, pad=0] forward, send the reply at `rate`
                        bytes/s; pad adds that many bytes of extra headers
                        (X-Fault-Pad-N) so that even a short reply drips long
@@ -58,7 +60,7 @@ import struct
 import threading
 import time
 
-KINDS = ("pass", "delay", "drip", "reset_mid_body", "status", "forward_then_500",
+KINDS = ("pass", "delay", "slow_body", "drip", "reset_mid_body", "status", "forward_then_500",
          "bad_status", "put_200_garbage", "put_200_empty", "put_no_etag",
          "close_mid_headers", "wrong_etag")
 
@@ -154,10 +156,21 @@ def _read_exact(f, n):
     return data
 
 
-def _read_body(f, msg, no_body=False):
-    """The body as raw bytes; None for length-until-close (the caller closes)."""
+def _read_body(f, msg, no_body=False, rate=None):
+    """The body as raw bytes; None for length-until-close (the caller closes).
+    rate: read a Content-Length body at most that many bytes a second."""
     if no_body:
         return b""
+    if rate and msg.get("Content-Length") is not None:
+        n, out, t0 = int(msg.get("Content-Length")), [], time.monotonic()
+        while n > 0:
+            k = min(n, 65536)
+            out.append(_read_exact(f, k))
+            n -= k
+            due = sum(len(x) for x in out) / rate - (time.monotonic() - t0)
+            if due > 0:
+                time.sleep(due)
+        return b"".join(out)
     te = (msg.get("Transfer-Encoding") or "").lower()
     if "chunked" in te:
         out = []
@@ -296,9 +309,10 @@ class FaultProxy:
                 if (req.get("Expect") or "").lower() == "100-continue":
                     req.drop("Expect")
                     c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = _read_body(f, req)
-                req.body = body or b""
                 kind, params = self._pick(method, target)
+                body = _read_body(f, req, rate=float(params.get("rate", 4 << 20))
+                                  if kind == "slow_body" else None)
+                req.body = body or b""
                 if not self._one(c, up, req, method, kind, params):
                     return
         except (OSError, _Closed):
@@ -364,7 +378,8 @@ class FaultProxy:
 
     def _one(self, c, up, req, method, kind, params):
         """Handle one request; False when the client connection must end."""
-        fwd_default = kind in ("pass", "delay", "drip", "reset_mid_body", "forward_then_500",
+        fwd_default = kind in ("pass", "delay", "slow_body", "drip", "reset_mid_body",
+                               "forward_then_500",
                                "bad_status", "put_no_etag", "close_mid_headers",
                                "wrong_etag")
         forward = params.get("forward", fwd_default)

@@ -4,6 +4,7 @@ outcome that may or may not have landed is settled by a HEAD comparing the
 object's content id with ours, never taken for another device's write; and
 no request holds the one uploader longer than its deadline."""
 import os
+import re
 import signal
 import time
 
@@ -234,3 +235,67 @@ def test_dripping_server_cannot_hold_the_uploader(fenv, s3, proxy):
     e.ctl("sync", "v")
     holds_ours(env, s3, e, settled(e), want)
     assert e.d.stop() == 0
+
+
+def on_a_pty(e, *args, timeout=120):
+    """vaultsyncctl with a terminal for stdout and stderr: its exit code and all it wrote."""
+    import pty
+    import select
+    import subprocess
+    from conftest import binpath
+    master, slave = pty.openpty()
+    p = subprocess.Popen(e.d.ident.wrap([binpath("vaultsyncctl"), "-s", e.d.sock] + list(args)),
+                         stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                         env=e.d.ident.env())
+    os.close(slave)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:		# EIO: the other end closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif p.poll() is not None:
+                break
+    finally:
+        os.close(master)
+    return p.wait(10), out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("fenv", [True], ids=["user"], indirect=True)
+def test_push_on_a_terminal_draws_progress_and_piped_prints_the_summary(fenv, s3, proxy):
+    """A push slowed by a slow link: on a terminal, a line with bytes, rate and
+    time left, redrawn as the upload goes on, then the summary; piped, only
+    the summary."""
+    env = fenv()
+    e, v0 = first_push(env)
+    with open(os.path.join(e.path, "big"), "wb") as f:
+        f.write(os.urandom(12 << 20))
+    proxy.set_fault("slow_body", rate=2 << 20, method="PUT")
+    e.ctl("sync", "v")
+    code, out = on_a_pty(e, "push", "v")
+    assert code == 0, out
+    lines = [x for x in out.split("\r") if "uploading:" in x]
+    assert len(lines) >= 3, out
+    assert re.search(r"uploading: [0-9.]+ of 1[23]\.[0-9] MiB \([0-9]+%\), [0-9.]+ MiB/s, "
+                     r"about [0-9]+ s left", out), out
+    sent = [float(re.search(r"uploading: ([0-9.]+) of", x).group(1)) for x in lines]
+    assert sent == sorted(sent) and sent[-1] > sent[0], sent
+    assert "pushed" in out.rsplit("\x1b[K", 1)[-1], out	# the line cleared, then the summary
+    # Piped: the summary alone.
+    r = e.ctl("push", "v")
+    assert r.returncode == 0 and "uploading" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "pushed" in r.stdout
+    proxy.clear()
+    assert e.d.stop() == 0
+    # With debug logging, through many requests: no secret in the log.
+    with open(env.creds) as f:
+        secret = [l.split("=", 1)[1].strip().strip("'\"") for l in f
+                  if l.strip().startswith(("AWS_SECRET_ACCESS_KEY", "export AWS_SECRET"))][0]
+    log = e.d.read_log()
+    assert len(secret) >= 16 and secret not in log

@@ -427,6 +427,7 @@ def test_status_routes_serve_the_snapshot(daemon_factory, user_mode):
             assert code == 401 and hdrs["WWW-Authenticate"].startswith("Bearer"), (path, h)
             assert names[0].encode() not in body
     assert get(url + "v1/healthz")[0] == 200	# healthz needs none
+    assert auth["Authorization"][7:] not in d.read_log()
     assert d.stop() == 0
 
 
@@ -506,6 +507,13 @@ def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
         assert re.search(r'^vaultsync_child_up\{child="uploader"\} 1$', text, re.M)
         assert re.search(r'^vaultsync_child_restarts_total\{child="watcher"\} 0$', text, re.M)
         assert re.search(r'^vaultsync_healthy 1$', text, re.M)
+        for proc in ("parent", "watcher", "uploader", "statusd"):
+            rss = re.search(r'^process_resident_memory_bytes\{process="%s"\} (\d+)$' % proc,
+                            text, re.M)
+            fds = re.search(r'^process_open_fds\{process="%s"\} (\d+)$' % proc, text, re.M)
+            assert rss and int(rss.group(1)) > 100000 and fds and int(fds.group(1)) >= 3, proc
+            assert re.search(r'^process_cpu_seconds_total\{process="%s"\} [0-9.]+$' % proc,
+                             text, re.M), proc
         # promtool, Prometheus's own checker, finds nothing to say.
         r = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
                            capture_output=True, timeout=30)
@@ -800,3 +808,43 @@ def test_a_huge_header_is_refused_and_statusd_lives_on(daemon_factory):
     assert get(url + "v1/healthz")[0] == 200
     assert d.child_pids()["statusd"] == pid
     assert d.stop() == 0
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_healthz_names_rejected_credentials_and_a_failing_push(daemon_factory, workdir, s3,
+                                                              user_mode):
+    """Credentials RGW refuses (403): 503 naming the file as rejected and the
+    vault whose push failed, as vaultsyncctl status says; the right secret
+    written and reloaded: 200 again, without a restart."""
+    from conftest import wait_for
+    from test_remote_s3 import S3Env
+    env = S3Env(daemon_factory, workdir, user_mode, s3, secret="x" * 40)
+    e = env.e
+    try:
+        e.d.start()
+        pid = e.d.proc.pid
+        url, _ = api(e.d)
+        e.ctl("init", "v", "--passphrase-file", e.passfile, check=False)
+        r = e.d.ctl("sync", "v", check=False)
+        assert r.returncode == 1, r.stdout + r.stderr
+
+        def unhealthy():
+            code, body = _healthz(url)
+            st = e.d.status()
+            if code != 503 or st["healthy"]:
+                return None
+            reasons = body["reasons"]
+            return reasons if any(x.startswith("credentials %s: rejected" % env.creds)
+                                  for x in reasons) and \
+                any(x.startswith("vault v: ") for x in reasons) else None
+        reasons = wait_for(unhealthy, timeout=20, what="healthz 503 naming both")
+        assert [c["state"] for c in e.d.status()["credentials"]] == ["rejected"], reasons
+        env.set_secret(s3.secret_key)
+        e.d.ctl("reload")
+        wait_for(lambda: e.d.ctl("sync", "v", check=False).returncode == 0, timeout=30,
+                 interval=1, what="a push with the right secret")
+        wait_for(lambda: _healthz(url)[0] == 200 and e.d.status()["healthy"], timeout=20,
+                 what="healthz 200 again")
+        assert e.d.proc.pid == pid and e.d.stop() == 0
+    finally:
+        e.close()

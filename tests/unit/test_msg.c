@@ -150,6 +150,10 @@ make_samples(struct sample *s, size_t *n)
 	s[i - 1].u.tick.saved = s[i - 1].u.tick.pushed = 1;
 	memset(s[i - 1].u.tick.sha256, 'a', 64);
 	memset(s[i - 1].u.tick.error, 'e', 255);
+	ADD(MSG_UPL_PROGRESS, PEER_UPLOADER, uprog);
+	s[i - 1].u.uprog.id = 9;
+	s[i - 1].u.uprog.sent = 1 << 20;
+	s[i - 1].u.uprog.total = 200u << 20;
 #undef ADD
 	*n = i;
 }
