@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "clock.h"
 #include "log.h"
 #include "statusd.h"
 
@@ -101,6 +103,7 @@ main(int argc, char **argv)
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
 	struct pollfd pfd[2];
+	uint64_t trimmed = 0;
 
 	if (child_begin(&c, ROLE_STATUSD, &statusd_policy, argc, argv, err, sizeof(err)) != 0) {
 		fprintf(stderr, "vaultsync-statusd: %s\n", err);
@@ -159,5 +162,14 @@ main(int argc, char **argv)
 		if (pfd[0].revents)
 			read_channel();
 		MHD_run(d);
+		/*
+		 * Answers (a /ticks or /metrics body, a snapshot's JSON) are built,
+		 * sent and freed; the heap they grew is given back once a second,
+		 * so that what statusd holds is what it keeps, not its busiest moment.
+		 */
+		if (mono_ms() - trimmed >= 1000) {
+			malloc_trim(0);
+			trimmed = mono_ms();
+		}
 	}
 }

@@ -19,12 +19,30 @@
 static struct snapshot cur, stage;
 static int have_cur, staging;
 
+/*
+ * The records a snapshot holds, and nothing past them: the arrays are sized
+ * for the most vaults a configuration may have, and slots never used are
+ * never touched (never made resident).
+ */
+static void
+copy_used(struct snapshot *to, const struct snapshot *from)
+{
+	to->d = from->d;
+	to->e = from->e;
+	to->nch = from->nch;
+	to->ncr = from->ncr;
+	to->nv = from->nv;
+	memcpy(to->ch, from->ch, from->nch * sizeof(from->ch[0]));
+	memcpy(to->cr, from->cr, from->ncr * sizeof(from->cr[0]));
+	memcpy(to->v, from->v, from->nv * sizeof(from->v[0]));
+}
+
 void
 snap_take(const struct msg *m)
 {
 	switch (m->hdr.type) {
 	case MSG_SNAP_DAEMON:
-		memset(&stage, 0, sizeof(stage));
+		stage.nch = stage.ncr = stage.nv = 0;
 		stage.d = m->u.sdaemon;
 		staging = 1;
 		return;
@@ -51,7 +69,7 @@ snap_take(const struct msg *m)
 		    stage.nv == stage.d.nvaults) {
 			stage.e = m->u.send;
 			events_snapshot(have_cur ? &cur : NULL, &stage);
-			cur = stage;
+			copy_used(&cur, &stage);
 			have_cur = 1;
 		}
 		staging = 0;

@@ -21,9 +21,18 @@
 static const uint64_t bucket_ms[] = { 10, 50, 100, 500, 1000, 5000, 30000, 120000 };
 #define NBUCKETS	(sizeof(bucket_ms) / sizeof(bucket_ms[0]))
 
+/* A tick as kept: the record without its fixed-size padding (the error, rare, apart). */
+struct tick {
+	uint64_t index, duration_ms, archive_bytes, uploaded_bytes;
+	int64_t started_ms;
+	uint8_t trigger, outcome, saved, pushed;
+	char sha256[65];
+	char *error;		/* NULL: none */
+};
+
 struct ring {
 	char vault[64];
-	struct msg_tick_rec *r;
+	struct tick *r;
 	size_t cap, n, head;	/* head: where the next one goes */
 	/* Counted from the ticks that ended while this statusd ran (not replays). */
 	uint64_t count[TRIG_MAX + 1][TICK_OUTCOME_MAX + 1];
@@ -57,6 +66,8 @@ ring_of(const char *vault, int make)
 	if (empty == NULL) {
 		/* Vaults come and go with reloads: the first slot makes room. */
 		oldest = &rings[0];
+		for (i = 0; i < oldest->cap; i++)
+			free(oldest->r[i].error);
 		free(oldest->r);
 		memset(oldest, 0, sizeof(*oldest));
 		empty = oldest;
@@ -72,10 +83,23 @@ void
 ticks_take(const struct msg_tick_rec *t)
 {
 	struct ring *g = ring_of(t->vault, 1);
+	struct tick *k;
 
 	if (g == NULL)
 		return;		/* out of memory: the history has a gap, the rest serves on */
-	g->r[g->head] = *t;
+	k = &g->r[g->head];
+	free(k->error);
+	k->index = t->index;
+	k->duration_ms = t->duration_ms;
+	k->archive_bytes = t->archive_bytes;
+	k->uploaded_bytes = t->uploaded_bytes;
+	k->started_ms = t->started_ms;
+	k->trigger = (uint8_t)t->trigger;
+	k->outcome = (uint8_t)t->outcome;
+	k->saved = (uint8_t)t->saved;
+	k->pushed = (uint8_t)t->pushed;
+	msg_strlcpy(k->sha256, t->sha256, sizeof(k->sha256));
+	k->error = t->error[0] != '\0' ? strdup(t->error) : NULL;
 	g->head = (g->head + 1) % g->cap;
 	if (g->n < g->cap)
 		g->n++;
@@ -181,6 +205,27 @@ ticks_one_json(const struct msg_tick_rec *t)
 	    "uploaded_bytes", (json_int_t)t->uploaded_bytes);
 }
 
+static json_t *
+kept_json(const struct ring *g, const struct tick *k)
+{
+	struct msg_tick_rec t;
+
+	memset(&t, 0, sizeof(t));
+	msg_strlcpy(t.vault, g->vault, sizeof(t.vault));
+	t.index = k->index;
+	t.duration_ms = k->duration_ms;
+	t.archive_bytes = k->archive_bytes;
+	t.uploaded_bytes = k->uploaded_bytes;
+	t.started_ms = k->started_ms;
+	t.trigger = k->trigger;
+	t.outcome = k->outcome;
+	t.saved = k->saved;
+	t.pushed = k->pushed;
+	msg_strlcpy(t.sha256, k->sha256, sizeof(t.sha256));
+	msg_strlcpy(t.error, k->error != NULL ? k->error : "", sizeof(t.error));
+	return ticks_one_json(&t);
+}
+
 /* The last limit ticks of a vault the snapshot names (0: all kept), oldest first. */
 json_t *
 ticks_json(const char *vault, size_t limit)
@@ -193,6 +238,6 @@ ticks_json(const char *vault, size_t limit)
 		return a;
 	n = limit == 0 || limit > g->n ? g->n : limit;
 	for (i = g->n - n; i < g->n; i++)
-		json_array_append_new(a, ticks_one_json(&g->r[(g->head + g->cap - g->n + i) % g->cap]));
+		json_array_append_new(a, kept_json(g, &g->r[(g->head + g->cap - g->n + i) % g->cap]));
 	return a;
 }

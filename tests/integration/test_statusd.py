@@ -848,3 +848,39 @@ def test_healthz_names_rejected_credentials_and_a_failing_push(daemon_factory, w
         assert e.d.proc.pid == pid and e.d.stop() == 0
     finally:
         e.close()
+
+
+@pytest.mark.slow
+def test_statusd_memory_with_ten_vaults_and_full_tick_rings(daemon_factory, workdir):
+    """Ten vaults, a hundred ticks each (the default StatusTickHistory) and the
+    events they made: statusd's resident memory stays under 8 MiB."""
+    import threading
+    from conftest import wait_for
+    names = ["m%d" % i for i in range(10)]
+    conf = "".join("Vault %s\n  Path %s/%s\n  Mount no\n" % (n, workdir, n) for n in names)
+    for n in names:
+        os.makedirs(os.path.join(workdir, n))
+    d = daemon_factory(user_mode=os.geteuid() != 0, vault_conf=conf,
+                       extra_conf="StatusTickHistory 100\n").start()
+    url, auth = api(d)
+
+    def ticks_of(n):
+        for _ in range(100):	# locked: each sync is a skipped tick, a record all the same
+            d.ctl("sync", n, check=False)
+    ts = [threading.Thread(target=ticks_of, args=(n,)) for n in names]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for n in names:
+        wait_for(lambda: len(json.loads(get(url + "v1/vaults/%s/ticks" % n,
+                                            headers=auth)[2])["ticks"]) == 100,
+                 what="a full ring for " + n)
+    assert json.loads(get(url + "v1/events", headers=auth)[2])["dropped"] > 0	# full too
+    get(url + "metrics", headers=auth)
+    time.sleep(1.5)		# what answering those took is given back within a second
+    with open("/proc/%d/status" % d.child_pids()["statusd"]) as f:
+        mem = {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith("VmRSS:") or
+               l.startswith("RssAnon:") or l.startswith("RssFile:")}
+    assert mem["VmRSS"] < 8 * 1024, mem
+    assert d.stop() == 0
