@@ -113,7 +113,7 @@ static void tick_start(struct vault_rt *v, int trigger);
 
 /* The tick that ends, for statusd's tick history. */
 static void
-record(const struct vault_rt *v, uint32_t outcome, const char *error)
+record(const struct vault_rt *v, uint32_t outcome, const char *error, uint64_t ms)
 {
 	struct msg_tick_rec t;
 
@@ -121,7 +121,7 @@ record(const struct vault_rt *v, uint32_t outcome, const char *error)
 	msg_strlcpy(t.vault, v->name, sizeof(t.vault));
 	t.index = v->tick_index;
 	t.started_ms = v->tick_started_ms;
-	t.duration_ms = mono_ms() - v->tick_t0;
+	t.duration_ms = ms;	/* the figure the tick_end record gives */
 	t.trigger = (uint32_t)v->tick_trigger;
 	t.outcome = outcome;
 	t.saved = v->tick_saved != 0;
@@ -172,7 +172,7 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 	if (strcmp(outcome, "ok") != 0)
 		D.oneshot_failed |= D.oneshot;
 	record(v, strcmp(outcome, "ok") == 0 ? TICK_OK : strcmp(outcome, "conflict") == 0 ?
-	    TICK_CONFLICT : TICK_ERROR, error);
+	    TICK_CONFLICT : TICK_ERROR, error, ms);
 	snprintf(reply, sizeof(reply), "%s%s%s", v->tick_save_msg,
 	    v->tick_save_msg[0] && v->tick_push_msg[0] ? "; " : "", v->tick_push_msg);
 	v->tick_running = TICK_IDLE;
@@ -200,7 +200,7 @@ tick_start(struct vault_rt *v, int trigger)
 		emit(LL_INFO, f, "vault %s: tick %llu (%s) skipped: locked", v->name,
 		    (unsigned long long)v->tick_index, trigger_names[trigger]);
 		snprintf(err, sizeof(err), "vault %s is locked", v->name);
-		record(v, TICK_SKIPPED, err);
+		record(v, TICK_SKIPPED, err, 0);
 		reply_all(v, 1, err);
 		arm_interval(v);
 		return;
