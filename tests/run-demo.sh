@@ -48,6 +48,7 @@ Try, in another terminal:
   echo hello > $VAULT/hello                  # saved and pushed in about a second
   $C status
   $C status --json
+  $C status --ui        # the status page: open the URL it prints
   ls -R $D/remote
   $C history demo
   $C lock demo; $C unlock demo --passphrase-file $D/passphrase
