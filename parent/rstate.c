@@ -88,7 +88,12 @@ remote_mark_conflict(struct vault_rt *v)
 	remote_save_state(v);
 }
 
-/* The remote side of a vault's status snapshot. */
+/*
+ * The remote side of a vault's status snapshot.  The state names one thing:
+ * a locked vault stays "locked" while its final archive is uploaded (that is
+ * what the lock's reply said, and whether plaintext is in RAM matters more
+ * than an upload in flight, which push_progress and "pushed" show anyway).
+ */
 void
 remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 {
@@ -114,6 +119,6 @@ remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 		sv->state = VAULT_ST_CONFLICT;
 	else if (v->push_failures > 0)
 		sv->state = VAULT_ST_ERROR;
-	else if (v->push_busy && sv->state != VAULT_ST_SAVING)
+	else if (v->push_busy && sv->state != VAULT_ST_SAVING && sv->state != VAULT_ST_LOCKED)
 		sv->state = VAULT_ST_PUSHING;
 }

@@ -234,6 +234,36 @@ def test_failed_push_retries_with_backoff_and_survives_a_restart(renv):
     assert e.d.stop() == 0
 
 
+def test_a_locked_vault_reads_locked_while_its_final_archive_is_pushed(renv):
+    """The lock's reply says "locked", and so does status right after it,
+    though the lock's final archive is still on its way to the remote: the
+    state says whether the secrets are in RAM; the upload shows as not yet
+    pushed, and completes."""
+    e = renv(conf="WatcherDebounce 60s\n")
+    e.d.start()
+    e.ctl("init", "v", "--passphrase-file", e.passfile)
+    e.ctl("sync", "v")
+    uploader = e.d.child_pids()["uploader"]
+    os.kill(uploader, signal.SIGSTOP)
+    try:
+        with open(os.path.join(e.path, "last"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+        if not e.user_mode:
+            os.chown(os.path.join(e.path, "last"), *e.owner)
+        r = e.ctl("lock", "v")
+        assert "final save written" in r.stdout, r.stdout
+        v = e.vstate()
+        assert v["state"] == "locked" and not v["pushed"], v
+    finally:
+        os.kill(uploader, signal.SIGCONT)
+    v = wait_for(lambda: (lambda v: v if v["pushed"] else None)(e.vstate()), timeout=30,
+                 what="the final archive pushed")
+    assert v["state"] == "locked", v
+    with open(e.rlatest, "rb") as a, open(e.archive, "rb") as b:
+        assert a.read() == b.read()
+    assert e.d.stop() == 0
+
+
 def test_kill_uploader_during_pushes(renv):
     """The uploader killed again and again while pushing: restarted, and the push completes."""
     e = renv()
