@@ -134,6 +134,7 @@ check_svault(const void *p, const char **why)
 	    "snapshot vault: verify outcome out of range");
 	REQUIRE(m->healthy <= 1, "snapshot vault: bad health flag");
 	REQUIRE(m->push_sent <= m->push_total, "snapshot vault: more sent than the whole");
+	REQUIRE(m->history_count >= -1, "snapshot vault: history count out of range");
 	return 0;
 }
 

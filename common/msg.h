@@ -235,7 +235,7 @@ struct msg_snap_vault {
 	uint32_t verify_errors;	/* of which could not fetch or found a broken file */
 	char verify_msg[256];
 	uint32_t healthy;	/* 1: this vault counts as healthy (the daemon's one rule) */
-	uint32_t pad;
+	int32_t history_count;	/* copies under history/ at the last listing; -1: none yet */
 	uint64_t push_sent;	/* a PUT in flight: bytes sent so far ... */
 	uint64_t push_total;	/* ... of this many; 0: none in flight */
 };

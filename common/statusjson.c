@@ -130,6 +130,8 @@ sj_vault(const struct msg_snap_vault *v)
 	    json_pack("{s:I, s:I}", "sent", (json_int_t)v->push_sent,
 	    "total", (json_int_t)v->push_total));
 	json_object_set_new(jv, "pushed", json_boolean(v->pushed));
+	json_object_set_new(jv, "history_count", v->history_count < 0 ? json_null() :
+	    json_integer(v->history_count));
 	json_object_set_new(jv, "next_push_at", sj_time(v->next_push_at));
 	json_object_set_new(jv, "uploaded_bytes", json_integer((json_int_t)v->uploaded_bytes));
 	json_object_set_new(jv, "archive_bytes", json_integer((json_int_t)v->archive_bytes));

@@ -394,6 +394,7 @@ cmd_status(int fd, int as_json, const char *only)
 			const char *lerr = json_string_value(json_object_get(e, "last_error"));
 			const char *retry = json_string_value(json_object_get(e, "next_push_at"));
 			const char *okp = json_string_value(json_object_get(e, "last_ok_push_at"));
+			json_t *hc = json_object_get(e, "history_count");
 			json_t *vf;
 
 			printf("vault %s: %s, %s -> %s, watcher %s%s%s\n",
@@ -404,8 +405,13 @@ cmd_status(int fd, int as_json, const char *only)
 			    json_string_value(json_object_get(w, "mode")),
 			    reason ? " — " : "", reason ? reason : "");
 			if (remote != NULL)
-				printf("  last good push %s%s%s\n", okp ? okp : "never",
+				printf("  last good push %s%s%s", okp ? okp : "never",
 				    retry ? ", next attempt " : "", retry ? retry : "");
+			if (remote != NULL && json_is_integer(hc))
+				printf(", %lld history %s", (long long)json_integer_value(hc),
+				    json_integer_value(hc) == 1 ? "copy" : "copies");
+			if (remote != NULL)
+				putchar('\n');
 			if (lerr != NULL)
 				printf("  error: %s\n", lerr);
 			if ((vf = json_object_get(e, "verify")) != NULL && !json_is_null(vf)) {

@@ -40,6 +40,12 @@ hist_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
 	struct hist *h = arg;
 
+	struct vault_rt *v = vreg_find(vault);
+
+	if (r->outcome == UPL_OK && v != NULL) {
+		v->history_known = 1;
+		v->history_count = h->n;
+	}
 	if (r->outcome == UPL_OK)
 		ctl_reply(h->client, h->gen, 0, "vault %s: %u history version(s)", vault, h->n);
 	else

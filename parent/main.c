@@ -538,6 +538,7 @@ main(int argc, char **argv)
 	for (;;) {
 		ev_run_once();
 		ctlq_settle_all();	/* requests waiting for their vault, then held-back ticks */
+		status_settle();	/* statusd hears of what changed, then of the ticks */
 		/* In-flight saves finish before we go; a second signal does not wait. */
 		if (D.oneshot && D.ready && !D.shutting_down && jobs_running() == 0 &&
 		    !remote_any_busy() && !tick_any_running())

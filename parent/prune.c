@@ -19,6 +19,7 @@ struct prune {
 	prune_done_fn done;
 	char (*keys)[UPL_KEY_MAX];
 	size_t n, cap, next, ndelete;
+	uint32_t all;		/* every key under history/, as vaultsyncctl history counts */
 };
 
 static void prune_next(struct vault_rt *v, struct prune *p);
@@ -48,6 +49,8 @@ prune_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
 	struct prune *p = arg;
 
 	(void)vault;
+	if (strncmp(e->key, "history/", 8) == 0)
+		p->all++;
 	if (!remote_history_key(e->key) || p->n == HISTORY_MAX)
 		return;
 	if (p->n == p->cap) {
@@ -91,6 +94,8 @@ prune_deleted(const char *vault, const struct msg_upl_result *r, void *arg)
 		return;
 	}
 	log_info("vault %s: pruned %s", v->name, p->keys[p->next - 1]);
+	if (v->history_count > 0)
+		v->history_count--;
 	prune_next(v, p);
 }
 
@@ -136,6 +141,8 @@ prune_listed(const char *vault, const struct msg_upl_result *r, void *arg)
 		done(v, "list history", r);
 		return;
 	}
+	v->history_known = 1;
+	v->history_count = p->all;
 	cv = remote_cfg(v);
 	/* The floor: HistoryKeep below 1, or a configuration that did not load, prunes nothing. */
 	if (cv == NULL || cv->history_keep < 1 || !D.config_ok ||

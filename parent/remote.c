@@ -202,6 +202,15 @@ do_identity(struct vault_rt *v)
 	put_file(v, PS_IDENTITY, "identity.age", "identity.age", UPL_COND_IF_NONE_MATCH, NULL);
 }
 
+/* The history listed for its count only: whatever it found, the push went well. */
+static void
+counted(struct vault_rt *v, const char *what, const struct msg_upl_result *r)
+{
+	if (what != NULL)
+		log_debug("vault %s: %s: %s", v->name, what, r->error);
+	push_end(v, 1);
+}
+
 static void
 do_history(struct vault_rt *v)
 {
@@ -212,6 +221,11 @@ do_history(struct vault_rt *v)
 	    now - v->rs.history_at >= (int64_t)(cv->history_interval_ms / 1000);
 
 	if (!v->want_history && !due) {
+		if (!v->history_known) {	/* once: status shows how many copies there are */
+			v->push_step = PS_LIST;
+			prune_start(v, counted);
+			return;
+		}
 		push_end(v, 1);
 		return;
 	}

@@ -104,6 +104,8 @@ remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 	sv->last_push_at = v->rs.last_push_at;
 	sv->last_ok_push_at = v->rs.last_ok_push_at;
 	sv->uploaded_bytes = v->rs.uploaded_bytes;
+	if (v->history_known)
+		sv->history_count = (int32_t)v->history_count;
 	if (v->push_busy && v->push_total > 0) {
 		sv->push_sent = v->push_sent;
 		sv->push_total = v->push_total;

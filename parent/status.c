@@ -1,13 +1,20 @@
 /*
  * Status snapshots: the same fixed messages serve vaultsyncctl (over the
  * control socket) and statusd (over its channel).  Health is about whether
- * sync works, not only whether processes exist.  statusd never asks: the
- * parent pushes it a snapshot when a child starts or stops and every
- * STATUSD_PUSH_MS, so what it serves is at most that old and follows the
- * same rule as vaultsyncctl status.
+ * sync works, not only whether processes exist.
+ *
+ * statusd never asks.  After every batch of events the parent builds the
+ * snapshot without its ever-moving parts (clock, uptime, /proc figures) and
+ * compares it with the last one statusd got: a difference goes out at once,
+ * or, within STATUSD_GAP_MS of the last, when that gap has passed.  Tick
+ * records go after the snapshot that shows their outcome, so a client that
+ * hears of a tick and then asks for status sees its result; they skip the
+ * gap.  Every STATUSD_REFRESH_MS a snapshot goes anyway, for the clock and
+ * the process figures.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,7 +23,8 @@
 #include "procstat.h"
 #include "vaultsyncd.h"
 
-#define STATUSD_PUSH_MS	500
+#define STATUSD_GAP_MS		200	/* coalescing: at most five a second */
+#define STATUSD_REFRESH_MS	5000
 
 static int
 vault_healthy(const struct vault_rt *v)
@@ -47,14 +55,39 @@ status_healthy(void)
 	return 1;
 }
 
+/*
+ * Where a snapshot's records go: a peer's socket, or (for the comparison)
+ * an image in memory without the moving parts.
+ */
+struct sink {
+	int fd;			/* >= 0: send there */
+	uint32_t seq;
+	unsigned char *img;	/* fd < 0: append here */
+	size_t len, cap;
+};
+
 static int
-send(int fd, uint32_t type, uint32_t seq, const void *p, size_t len)
+send(struct sink *k, uint32_t type, const void *p, size_t len)
 {
-	return msg_send(fd, PEER_PARENT, type, seq, p, len, -1);
+	if (k->fd >= 0)
+		return msg_send(k->fd, PEER_PARENT, type, k->seq, p, len, -1);
+	if (k->len + sizeof(type) + len > k->cap) {
+		size_t cap = (k->len + sizeof(type) + len) * 2;
+		unsigned char *n = realloc(k->img, cap);
+
+		if (n == NULL)
+			fatal("realloc");
+		k->img = n;
+		k->cap = cap;
+	}
+	memcpy(k->img + k->len, &type, sizeof(type));
+	memcpy(k->img + k->len + sizeof(type), p, len);
+	k->len += sizeof(type) + len;
+	return 0;
 }
 
-int
-status_send_snapshot(int fd, uint32_t seq)
+static int
+build(struct sink *k)
 {
 	struct msg_snap_daemon d;
 	struct msg_snap_end e;
@@ -68,14 +101,16 @@ status_send_snapshot(int fd, uint32_t seq)
 	d.nchildren = NCHILDREN;
 	d.ncreds = (uint32_t)D.ncreds;
 	d.started_at = D.started_at;
-	d.now = (int64_t)time(NULL);
-	d.uptime_ms = mono_ms() - D.started_mono;
+	if (k->fd >= 0) {	/* the image leaves out what moves on its own */
+		d.now = (int64_t)time(NULL);
+		d.uptime_ms = mono_ms() - D.started_mono;
+		procstat_read(getpid(), &d.proc);
+	}
 	msg_strlcpy(d.version, VS_VERSION, sizeof(d.version));
 	msg_strlcpy(d.device_id, D.cfg.device_id, sizeof(d.device_id));
 	msg_strlcpy(d.status_url, D.status_url, sizeof(d.status_url));
 	msg_strlcpy(d.config_file, D.cfg.file, sizeof(d.config_file));
-	procstat_read(getpid(), &d.proc);
-	if (send(fd, MSG_SNAP_DAEMON, seq, &d, sizeof(d)) != 0)
+	if (send(k, MSG_SNAP_DAEMON, &d, sizeof(d)) != 0)
 		return -1;
 	for (i = 0; i < NCHILDREN; i++) {
 		const struct child_proc *c = &D.children[i];
@@ -90,12 +125,13 @@ status_send_snapshot(int fd, uint32_t seq)
 		sc.last_exit = c->last_exit;
 		sc.started_at = c->started_at;
 		msg_strlcpy(sc.last_reason, c->last_reason, sizeof(sc.last_reason));
-		procstat_read(c->pid, &sc.proc);
-		if (send(fd, MSG_SNAP_CHILD, seq, &sc, sizeof(sc)) != 0)
+		if (k->fd >= 0)
+			procstat_read(c->pid, &sc.proc);
+		if (send(k, MSG_SNAP_CHILD, &sc, sizeof(sc)) != 0)
 			return -1;
 	}
 	for (i = 0; i < D.ncreds; i++)
-		if (send(fd, MSG_CRED_INFO, seq, &D.creds[i], sizeof(D.creds[i])) != 0)
+		if (send(k, MSG_CRED_INFO, &D.creds[i], sizeof(D.creds[i])) != 0)
 			return -1;
 	/* In the configuration's order, which status lists them in. */
 	for (i = 0; i < D.cfg.nvaults; i++) {
@@ -107,6 +143,7 @@ status_send_snapshot(int fd, uint32_t seq)
 			continue;
 
 		memset(&sv, 0, sizeof(sv));
+		sv.history_count = -1;
 		sv.state = v->state;
 		sv.watch_mode = v->watch_mode;
 		sv.consecutive_failures = v->consecutive_failures;
@@ -128,28 +165,59 @@ status_send_snapshot(int fd, uint32_t seq)
 		remote_status(v, &sv);
 		verify_status(v, &sv);
 		sv.healthy = (uint32_t)vault_healthy(v);
-		if (send(fd, MSG_SNAP_VAULT, seq, &sv, sizeof(sv)) != 0)
+		if (send(k, MSG_SNAP_VAULT, &sv, sizeof(sv)) != 0)
 			return -1;
 	}
 	memset(&e, 0, sizeof(e));
 	e.healthy = (uint32_t)status_healthy();
-	return send(fd, MSG_SNAP_END, seq, &e, sizeof(e));
+	return send(k, MSG_SNAP_END, &e, sizeof(e));
 }
+
+int
+status_send_snapshot(int fd, uint32_t seq)
+{
+	struct sink k = { .fd = fd, .seq = seq };
+
+	return build(&k);
+}
+
+/* The image statusd last got whole, the time it went, and a send that waits out the gap. */
+static struct sink last_img = { .fd = -1 };
+static uint64_t last_sent_ms;
+static int gap_timer = -1;
 
 /*
  * A snapshot to statusd, if it runs.  Its channel does not block: a
  * snapshot cut short by a full buffer has no SNAP_END, statusd keeps the one
- * before, and the next push sends it whole.
+ * before, and the comparison (which still holds the older image) sends it
+ * again at the next settle.
  */
 void
 status_push(void)
 {
 	struct child_proc *s = child_by_role(ROLE_STATUSD);
+	struct sink img = { .fd = -1 };
 
 	if (!D.cfg.status_api || s->state != CHILD_ST_RUNNING || s->chan < 0)
 		return;
-	if (status_send_snapshot(s->chan, ++s->seq) != 0 && errno != EAGAIN)
-		log_debug("statusd: snapshot not sent: %s", strerror(errno));
+	last_sent_ms = mono_ms();
+	if (status_send_snapshot(s->chan, ++s->seq) != 0) {
+		if (errno != EAGAIN)
+			log_debug("statusd: snapshot not sent: %s", strerror(errno));
+		last_img.len = 0;	/* differs from any image: the next settle sends */
+		return;
+	}
+	(void)build(&img);
+	free(last_img.img);
+	last_img = img;
+}
+
+static void
+gap_fired(void *arg)
+{
+	(void)arg;
+	gap_timer = -1;
+	status_settle();
 }
 
 /*
@@ -182,20 +250,50 @@ notify_summary(void)
 	sd_notifyf("STATUS=%s", line);
 }
 
+/*
+ * After every batch of events: statusd gets the snapshot if it changed
+ * (within the gap only when tick records wait for it), then the tick
+ * records; systemd gets its line if that changed.
+ */
+void
+status_settle(void)
+{
+	struct child_proc *s = child_by_role(ROLE_STATUSD);
+	struct sink img = { .fd = -1 };
+	uint64_t now = mono_ms();
+	int changed;
+
+	if (D.shutting_down)
+		return;
+	notify_summary();
+	if (!D.cfg.status_api || s->state != CHILD_ST_RUNNING || s->chan < 0)
+		return;
+	(void)build(&img);
+	changed = img.len != last_img.len || memcmp(img.img, last_img.img, img.len) != 0;
+	free(img.img);
+	if (changed) {
+		if (now - last_sent_ms >= STATUSD_GAP_MS || ticklog_pending())
+			status_push();
+		else if (gap_timer < 0)
+			gap_timer = timer_add(STATUSD_GAP_MS - (now - last_sent_ms), gap_fired,
+			    NULL);
+	}
+	ticklog_flush();
+}
+
 static void
-push_fired(void *arg)
+refresh_fired(void *arg)
 {
 	(void)arg;
 	if (D.shutting_down)
 		return;
 	status_push();
 	ticklog_flush();
-	notify_summary();
-	(void)timer_add(STATUSD_PUSH_MS, push_fired, NULL);
+	(void)timer_add(STATUSD_REFRESH_MS, refresh_fired, NULL);
 }
 
 void
 status_push_start(void)
 {
-	(void)timer_add(STATUSD_PUSH_MS, push_fired, NULL);
+	(void)timer_add(STATUSD_REFRESH_MS, refresh_fired, NULL);
 }

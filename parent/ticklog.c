@@ -2,8 +2,8 @@
  * Tick records for statusd (/v1/vaults/NAME/ticks).  The last TICKLOG_KEEP
  * records of all vaults are kept here, so that a statusd that restarts, or
  * whose channel was full when a tick ended, still gets every one of them:
- * each goes out in order, and what could not go now goes with the next
- * record or the next status push.
+ * each goes out in order, after the status snapshot that shows its outcome
+ * (status_settle), and what could not go then goes at the next settle.
  */
 #include <errno.h>
 #include <string.h>
@@ -48,12 +48,18 @@ ticklog_flush(void)
 	}
 }
 
+/* Kept; it goes to statusd at the end of this batch of events, after the snapshot. */
 void
 ticklog_add(const struct msg_tick_rec *t)
 {
 	ring[added % TICKLOG_KEEP] = *t;
 	added++;
-	ticklog_flush();
+}
+
+int
+ticklog_pending(void)
+{
+	return statusd() != NULL && sent < added;
 }
 
 /* A statusd that (re)started has none of them; those before now are history to it. */

@@ -138,6 +138,8 @@ struct vault_rt {
 	int64_t logged_at;
 	unsigned suppressed;
 	char push_key[192];		/* what the last PUT wrote */
+	int history_known;		/* history_count is from a listing (prune, history) */
+	uint32_t history_count;		/* copies under history/ that we wrote */
 
 	/* tick.c */
 	int tick_started;		/* its startup tick was requested */
@@ -291,11 +293,13 @@ void tick_startup(void);
 /* ---- ticklog.c: tick records for statusd, kept for one that restarts ---- */
 void ticklog_add(const struct msg_tick_rec *t);
 void ticklog_flush(void);	/* what statusd has not had yet */
+int ticklog_pending(void);	/* statusd runs and has not had them all */
 void ticklog_restart(void);	/* statusd (re)started: all that is kept */
 int status_send_snapshot(int fd, uint32_t seq);
 int status_healthy(void);
-/* A snapshot to statusd now; and every few hundred ms from status_push_start on. */
+/* A snapshot to statusd now; when it changed (status_settle, after every batch of events); and every few seconds from status_push_start on. */
 void status_push(void);
+void status_settle(void);
 void status_push_start(void);
 
 /* ---- runtime.c ---- */

@@ -85,6 +85,9 @@ vault_metrics(FILE *f, const struct snapshot *s)
 	    s->v[i].push_total == 0);
 	EACH("vaultsync_vault_push_size_bytes", "gauge", "The size of the upload in flight.",
 	    s->v[i].push_total, s->v[i].push_total == 0);
+	EACH("vaultsync_vault_history_copies", "gauge",
+	    "Copies under history/ on the remote at the last listing.", s->v[i].history_count,
+	    s->v[i].history_count < 0);
 	EACH("vaultsync_vault_watches", "gauge", "inotify watches on the vault's tree.",
 	    s->v[i].nwatches, 0);
 	EACH("vaultsync_vault_watcher_polling", "gauge",

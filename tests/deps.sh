@@ -7,10 +7,11 @@ what=${1:-build}
 BUILD_PKGS="gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
  libcap-dev libarchive-dev libjansson-dev libmicrohttpd-dev"
 # python3-jsonschema validates the status API's answers against docs/api/;
-# prometheus brings promtool, which checks /metrics.
+# prometheus brings promtool, which checks /metrics; chromium (headless,
+# driven over its DevTools protocol with python3-websocket) loads the page.
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age awscli s3cmd jq
  strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd
- python3-jsonschema prometheus"
+ python3-jsonschema prometheus chromium python3-websocket"
 pkgs=$BUILD_PKGS
 [ "$what" = test ] && pkgs="$pkgs $TEST_PKGS"
 

@@ -82,6 +82,8 @@
 			var dl = el("dl");
 			[["path", v.path], ["remote", v.remote || "(local only)"],
 			 ["last save", when(v.last_save_at)], ["last good push", when(v.last_ok_push_at)],
+			 ["history", v.history_count === null || v.history_count === undefined ? null :
+			     v.history_count + (v.history_count === 1 ? " copy" : " copies") + " on the remote"],
 			 ["next attempt", v.next_push_at ? when(v.next_push_at) : null],
 			 ["uploading", v.push_progress ? mib(v.push_progress.sent) + " of " +
 			     mib(v.push_progress.total) + " (" + Math.floor(100 * v.push_progress.sent /
@@ -110,6 +112,11 @@
 		});
 		var cb = document.querySelector("#creds tbody");
 		cb.replaceChildren();
+		if (!s.credentials.length) {
+			var none = el("td", "none in use: no vault pushes to S3");
+			none.colSpan = 4;
+			cb.appendChild(el("tr")).appendChild(none);
+		}
 		s.credentials.forEach(function (c) {
 			var tr = el("tr");
 			[c.path, c.source, c.state + (c.error ? ": " + c.error : ""), when(c.expiry)].forEach(function (x, i) {
@@ -131,13 +138,14 @@
 				setTimeout(refresh, 1000);
 		}).catch(function (e) { problem(e.message); });
 	}
+	/* The charts are drawn again once every vault's ticks have come. */
 	function refreshTicks() {
 		if (!last) return;
-		last.vaults.forEach(function (v) {
-			get("/v1/vaults/" + encodeURIComponent(v.name) + "/ticks?limit=50").then(function (t) {
+		Promise.all(last.vaults.map(function (v) {
+			return get("/v1/vaults/" + encodeURIComponent(v.name) + "/ticks?limit=50").then(function (t) {
 				ticks[v.name] = t.ticks || [];
 			}).catch(function () {});
-		});
+		})).then(function () { if (last) render(last); });
 	}
 	/*
 	 * Live: wait on /v1/events (up to 30 s a request) and refresh when
@@ -159,6 +167,14 @@
 			}
 			setTimeout(listen, 0);
 		}).catch(function () { since = null; setTimeout(listen, 5000); });
+	}
+	/* Without a token every request would be refused: say so, ask nothing. */
+	if (!token) {
+		document.getElementById("daemon").textContent = "token needed";
+		document.getElementById("daemon").className = "bad";
+		problem("token needed: this page reads the daemon's status with the token that " +
+		    "vaultsyncctl status --ui prints in its URL (after #t=). Open that URL.");
+		return;
 	}
 	refresh();
 	setTimeout(refreshTicks, 500);

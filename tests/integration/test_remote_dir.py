@@ -158,13 +158,21 @@ def push_new_version(e, i):
 
 
 def test_history_keep(renv):
-    e = renv(extra="  HistoryKeep 3\n")
+    e = renv(extra="  HistoryKeep 3\n", conf="WatcherDebounce 60s\n")
     e.d.start()
+    assert e.vstate()["history_count"] is None	# not listed yet
     e.ctl("init", "v", "--passphrase-file", e.passfile)
+    counts = []
     for i in range(5):
         push_new_version(e, i)
+        counts.append(e.vstate()["history_count"])
     h = history(e)
     assert len(h) == 3, h
+    # Status counts the copies as the push's own listing left them.  The
+    # init's first push may or may not have made one before ours.
+    assert counts[-2:] == [3, 3] and counts == sorted(counts), counts
+    st = e.ctl("status")
+    assert "3 history copies" in st.stdout, st.stdout
     # The newest three are the ones kept: the last one restores the last version.
     out = restore(e, os.path.join(e.remote, "v", "history", h[-1]))
     with open(os.path.join(out, "version")) as f:
@@ -192,11 +200,13 @@ def test_history_keep_zero_and_a_broken_config_never_prune(renv):
     for i in range(3, 5):
         push_new_version(e, i)
     assert len(history(e)) == 5, history(e)
+    assert e.vstate()["history_count"] == 5	# listed, not pruned
     with open(e.d.conf, "w") as f:
         f.write(good)
     assert e.d.ctl("reload").returncode == 0
     push_new_version(e, 5)
     assert len(history(e)) == 2, history(e)
+    assert e.vstate()["history_count"] == 2
     assert e.d.stop() == 0
 
 

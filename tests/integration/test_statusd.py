@@ -534,6 +534,13 @@ def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
             get(url + "metrics", headers=auth)[2].decode()), what="the counter to rise")
         assert uploaded(text) > up_before
         assert re.search(r'^vaultsync_tick_duration_seconds_count\{vault="v"\} [1-9]', text, re.M)
+        # The remote's history copies, as the push's own listing counted them.
+        copies = e.vstate()["history_count"]
+        hdir = os.path.join(e.remote, "v", "history")
+        assert copies == (len(os.listdir(hdir)) if os.path.isdir(hdir) else 0), copies
+        wait_for(lambda: re.search(r'^vaultsync_vault_history_copies\{vault="v"\} %d$' % copies,
+                                   get(url + "metrics", headers=auth)[2].decode(), re.M),
+                 what="the history count in /metrics")
         assert e.d.stop() == 0
     finally:
         e.close()
