@@ -366,7 +366,10 @@ check_dstart(const void *p, const char **why)
 {
 	const struct msg_dec_start *m = p;
 
-	REQUIRE((m->flags & ~(uint32_t)DEC_F_IDENTITY_ONLY) == 0, "decoder start: unknown flags");
+	REQUIRE((m->flags & ~(uint32_t)(DEC_F_IDENTITY_ONLY | DEC_F_SCAN)) == 0,
+	    "decoder start: unknown flags");
+	REQUIRE((m->flags & DEC_F_IDENTITY_ONLY) == 0 || (m->flags & DEC_F_SCAN) == 0,
+	    "decoder start: both identity-only and scan");
 	REQUIRE(m->max_logn >= 1 && m->max_logn <= 30, "decoder start: work factor cap out of range");
 	REQUIRE(m->passlen < sizeof(m->pass) && m->pass[m->passlen] == '\0',
 	    "decoder start: bad passphrase length");

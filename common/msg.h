@@ -455,6 +455,7 @@ struct msg_ping {
 #define DEC_FD_IDENTITY	6
 #define DEC_FD_DATA	7
 #define DEC_F_IDENTITY_ONLY	0x1	/* check the passphrase; fd 5 is not read */
+#define DEC_F_SCAN		0x2	/* no key: the age structure of fd 5 (restore drill) */
 #define DEC_PATH_MAX	4096		/* a name or link target and its NUL */
 
 struct msg_dec_start {
@@ -485,7 +486,10 @@ struct msg_dec_entry {
 	char link[DEC_PATH_MAX];	/* DEC_SYMLINK */
 };
 
-enum dec_stage { DEC_STAGE_IDENTITY = 1, DEC_STAGE_ARCHIVE, DEC_STAGE_MAX = DEC_STAGE_ARCHIVE };
+/* DEC_STAGE_SCAN: the scan ran, ok says whether the file is well formed, msg describes it. */
+enum dec_stage {
+	DEC_STAGE_IDENTITY = 1, DEC_STAGE_ARCHIVE, DEC_STAGE_SCAN, DEC_STAGE_MAX = DEC_STAGE_SCAN,
+};
 
 struct msg_dec_end {
 	uint32_t ok;		/* 1: every entry was sent and the stream authenticated */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "age.h"
+#include "agescan.h"
 #include "archive.h"
 #include "child.h"
 #include "log.h"
@@ -25,6 +26,7 @@
 #define IDENTITY_MAX	4096		/* identity.age, and its plaintext */
 
 static struct child c;
+static uint64_t archive_size;	/* fd 5's, taken before the sandbox closes */
 
 static void
 send_end(int ok, uint32_t stage, const unsigned char *sha, const char *fmt, ...)
@@ -184,6 +186,34 @@ is_open(int fd)
 	return fstat(fd, &st) == 0;
 }
 
+/*
+ * The restore drill's look at a downloaded object: its age structure, with
+ * no key.  The parent rewound fd 5; the object's length came from fstat.
+ */
+static void
+scan_only(void)
+{
+	static unsigned char head[AGE_HEADER_MAX];
+	struct agescan sc;
+	char why[160];
+	size_t len = 0;
+	ssize_t r;
+	int fd = DEC_FD_ARCHIVE;
+
+	while (len < sizeof(head) && (r = fd_read(&fd, head + len, sizeof(head) - len)) > 0)
+		len += (size_t)r;
+	if (len < sizeof(head) && (uint64_t)len != archive_size) {
+		send_end(0, DEC_STAGE_ARCHIVE, NULL, "read %zu of %llu bytes of the object", len,
+		    (unsigned long long)archive_size);
+		return;
+	}
+	if (agescan(head, len, archive_size, &sc, why, sizeof(why)) == 0)
+		send_end(1, DEC_STAGE_SCAN, NULL, "a well-formed age file, %u recipient "
+		    "stanza(s), %llu chunk(s)", sc.nstanzas, (unsigned long long)sc.chunks);
+	else
+		send_end(0, DEC_STAGE_SCAN, NULL, "not a well-formed age file: %s", why);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -199,6 +229,12 @@ main(int argc, char **argv)
 	if (!is_open(DEC_FD_ARCHIVE) || !is_open(DEC_FD_IDENTITY) || !is_open(DEC_FD_DATA))
 		fatalx("fds %d, %d and %d are not open: this program is started by vaultsyncd",
 		    DEC_FD_ARCHIVE, DEC_FD_IDENTITY, DEC_FD_DATA);
+	{
+		struct stat st;
+
+		if (fstat(DEC_FD_ARCHIVE, &st) == 0 && S_ISREG(st.st_mode))
+			archive_size = (uint64_t)st.st_size;
+	}
 	/* A parent that stops reading is an error to report, not a signal to die of. */
 	signal(SIGPIPE, SIG_IGN);
 	if (child_sandbox(&c, err, sizeof(err)) != 0)
@@ -209,6 +245,10 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	if (m.hdr.type != MSG_DEC_START)
 		fatalx("unexpected %s from parent", msg_type_name(m.hdr.type));
+	if (m.u.dstart.flags & DEC_F_SCAN) {
+		scan_only();
+		return 0;
+	}
 	memset(&id, 0, sizeof(id));
 	if (open_identity(&m.u.dstart, &id) != 0)
 		exit(0);

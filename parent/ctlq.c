@@ -39,6 +39,15 @@ struct ctlq_req {
 	struct secbuf pass;	/* init, unlock, pull: wiped when the request ends */
 };
 
+/* Each vault's queue, and whether its running head holds the vault. */
+struct ctlq_state {
+	uint32_t gen;			/* vreg_state's */
+	struct ctlq_req *head;
+	int hold;			/* the running one keeps change-driven ticks waiting */
+};
+static struct ctlq_state cqs[CFG_MAX_VAULTS];
+#define CQ(v)	VREG_STATE(cqs, v)
+
 static void
 req_free(struct ctlq_req *r)
 {
@@ -50,7 +59,7 @@ req_free(struct ctlq_req *r)
 static int
 vault_free(const struct vault_rt *v)
 {
-	return !v->busy && v->tick_running == TICK_IDLE && !v->push_busy;
+	return !v->busy && !tick_busy(v) && !remote_busy(v);
 }
 
 int
@@ -64,7 +73,7 @@ ctlq_submit(struct vault_rt *v, int client, uint32_t gen, uint32_t cmd, uint32_t
 		snprintf(err, errlen, "the daemon is shutting down");
 		return -1;
 	}
-	for (tail = &v->cq_head; *tail != NULL; tail = &(*tail)->next) {
+	for (tail = &CQ(v)->head; *tail != NULL; tail = &(*tail)->next) {
 		/* One request per connection: a client cannot queue on its own. */
 		if ((*tail)->client == client && (*tail)->gen == gen) {
 			snprintf(err, errlen, "a request on this connection is still running");
@@ -90,7 +99,7 @@ ctlq_submit(struct vault_rt *v, int client, uint32_t gen, uint32_t cmd, uint32_t
 		memset(pass, 0, sizeof(*pass));
 	}
 	*tail = r;
-	if (v->cq_head != r || !vault_free(v))
+	if (CQ(v)->head != r || !vault_free(v))
 		log_debug("vault %s: %s waits for its turn", v->name, ctl_cmd_name(cmd));
 	return 0;
 }
@@ -139,16 +148,16 @@ settle(struct vault_rt *v)
 	struct ctlq_req *r;
 
 	for (;;) {
-		r = v->cq_head;
-		v->ctl_hold = holds_vault(r);
+		r = CQ(v)->head;
+		CQ(v)->hold = holds_vault(r);
 		if (r != NULL && r->running)
 			return;
 		if (!vault_free(v))
 			return;
 		if (D.shutting_down) {
 			/* Queued, never started: the socket is closed, nobody hears back. */
-			while ((r = v->cq_head) != NULL && !r->running) {
-				v->cq_head = r->next;
+			while ((r = CQ(v)->head) != NULL && !r->running) {
+				CQ(v)->head = r->next;
 				req_free(r);
 			}
 			return;
@@ -160,7 +169,7 @@ settle(struct vault_rt *v)
 		if (!ctl_client_alive(r->client, r->gen)) {
 			log_info("vault %s: %s dropped: its client has gone", v->name,
 			    ctl_cmd_name(r->cmd));
-			v->cq_head = r->next;
+			CQ(v)->head = r->next;
 			req_free(r);
 			continue;
 		}
@@ -175,23 +184,30 @@ settle(struct vault_rt *v)
 		if (r->cmd == CTL_PUSH && !r->saved_first && v->state != VAULT_ST_LOCKED) {
 			r->saved_first = 1;
 			tick_request(v, TRIG_CTL, -1, 0);
-			if (v->tick_running != TICK_IDLE)
+			if (tick_busy(v))
 				return;
 		}
 		r->running = 1;
-		v->ctl_hold = holds_vault(r);
+		CQ(v)->hold = holds_vault(r);
 		if (r->cmd == CTL_LOCK)
-			v->tick_pending = 0;	/* the lock's own final save covers it */
+			tick_drop_pending(v);	/* the lock's own final save covers it */
 		if (run(v, r, err, sizeof(err)) != 0) {
 			/* The reply retires the head (ctlq_replied) before we look again. */
 			ctl_reply(r->client, r->gen, 1, "%s", err);
 			continue;
 		}
-		if (v->cq_head != r)
+		if (CQ(v)->head != r)
 			continue;	/* answered at once: the next one may go */
 		secbuf_free(&r->pass);	/* a no-op when the job took it */
 		return;
 	}
+}
+
+/* A wholesale change (init, unlock, lock, pull) runs: change-driven ticks wait. */
+int
+ctlq_holds(const struct vault_rt *v)
+{
+	return CQ(v)->hold;
 }
 
 void
@@ -210,12 +226,12 @@ ctlq_replied(int client, uint32_t gen)
 	struct vault_rt *v;
 
 	VAULT_FOREACH(v) {
-		struct ctlq_req *r = v->cq_head;
+		struct ctlq_req *r = CQ(v)->head;
 
 		if (r != NULL && r->running && r->client == client && r->gen == gen) {
-			v->cq_head = r->next;
+			CQ(v)->head = r->next;
 			req_free(r);
-			v->ctl_hold = holds_vault(v->cq_head);
+			CQ(v)->hold = holds_vault(CQ(v)->head);
 			return;
 		}
 	}
@@ -227,11 +243,11 @@ ctlq_drop(struct vault_rt *v, const char *why)
 {
 	struct ctlq_req *r;
 
-	while ((r = v->cq_head) != NULL) {
-		v->cq_head = r->next;
+	while ((r = CQ(v)->head) != NULL) {
+		CQ(v)->head = r->next;
 		if (!r->running)
 			ctl_reply(r->client, r->gen, 1, "vault %s: %s", v->name, why);
 		req_free(r);
 	}
-	v->ctl_hold = 0;
+	CQ(v)->hold = 0;
 }

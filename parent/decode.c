@@ -138,9 +138,9 @@ recv_one(struct decoder *d, struct msg *m)
 	}
 }
 
-struct decoder *
-decoder_start(const struct decode_conf *c, int idfd, int afd, const char *pass, size_t passlen,
-    const struct arc_limits *lim, char *err, size_t errlen)
+static struct decoder *
+start(const struct decode_conf *c, uint32_t flags, int idfd, int afd, const char *pass,
+    size_t passlen, const struct arc_limits *lim, char *err, size_t errlen)
 {
 	struct msg_dec_start st;
 	struct msg_hello h;
@@ -162,13 +162,15 @@ decoder_start(const struct decode_conf *c, int idfd, int afd, const char *pass, 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) == -1 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, logp) == -1 ||
 	    pipe2(data, O_CLOEXEC) == -1 ||
-	    (afd == -1 && (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)) {
+	    ((afd == -1 || idfd == -1) &&
+	    (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)) {
 		snprintf(err, errlen, "start the decoder: %s", strerror(errno));
 		goto fail;
 	}
 	/* Big enough for a stream, not a trickle; the default where the limit says no. */
 	(void)fcntl(data[0], F_SETPIPE_SZ, 1 << 20);
-	d->pid = spawn(c, chan[1], logp[1], afd == -1 ? nul : afd, idfd, data[1]);
+	d->pid = spawn(c, chan[1], logp[1], afd == -1 ? nul : afd, idfd == -1 ? nul : idfd,
+	    data[1]);
 	if (d->pid == -1) {
 		snprintf(err, errlen, "start %s: %s", c->bin, strerror(errno));
 		goto fail;
@@ -192,10 +194,12 @@ decoder_start(const struct decode_conf *c, int idfd, int afd, const char *pass, 
 	}
 	msg_hello_init(&h, ROLE_PARENT);
 	memset(&st, 0, sizeof(st));
-	st.flags = afd == -1 ? DEC_F_IDENTITY_ONLY : 0;
+	st.flags = flags;
 	st.max_logn = AGE_SCRYPT_LOGN_MAX;
-	st.max_total_bytes = lim->max_total_bytes;
-	st.max_entries = lim->max_entries;
+	if (lim != NULL) {
+		st.max_total_bytes = lim->max_total_bytes;
+		st.max_entries = lim->max_entries;
+	}
 	st.passlen = (uint32_t)passlen;
 	memcpy(st.pass, pass, passlen);
 	if (msg_send(d->chan, PEER_PARENT, MSG_HELLO, ++d->seq, &h, sizeof(h), -1) != 0 ||
@@ -221,6 +225,14 @@ fail:
 	free(d->buf);
 	free(d);
 	return NULL;
+}
+
+struct decoder *
+decoder_start(const struct decode_conf *c, int idfd, int afd, const char *pass, size_t passlen,
+    const struct arc_limits *lim, char *err, size_t errlen)
+{
+	return start(c, afd == -1 ? DEC_F_IDENTITY_ONLY : 0, idfd, afd, pass, passlen, lim, err,
+	    errlen);
 }
 
 /* An END: remember it; its message is the reason when it is not ok. */
@@ -396,4 +408,36 @@ decoder_free(struct decoder *d)
 	free(d->buf);
 	explicit_bzero(d, sizeof(*d));
 	free(d);
+}
+
+int
+decoder_scan(const struct decode_conf *c, int fd, int *wellformed, char *desc, size_t desclen,
+    char *err, size_t errlen)
+{
+	struct decoder *d;
+	struct msg m;
+	int rc = -1;
+
+	/* The object was just written through this description: the decoder reads from 0. */
+	if (lseek(fd, 0, SEEK_SET) != 0) {
+		snprintf(err, errlen, "rewind the object: %s", strerror(errno));
+		return -1;
+	}
+	if ((d = start(c, DEC_F_SCAN, -1, fd, "", 0, NULL, err, errlen)) == NULL)
+		return -1;
+	if (recv_one(d, &m) != 0)
+		snprintf(err, errlen, "%s", d->why);
+	else if (m.hdr.type != MSG_DEC_END)
+		snprintf(err, errlen, "the decoder sent %s to a scan", msg_type_name(m.hdr.type));
+	else {
+		take_end(d, &m);
+		if (d->end.stage == DEC_STAGE_SCAN) {
+			*wellformed = d->end.ok != 0;
+			snprintf(desc, desclen, "%s", d->end.msg);
+			rc = 0;
+		} else
+			snprintf(err, errlen, "%s", d->end.msg);
+	}
+	decoder_free(d);
+	return rc;
 }

@@ -45,6 +45,13 @@ int decoder_ready(struct decoder *d, char *err, size_t errlen);
  */
 int decoder_unpack(struct decoder *d, int dirfd, const struct arc_limits *lim,
     unsigned char sha256[32], struct arc_stats *st, char *err, size_t errlen);
+/*
+ * The restore drill's structural check of a downloaded object (fd, rewound
+ * here), keyless, in a decoder of its own: 0 with wellformed and what the
+ * scan found in desc, or -1 with the reason it could not look in err.
+ */
+int decoder_scan(const struct decode_conf *c, int fd, int *wellformed, char *desc,
+    size_t desclen, char *err, size_t errlen);
 /* Kill it if it still runs, reap it, pass on what it logged. */
 void decoder_free(struct decoder *d);
 

@@ -43,8 +43,8 @@ hist_done(const char *vault, const struct msg_upl_result *r, void *arg)
 	struct vault_rt *v = vreg_find(vault);
 
 	if (r->outcome == UPL_OK && v != NULL) {
-		v->history_known = 1;
-		v->history_count = h->n;
+		push_of(v)->history_known = 1;
+		push_of(v)->history_count = h->n;
 	}
 	if (r->outcome == UPL_OK)
 		ctl_reply(h->client, h->gen, 0, "vault %s: %u history version(s)", vault, h->n);
@@ -78,3 +78,46 @@ remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err, 
 	return 0;
 }
 
+
+static void
+count_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
+{
+	(void)vault;
+	if (strncmp(e->key, "history/", 8) == 0)
+		(*(unsigned *)arg)++;
+}
+
+static void
+count_done(const char *vault, const struct msg_upl_result *r, void *arg)
+{
+	struct vault_rt *v = vreg_find(vault);
+	unsigned *n = arg;
+
+	if (v != NULL) {
+		push_of(v)->history_counting = 0;
+		if (r->outcome == UPL_OK) {
+			push_of(v)->history_known = 1;
+			push_of(v)->history_count = *n;
+		} else
+			log_debug("vault %s: counting history copies: %s", vault, r->error);
+	}
+	free(n);
+}
+
+void
+remote_history_count(struct vault_rt *v)
+{
+	struct upl_cbs c = { count_done, count_entry, NULL, NULL, NULL };
+	unsigned *n;
+
+	if (push_of(v)->history_counting)
+		return;
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		fatal("calloc");
+	c.arg = n;
+	if (upl_op(v->name, UPL_LIST, "history/", NULL, &c) != 0) {
+		free(n);
+		return;
+	}
+	push_of(v)->history_counting = 1;
+}

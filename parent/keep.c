@@ -17,7 +17,23 @@
 #include "log.h"
 #include "vaultsyncd.h"
 
-void
+struct vault_keep {
+	int have;
+	char recipient[128];
+	unsigned char key[32];
+	unsigned char *identity;	/* identity.age: scrypt-encrypted, safe to hold */
+	size_t identity_len;
+};
+
+/* What each vault's directory held when last written. */
+struct keep_state {
+	uint32_t gen;			/* vreg_state's */
+	struct vault_keep k;
+};
+static struct keep_state keeps[CFG_MAX_VAULTS];
+#define KS(v)	(&VREG_STATE(keeps, v)->k)
+
+static void
 keep_free(struct vault_keep *k)
 {
 	if (k->identity != NULL) {
@@ -49,14 +65,15 @@ keep_load(struct vault_rt *v, const char *dir)
 	}
 	k.identity = (unsigned char *)buf;
 	k.have = 1;
-	keep_free(&v->keep);
-	v->keep = k;
+	keep_free(KS(v));
+	*KS(v) = k;
 }
 
 int
 keep_restore(struct vault_rt *v, const char *dir, char *err, size_t errlen)
 {
-	const struct vault_keep *k = &v->keep;
+	const struct vault_keep *k = KS(v);
+	const struct vault_remote *rs;
 
 	if (store_exists(dir, "recipient") && store_exists(dir, "key") &&
 	    store_exists(dir, "identity.age"))
@@ -77,11 +94,18 @@ keep_restore(struct vault_rt *v, const char *dir, char *err, size_t errlen)
 	if (v->st.sha256[0] != '\0' && !store_exists(dir, "state") &&
 	    store_state_write(dir, &v->st, err, errlen) != 0)
 		return -1;
-	if (v->rs_loaded && !store_exists(dir, "remote") &&
-	    store_remote_write(dir, &v->rs, err, errlen) != 0)
+	if ((rs = remote_state_loaded(v)) != NULL && !store_exists(dir, "remote") &&
+	    store_remote_write(dir, rs, err, errlen) != 0)
 		return -1;
 	if (v->state != VAULT_ST_LOCKED && !store_exists(dir, "unlocked") &&
 	    store_write_atomic(dir, "unlocked", "1\n", 2, 0600, err, errlen) != 0)
 		return -1;
 	return 1;
+}
+
+/* The vault leaves the configuration: the copies it held go, wiped. */
+void
+keep_drop(struct vault_rt *v)
+{
+	keep_free(KS(v));
 }

@@ -9,18 +9,10 @@
 
 #include <stddef.h>
 
-struct vault_keep {
-	int have;
-	char recipient[128];
-	unsigned char key[32];
-	unsigned char *identity;	/* identity.age: scrypt-encrypted, safe to hold */
-	size_t identity_len;
-};
-
 struct vault_rt;
 void keep_load(struct vault_rt *v, const char *dir);
 /* 1 if the directory was put back, 0 if nothing was missing, -1 on failure. */
 int keep_restore(struct vault_rt *v, const char *dir, char *err, size_t errlen);
-void keep_free(struct vault_keep *k);
+void keep_drop(struct vault_rt *v);
 
 #endif

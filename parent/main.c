@@ -133,7 +133,7 @@ daemon_shutdown(int forced)
 	sd_notifyf("STOPPING=1\nSTATUS=stopping");
 	ctl_close();
 	if (!D.oneshot)
-		vault_final_saves();
+		tick_final_saves();
 	/* Pushes in flight finish first (the uploader must live for them); then the children go. */
 	if (remote_any_busy() || jobs_running() || tick_any_running())
 		log_info("shutting down after the saves and pushes in progress");

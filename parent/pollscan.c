@@ -14,6 +14,21 @@
 
 static int scan_timer = -1;
 
+/* Each polled vault's tree as last seen: a metadata digest, 0 = none yet. */
+struct scan_state {
+	uint32_t gen;			/* vreg_state's */
+	uint64_t digest;
+};
+static struct scan_state scans[CFG_MAX_VAULTS];
+#define SC(v)	VREG_STATE(scans, v)
+
+/* The tree was replaced or is watched again: the next scan takes a new baseline. */
+void
+pollscan_forget(struct vault_rt *v)
+{
+	SC(v)->digest = 0;
+}
+
 static void
 scan_fired(void *arg)
 {
@@ -32,12 +47,12 @@ scan_fired(void *arg)
 		if (v->state == VAULT_ST_LOCKED || v->busy)
 			continue;
 		h = tree_digest(cv->path);
-		if (v->poll_digest != 0 && h != v->poll_digest) {
+		if (SC(v)->digest != 0 && h != SC(v)->digest) {
 			log_debug("vault %s: the polling scan saw a change", v->name);
 			v->changes++;
 			tick_changed(v);
 		}
-		v->poll_digest = h;
+		SC(v)->digest = h;
 	}
 	if (any)
 		pollscan_arm();
@@ -64,8 +79,8 @@ pollscan_arm(void)
 		if (v->watch_mode != WATCH_POLLING || cv == NULL)
 			continue;
 		any = 1;
-		if (v->poll_digest == 0 && v->state != VAULT_ST_LOCKED) {
-			v->poll_digest = tree_digest(cv->path);
+		if (SC(v)->digest == 0 && v->state != VAULT_ST_LOCKED) {
+			SC(v)->digest = tree_digest(cv->path);
 			tick_changed(v);
 		}
 	}

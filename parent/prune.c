@@ -94,8 +94,8 @@ prune_deleted(const char *vault, const struct msg_upl_result *r, void *arg)
 		return;
 	}
 	log_info("vault %s: pruned %s", v->name, p->keys[p->next - 1]);
-	if (v->history_count > 0)
-		v->history_count--;
+	if (push_of(v)->history_count > 0)
+		push_of(v)->history_count--;
 	prune_next(v, p);
 }
 
@@ -141,8 +141,8 @@ prune_listed(const char *vault, const struct msg_upl_result *r, void *arg)
 		done(v, "list history", r);
 		return;
 	}
-	v->history_known = 1;
-	v->history_count = p->all;
+	push_of(v)->history_known = 1;
+	push_of(v)->history_count = p->all;
 	cv = remote_cfg(v);
 	/* The floor: HistoryKeep below 1, or a configuration that did not load, prunes nothing. */
 	if (cv == NULL || cv->history_keep < 1 || !D.config_ok ||

@@ -136,7 +136,7 @@ remote_pull_request(struct vault_rt *v, int client, uint32_t gen, const char *ve
 		snprintf(err, errlen, "vault %s has no Remote", v->name);
 		return -1;
 	}
-	if (v->busy || v->push_busy) {
+	if (v->busy || remote_busy(v)) {
 		snprintf(err, errlen, "vault %s is busy (%s)", v->name,
 		    v->busy ? "saving" : "pushing");
 		return -1;

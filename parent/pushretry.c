@@ -22,18 +22,18 @@ push_log_error(struct vault_rt *v, const char *msg)
 {
 	int64_t now = (int64_t)time(NULL);
 
-	if (strcmp(msg, v->logged_error) == 0 && now - v->logged_at < LOG_REPEAT_S) {
-		v->suppressed++;
+	if (strcmp(msg, push_of(v)->logged_error) == 0 && now - push_of(v)->logged_at < LOG_REPEAT_S) {
+		push_of(v)->suppressed++;
 		log_debug("vault %s: %s", v->name, msg);
 		return;
 	}
-	if (v->suppressed > 0 && strcmp(msg, v->logged_error) == 0)
-		log_error("vault %s: %s (%u more times since)", v->name, msg, v->suppressed);
+	if (push_of(v)->suppressed > 0 && strcmp(msg, push_of(v)->logged_error) == 0)
+		log_error("vault %s: %s (%u more times since)", v->name, msg, push_of(v)->suppressed);
 	else
 		log_error("vault %s: %s", v->name, msg);
-	msg_strlcpy(v->logged_error, msg, sizeof(v->logged_error));
-	v->logged_at = now;
-	v->suppressed = 0;
+	msg_strlcpy(push_of(v)->logged_error, msg, sizeof(push_of(v)->logged_error));
+	push_of(v)->logged_at = now;
+	push_of(v)->suppressed = 0;
 }
 
 void
@@ -42,7 +42,7 @@ push_retry_schedule(struct vault_rt *v, vtimer_fn fire)
 	uint64_t delay = RETRY_BASE_MS, jitter;
 	uint32_t i;
 
-	for (i = 1; i < v->push_failures && delay < RETRY_MAX_MS; i++)
+	for (i = 1; i < push_of(v)->push_failures && delay < RETRY_MAX_MS; i++)
 		delay *= 2;
 	if (delay > RETRY_MAX_MS)
 		delay = RETRY_MAX_MS;
@@ -50,8 +50,8 @@ push_retry_schedule(struct vault_rt *v, vtimer_fn fire)
 	if (getrandom(&jitter, sizeof(jitter), 0) != sizeof(jitter))
 		jitter = 0;
 	delay = delay / 2 + jitter % (delay / 2 + 1);
-	vtimer_set(v, &v->push_retry, delay, fire);
-	v->next_push_at = (int64_t)time(NULL) + (int64_t)((delay + 999) / 1000);
+	vtimer_set(v, &push_of(v)->push_retry, delay, fire);
+	push_of(v)->next_push_at = (int64_t)time(NULL) + (int64_t)((delay + 999) / 1000);
 	log_debug("vault %s: next push attempt in %llu ms", v->name, (unsigned long long)delay);
 }
 
@@ -64,8 +64,8 @@ push_retry_schedule(struct vault_rt *v, vtimer_fn fire)
 void
 remote_retry_now(struct vault_rt *v)
 {
-	if (!vtimer_pending(&v->push_retry))
+	if (!vtimer_pending(&push_of(v)->push_retry))
 		return;
-	vtimer_clear(&v->push_retry);
-	v->next_push_at = 0;
+	vtimer_clear(&push_of(v)->push_retry);
+	push_of(v)->next_push_at = 0;
 }

@@ -35,12 +35,18 @@
 static void
 reply_waiters(struct vault_rt *v, int code, const char *msg)
 {
-	push_done_fn done = v->push_tick_done;
+	struct push_state *p = push_of(v);
+	push_done_fn done = p->push_tick_done;
+	struct push_report r = {
+		.code = code, .uploaded = p->tick_uploaded, .conflict = p->rs.conflict,
+		.bytes = p->rs.uploaded_bytes, .etag = p->rs.etag, .key = p->push_key,
+		.msg = msg,
+	};
 
-	waiters_answer(&v->push_waiters, UINT64_MAX, code, msg);
-	v->push_tick_done = NULL;
+	waiters_answer(&p->push_waiters, UINT64_MAX, code, msg);
+	p->push_tick_done = NULL;
 	if (done != NULL)
-		done(v, code, msg);
+		done(v, &r);
 }
 
 static void
@@ -51,7 +57,7 @@ add_waiter(struct vault_rt *v, int client, uint32_t gen, const char *prefix, int
 	if (client < 0)
 		return;
 	snprintf(what, sizeof(what), "vault %s: a push", v->name);
-	(void)waiters_add(&v->push_waiters, client, gen, 0, prefix, fail, what);
+	(void)waiters_add(&push_of(v)->push_waiters, client, gen, 0, prefix, fail, what);
 }
 
 static int push_start(struct vault_rt *v);
@@ -59,7 +65,7 @@ static int push_start(struct vault_rt *v);
 static void
 retry_fired(struct vault_rt *v)
 {
-	v->next_push_at = 0;
+	push_of(v)->next_push_at = 0;
 	(void)push_start(v);
 }
 
@@ -68,18 +74,18 @@ push_end(struct vault_rt *v, int ok)
 {
 	int again;
 
-	v->push_busy = 0;
-	v->push_step = PS_IDLE;
+	push_of(v)->push_busy = 0;
+	push_of(v)->push_step = PS_IDLE;
 	if (ok) {
-		if (v->push_failures > 0 || v->logged_error[0] != '\0')
+		if (push_of(v)->push_failures > 0 || push_of(v)->logged_error[0] != '\0')
 			log_info("vault %s: pushed after %u failed attempt(s)", v->name,
-			    v->push_failures);
-		v->push_failures = 0;
-		v->push_error[0] = '\0';
-		v->logged_error[0] = '\0';
-		v->suppressed = 0;
+			    push_of(v)->push_failures);
+		push_of(v)->push_failures = 0;
+		push_of(v)->push_error[0] = '\0';
+		push_of(v)->logged_error[0] = '\0';
+		push_of(v)->suppressed = 0;
 	}
-	again = ok && (remote_lags(v) || v->want_history || v->want_force);
+	again = ok && (remote_lags(v) || push_of(v)->want_history || push_of(v)->want_force);
 	if (again && !D.shutting_down) {
 		(void)push_start(v);
 		return;
@@ -88,11 +94,14 @@ push_end(struct vault_rt *v, int ok)
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "pushed %s (ETag %s, %llu bytes uploaded)",
-		    v->rs.conflict ? "to conflicts/" : "vault.tar.age", v->rs.etag,
-		    (unsigned long long)v->rs.uploaded_bytes);
-		reply_waiters(v, v->rs.conflict ? 1 : 0, v->rs.conflict ?
+		    push_of(v)->rs.conflict ? "to conflicts/" : "vault.tar.age", push_of(v)->rs.etag,
+		    (unsigned long long)push_of(v)->rs.uploaded_bytes);
+		reply_waiters(v, push_of(v)->rs.conflict ? 1 : 0, push_of(v)->rs.conflict ?
 		    "conflict: another device wrote the remote latest; ours is under "
 		    "conflicts/ (vaultsyncctl pull or push --force)" : msg);
+		/* Once, after the push and apart from it: how many history copies there are. */
+		if (!push_of(v)->history_known)
+			remote_history_count(v);
 	}
 }
 
@@ -103,12 +112,12 @@ push_failed(struct vault_rt *v, const char *what, const struct msg_upl_result *r
 	char msg[512];
 
 	snprintf(msg, sizeof(msg), "push: %s: %s", what, r->error[0] ? r->error : "failed");
-	msg_strlcpy(v->push_error, msg, sizeof(v->push_error));
-	v->push_failures++;
+	msg_strlcpy(push_of(v)->push_error, msg, sizeof(push_of(v)->push_error));
+	push_of(v)->push_failures++;
 	push_log_error(v, msg);
 	reply_waiters(v, 1, msg);
-	v->push_busy = 0;
-	v->push_step = PS_IDLE;
+	push_of(v)->push_busy = 0;
+	push_of(v)->push_step = PS_IDLE;
 	D.oneshot_failed |= D.oneshot;
 	if (!D.shutting_down && !D.oneshot)
 		push_retry_schedule(v, retry_fired);
@@ -139,7 +148,7 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 	uint64_t size;
 	int fd;
 
-	v->push_step = step;
+	push_of(v)->push_step = step;
 	if ((fd = remote_open_file(v, file, &size)) == -1) {
 		memset(&r, 0, sizeof(r));
 		snprintf(r.error, sizeof(r.error), "open %s: %s", file, strerror(errno));
@@ -147,13 +156,13 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 		return;
 	}
 	if (step == PS_LATEST || step == PS_CONFLICT_COPY || step == PS_HISTORY)
-		v->push_bytes = size;
-	msg_strlcpy(v->push_key, key, sizeof(v->push_key));
-	v->push_sent = 0;
-	v->push_total = size;
+		push_of(v)->push_bytes = size;
+	msg_strlcpy(push_of(v)->push_key, key, sizeof(push_of(v)->push_key));
+	push_of(v)->push_sent = 0;
+	push_of(v)->push_total = size;
 	if (step == PS_LATEST)
 		remote_doubt_add(v);
-	if (upl_put(v->name, key, fd, size, cond, etag, v->push_cid, &step_cbs) != 0) {
+	if (upl_put(v->name, key, fd, size, cond, etag, push_of(v)->push_cid, &step_cbs) != 0) {
 		memset(&r, 0, sizeof(r));
 		snprintf(r.error, sizeof(r.error), "the uploader is not available (%s)",
 		    strerror(errno));
@@ -171,8 +180,8 @@ on_progress(const char *vault, uint64_t sent, uint64_t total, void *arg)
 	struct vault_rt *v = vreg_find(vault);
 
 	(void)arg;
-	if (v != NULL && v->push_busy && total == v->push_total)
-		v->push_sent = sent;
+	if (v != NULL && push_of(v)->push_busy && total == push_of(v)->push_total)
+		push_of(v)->push_sent = sent;
 }
 
 static void do_history(struct vault_rt *v);
@@ -180,35 +189,26 @@ static void do_history(struct vault_rt *v);
 static void
 do_latest(struct vault_rt *v)
 {
-	uint32_t cond = v->force ? UPL_COND_NONE : v->rs.etag[0] == '\0' ?
+	uint32_t cond = push_of(v)->force ? UPL_COND_NONE : push_of(v)->rs.etag[0] == '\0' ?
 	    UPL_COND_IF_NONE_MATCH : UPL_COND_IF_MATCH;
 
 	/* A sequence run for a history copy alone sends the archive once, not twice. */
-	if (!remote_lags(v) && !v->force) {
+	if (!remote_lags(v) && !push_of(v)->force) {
 		do_history(v);
 		return;
 	}
-	put_file(v, PS_LATEST, "vault.tar.age", "vault.tar.age", cond, v->rs.etag);
+	put_file(v, PS_LATEST, "vault.tar.age", "vault.tar.age", cond, push_of(v)->rs.etag);
 }
 
 static void
 do_identity(struct vault_rt *v)
 {
-	if (v->rs.identity_pushed) {
+	if (push_of(v)->rs.identity_pushed) {
 		do_latest(v);
 		return;
 	}
 	/* Never over another device's identity: vaults shared between devices share it. */
 	put_file(v, PS_IDENTITY, "identity.age", "identity.age", UPL_COND_IF_NONE_MATCH, NULL);
-}
-
-/* The history listed for its count only: whatever it found, the push went well. */
-static void
-counted(struct vault_rt *v, const char *what, const struct msg_upl_result *r)
-{
-	if (what != NULL)
-		log_debug("vault %s: %s: %s", v->name, what, r->error);
-	push_end(v, 1);
 }
 
 static void
@@ -218,21 +218,16 @@ do_history(struct vault_rt *v)
 	char key[UPL_KEY_MAX], stamp[32];
 	int64_t now = (int64_t)time(NULL);
 	int due = cv != NULL && cv->history_interval_ms > 0 &&
-	    now - v->rs.history_at >= (int64_t)(cv->history_interval_ms / 1000);
+	    now - push_of(v)->rs.history_at >= (int64_t)(cv->history_interval_ms / 1000);
 
-	if (!v->want_history && !due) {
-		if (!v->history_known) {	/* once: status shows how many copies there are */
-			v->push_step = PS_LIST;
-			prune_start(v, counted);
-			return;
-		}
+	if (!push_of(v)->want_history && !due) {
 		push_end(v, 1);
 		return;
 	}
-	v->want_history = 0;
+	push_of(v)->want_history = 0;
 	utc_stamp(stamp, sizeof(stamp));
-	snprintf(key, sizeof(key), "history/%s-%.16s.tar.age", stamp, v->push_cid[0] ?
-	    v->push_cid : "0000000000000000");
+	snprintf(key, sizeof(key), "history/%s-%.16s.tar.age", stamp, push_of(v)->push_cid[0] ?
+	    push_of(v)->push_cid : "0000000000000000");
 	put_file(v, PS_HISTORY, "vault.tar.age", key, UPL_COND_NONE, NULL);
 }
 
@@ -247,8 +242,8 @@ on_mpu(const char *vault, const struct msg_upl_mpu *m, void *arg)
 	if (v == NULL)
 		return;
 	/* Kept until the upload ends: if the uploader dies first, the next push aborts it. */
-	msg_strlcpy(v->rs.mpu_key, m->key, sizeof(v->rs.mpu_key));
-	msg_strlcpy(v->rs.mpu_id, m->upload_id, sizeof(v->rs.mpu_id));
+	msg_strlcpy(push_of(v)->rs.mpu_key, m->key, sizeof(push_of(v)->rs.mpu_key));
+	msg_strlcpy(push_of(v)->rs.mpu_id, m->upload_id, sizeof(push_of(v)->rs.mpu_id));
 	remote_save_state(v);
 }
 
@@ -292,8 +287,10 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 	struct vault_rt *v = vreg_find(vault);
 
 	(void)arg;
-	if (v != NULL)
-		step_result(v, r, 0);
+	if (v == NULL)
+		return;
+	push_of(v)->push_sent = push_of(v)->push_total = 0;	/* no PUT in flight now */
+	step_result(v, r, 0);
 }
 
 static void
@@ -301,28 +298,28 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 {
 	int64_t now = (int64_t)time(NULL);
 
-	if (v->rs.mpu_id[0] != '\0' && (v->push_step == PS_LATEST || v->push_step ==
-	    PS_CONFLICT_COPY || v->push_step == PS_HISTORY) && r->outcome != UPL_RETRY &&
+	if (push_of(v)->rs.mpu_id[0] != '\0' && (push_of(v)->push_step == PS_LATEST || push_of(v)->push_step ==
+	    PS_CONFLICT_COPY || push_of(v)->push_step == PS_HISTORY) && r->outcome != UPL_RETRY &&
 	    !(r->flags & UPL_F_LOST)) {
 		/* The uploader finished or aborted it itself. */
-		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
+		push_of(v)->rs.mpu_key[0] = push_of(v)->rs.mpu_id[0] = '\0';
 	}
 	if (!settled && (r->outcome == UPL_UNKNOWN ||
-	    (v->push_step == PS_LATEST && (r->outcome == UPL_CONFLICT ||
-	    (r->outcome == UPL_NOT_FOUND && v->rs.etag[0] != '\0')))) &&
-	    (v->push_step == PS_LATEST || v->push_step == PS_CONFLICT_COPY ||
-	    v->push_step == PS_HISTORY)) {
+	    (push_of(v)->push_step == PS_LATEST && (r->outcome == UPL_CONFLICT ||
+	    (r->outcome == UPL_NOT_FOUND && push_of(v)->rs.etag[0] != '\0')))) &&
+	    (push_of(v)->push_step == PS_LATEST || push_of(v)->push_step == PS_CONFLICT_COPY ||
+	    push_of(v)->push_step == PS_HISTORY)) {
 		settle_start(v, r, on_settled);
 		return;
 	}
-	switch (v->push_step) {
+	switch (push_of(v)->push_step) {
 	case PS_ABORT:
 		if (r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) {
 			push_failed(v, "abort an unfinished upload", r);
 			return;
 		}
-		log_info("vault %s: aborted the unfinished upload of %s", v->name, v->rs.mpu_key);
-		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
+		log_info("vault %s: aborted the unfinished upload of %s", v->name, push_of(v)->rs.mpu_key);
+		push_of(v)->rs.mpu_key[0] = push_of(v)->rs.mpu_id[0] = '\0';
 		remote_save_state(v);
 		do_identity(v);
 		return;
@@ -334,19 +331,19 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			push_failed(v, "identity.age", r);
 			return;
 		}
-		v->rs.identity_pushed = 1;
+		push_of(v)->rs.identity_pushed = 1;
 		remote_save_state(v);
 		do_latest(v);
 		return;
 	case PS_LATEST:
-		v->rs.last_push_at = now;
+		push_of(v)->rs.last_push_at = now;
 		if (r->outcome == UPL_CONFLICT ||
-		    (r->outcome == UPL_NOT_FOUND && v->rs.etag[0] != '\0')) {
+		    (r->outcome == UPL_NOT_FOUND && push_of(v)->rs.etag[0] != '\0')) {
 			/* 412, or (AWS) 404 for If-Match on a key that is gone: written elsewhere. */
 			log_error("vault %s: the remote latest was written by another device (%s); "
 			    "saving ours under conflicts/ and overwriting nothing until "
 			    "vaultsyncctl pull or push --force", v->name, r->error);
-			v->rs.conflict = 1;
+			push_of(v)->rs.conflict = 1;
 			remote_save_state(v);
 			conflict_copy(v);
 			return;
@@ -359,23 +356,23 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			 * having moved the ETag: then the content id stays in doubt.
 			 */
 			if (r->outcome != UPL_UNKNOWN && r->outcome != UPL_CONFLICT &&
-			    r->http_status != 412 && !v->push_cid_doubted)
-				remote_doubt_drop(v, v->push_cid);
+			    r->http_status != 412 && !push_of(v)->push_cid_doubted)
+				remote_doubt_drop(v, push_of(v)->push_cid);
 			remote_save_state(v);
 			push_failed(v, "vault.tar.age", r);
 			return;
 		}
-		msg_strlcpy(v->rs.etag, r->etag, sizeof(v->rs.etag));
-		msg_strlcpy(v->rs.pushed_sha256, v->push_sha, sizeof(v->rs.pushed_sha256));
+		msg_strlcpy(push_of(v)->rs.etag, r->etag, sizeof(push_of(v)->rs.etag));
+		msg_strlcpy(push_of(v)->rs.pushed_sha256, push_of(v)->push_sha, sizeof(push_of(v)->rs.pushed_sha256));
 		/* Known again: what the remote may hold of ours is this write alone. */
-		memset(v->rs.doubt, 0, sizeof(v->rs.doubt));
-		msg_strlcpy(v->rs.ours, v->push_cid, sizeof(v->rs.ours));
-		v->rs.conflict = 0;
-		v->rs.weak_cas = (r->flags & UPL_F_WEAK_CAS) != 0;
-		v->rs.last_ok_push_at = now;
-		v->rs.uploaded_bytes = r->bytes;
-		v->force = 0;
-		v->tick_pushed = 1;
+		memset(push_of(v)->rs.doubt, 0, sizeof(push_of(v)->rs.doubt));
+		msg_strlcpy(push_of(v)->rs.ours, push_of(v)->push_cid, sizeof(push_of(v)->rs.ours));
+		push_of(v)->rs.conflict = 0;
+		push_of(v)->rs.weak_cas = (r->flags & UPL_F_WEAK_CAS) != 0;
+		push_of(v)->rs.last_ok_push_at = now;
+		push_of(v)->rs.uploaded_bytes = r->bytes;
+		push_of(v)->force = 0;
+		push_of(v)->tick_uploaded = 1;
 		remote_save_state(v);
 		log_info("vault %s: pushed vault.tar.age (%llu bytes%s, ETag %s)", v->name,
 		    (unsigned long long)r->bytes, r->flags & UPL_F_MULTIPART ? ", multipart" : "",
@@ -388,9 +385,9 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			return;
 		}
 		/* The conflict copy holds this archive: nothing more to push until resolved. */
-		v->rs.uploaded_bytes = r->bytes;
-		v->tick_pushed = 1;
-		msg_strlcpy(v->rs.pushed_sha256, v->push_sha, sizeof(v->rs.pushed_sha256));
+		push_of(v)->rs.uploaded_bytes = r->bytes;
+		push_of(v)->tick_uploaded = 1;
+		msg_strlcpy(push_of(v)->rs.pushed_sha256, push_of(v)->push_sha, sizeof(push_of(v)->rs.pushed_sha256));
 		remote_save_state(v);
 		push_end(v, 1);
 		return;
@@ -399,10 +396,10 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			push_failed(v, "history copy", r);
 			return;
 		}
-		v->rs.history_at = now;
+		push_of(v)->rs.history_at = now;
 		remote_save_state(v);
 		log_info("vault %s: history copy written", v->name);
-		v->push_step = PS_LIST;
+		push_of(v)->push_step = PS_LIST;
 		prune_start(v, pruned);
 		return;
 	default:
@@ -421,10 +418,10 @@ push_start(struct vault_rt *v)
 	const struct cfg_vault *cv = remote_cfg(v);
 	char dir[STORE_PATH_MAX];
 
-	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || v->push_busy)
-		return v->push_busy;
-	if (vtimer_pending(&v->push_retry)) {
-		reply_waiters(v, 1, v->push_error[0] ? v->push_error :
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || push_of(v)->push_busy)
+		return push_of(v)->push_busy;
+	if (vtimer_pending(&push_of(v)->push_retry)) {
+		reply_waiters(v, 1, push_of(v)->push_error[0] ? push_of(v)->push_error :
 		    "push failed; a retry is scheduled");
 		return 0;
 	}
@@ -436,16 +433,16 @@ push_start(struct vault_rt *v)
 		reply_waiters(v, 0, "nothing saved yet, nothing to push");
 		return 0;
 	}
-	if (v->want_force) {
-		v->force = 1;
-		v->want_force = 0;
+	if (push_of(v)->want_force) {
+		push_of(v)->force = 1;
+		push_of(v)->want_force = 0;
 	}
-	if (v->rs.conflict && !v->force) {
+	if (push_of(v)->rs.conflict && !push_of(v)->force) {
 		reply_waiters(v, 1, "conflict: not pushed; resolve with vaultsyncctl pull or "
 		    "push --force");
 		return 0;
 	}
-	if (!remote_lags(v) && !v->want_history && !v->force) {
+	if (!remote_lags(v) && !push_of(v)->want_history && !push_of(v)->force) {
 		reply_waiters(v, 0, "the remote is up to date");
 		return 0;
 	}
@@ -454,16 +451,16 @@ push_start(struct vault_rt *v)
 		reply_waiters(v, 1, "push: the uploader is not running; it will be retried");
 		return 0;
 	}
-	v->push_busy = 1;
-	msg_strlcpy(v->push_sha, v->st.sha256, sizeof(v->push_sha));
-	snprintf(v->push_cid, sizeof(v->push_cid), "%.16s", v->st.content_id);
-	if (v->rs.mpu_id[0] != '\0') {
+	push_of(v)->push_busy = 1;
+	msg_strlcpy(push_of(v)->push_sha, v->st.sha256, sizeof(push_of(v)->push_sha));
+	snprintf(push_of(v)->push_cid, sizeof(push_of(v)->push_cid), "%.16s", v->st.content_id);
+	if (push_of(v)->rs.mpu_id[0] != '\0') {
 		static const struct upl_cbs c = { step_done, NULL, NULL, NULL, NULL };
 
-		v->push_step = PS_ABORT;
-		if (upl_op(v->name, UPL_ABORT, v->rs.mpu_key, v->rs.mpu_id, &c) == 0)
+		push_of(v)->push_step = PS_ABORT;
+		if (upl_op(v->name, UPL_ABORT, push_of(v)->rs.mpu_key, push_of(v)->rs.mpu_id, &c) == 0)
 			return 1;
-		v->rs.mpu_key[0] = v->rs.mpu_id[0] = '\0';
+		push_of(v)->rs.mpu_key[0] = push_of(v)->rs.mpu_id[0] = '\0';
 	}
 	do_identity(v);
 	return 1;
@@ -490,10 +487,13 @@ remote_push_tick(struct vault_rt *v, push_done_fn done)
 	const struct cfg_vault *cv = remote_cfg(v);
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
-		done(v, 0, "");
+		struct push_report r = { .msg = "" };
+
+		done(v, &r);
 		return;
 	}
-	v->push_tick_done = done;
+	push_of(v)->push_tick_done = done;
+	push_of(v)->tick_uploaded = 0;
 	kick(v, -1, 0, NULL, 0);
 }
 
@@ -509,7 +509,7 @@ remote_any_busy(void)
 	struct vault_rt *v;
 
 	VAULT_FOREACH(v)
-		if (v->push_busy)
+		if (push_of(v)->push_busy)
 			return 1;
 	return 0;
 }
@@ -524,9 +524,9 @@ remote_push_request(struct vault_rt *v, int client, uint32_t gen, int force, cha
 		snprintf(err, errlen, "vault %s has no Remote", v->name);
 		return -1;
 	}
-	v->want_history = 1;
+	push_of(v)->want_history = 1;
 	if (force)
-		v->want_force = 1;
+		push_of(v)->want_force = 1;
 	remote_retry_now(v);
 	if (v->save_error[0] != '\0' && v->state != VAULT_ST_LOCKED) {
 		char note[256];
@@ -556,14 +556,14 @@ void
 remote_pulled(struct vault_rt *v, const struct vault_job *vj)
 {
 	remote_load(v);
-	msg_strlcpy(v->rs.etag, vj->pull_etag, sizeof(v->rs.etag));
+	msg_strlcpy(push_of(v)->rs.etag, vj->pull_etag, sizeof(push_of(v)->rs.etag));
 	if (vj->pull_latest)
-		msg_strlcpy(v->rs.pushed_sha256, vj->st.sha256, sizeof(v->rs.pushed_sha256));
+		msg_strlcpy(push_of(v)->rs.pushed_sha256, vj->st.sha256, sizeof(push_of(v)->rs.pushed_sha256));
 	else
-		v->rs.pushed_sha256[0] = '\0';	/* the restored version goes up as the latest */
-	v->rs.conflict = 0;
-	v->push_failures = 0;
-	v->push_error[0] = '\0';
+		push_of(v)->rs.pushed_sha256[0] = '\0';	/* the restored version goes up as the latest */
+	push_of(v)->rs.conflict = 0;
+	push_of(v)->push_failures = 0;
+	push_of(v)->push_error[0] = '\0';
 	remote_save_state(v);
 	remote_kick(v, -1, 0, NULL);
 }

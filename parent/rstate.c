@@ -13,6 +13,40 @@
 #include "remote_int.h"
 #include "vaultsyncd.h"
 
+static struct push_state states[CFG_MAX_VAULTS];
+
+struct push_state *
+push_of(const struct vault_rt *v)
+{
+	return VREG_STATE(states, v);
+}
+
+const struct vault_remote *
+remote_state(struct vault_rt *v)
+{
+	remote_load(v);
+	return &push_of(v)->rs;
+}
+
+const struct vault_remote *
+remote_state_loaded(const struct vault_rt *v)
+{
+	return push_of(v)->rs_loaded ? &push_of(v)->rs : NULL;
+}
+
+int
+remote_busy(const struct vault_rt *v)
+{
+	return push_of(v)->push_busy;
+}
+
+/* No push failing, no conflict: the remote's part of a vault's health. */
+int
+remote_healthy(const struct vault_rt *v)
+{
+	return push_of(v)->push_failures == 0 && !push_of(v)->rs.conflict;
+}
+
 const struct cfg_vault *
 remote_cfg(const struct vault_rt *v)
 {
@@ -35,11 +69,11 @@ remote_load(struct vault_rt *v)
 {
 	char dir[STORE_PATH_MAX];
 
-	if (v->rs_loaded)
+	if (push_of(v)->rs_loaded)
 		return;
 	remote_state_dir(v, dir, sizeof(dir));
-	(void)store_remote_read(dir, &v->rs);
-	v->rs_loaded = 1;
+	(void)store_remote_read(dir, &push_of(v)->rs);
+	push_of(v)->rs_loaded = 1;
 }
 
 void
@@ -48,14 +82,14 @@ remote_save_state(struct vault_rt *v)
 	char dir[STORE_PATH_MAX], err[256];
 
 	remote_state_dir(v, dir, sizeof(dir));
-	if (store_remote_write(dir, &v->rs, err, sizeof(err)) != 0)
+	if (store_remote_write(dir, &push_of(v)->rs, err, sizeof(err)) != 0)
 		log_error("vault %s: %s", v->name, err);
 }
 
 int
 remote_lags(const struct vault_rt *v)
 {
-	return v->st.sha256[0] != '\0' && strcmp(v->st.sha256, v->rs.pushed_sha256) != 0;
+	return v->st.sha256[0] != '\0' && strcmp(v->st.sha256, push_of(v)->rs.pushed_sha256) != 0;
 }
 
 int
@@ -82,9 +116,9 @@ void
 remote_mark_conflict(struct vault_rt *v)
 {
 	remote_load(v);
-	if (v->rs.conflict)
+	if (push_of(v)->rs.conflict)
 		return;
-	v->rs.conflict = 1;
+	push_of(v)->rs.conflict = 1;
 	remote_save_state(v);
 }
 
@@ -101,26 +135,26 @@ remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
 		return;
-	sv->last_push_at = v->rs.last_push_at;
-	sv->last_ok_push_at = v->rs.last_ok_push_at;
-	sv->uploaded_bytes = v->rs.uploaded_bytes;
-	if (v->history_known)
-		sv->history_count = (int32_t)v->history_count;
-	if (v->push_busy && v->push_total > 0) {
-		sv->push_sent = v->push_sent;
-		sv->push_total = v->push_total;
+	sv->last_push_at = push_of(v)->rs.last_push_at;
+	sv->last_ok_push_at = push_of(v)->rs.last_ok_push_at;
+	sv->uploaded_bytes = push_of(v)->rs.uploaded_bytes;
+	if (push_of(v)->history_known)
+		sv->history_count = (int32_t)push_of(v)->history_count;
+	if (push_of(v)->push_busy && push_of(v)->push_total > 0) {
+		sv->push_sent = push_of(v)->push_sent;
+		sv->push_total = push_of(v)->push_total;
 	}
-	sv->pushed = !remote_lags(v) && v->rs.pushed_sha256[0] != '\0';
-	sv->weak_cas = (uint32_t)v->rs.weak_cas;
-	sv->next_push_at = vtimer_pending(&v->push_retry) ? v->next_push_at : 0;
-	sv->consecutive_failures += v->push_failures;
-	msg_strlcpy(sv->remote_etag, v->rs.etag, sizeof(sv->remote_etag));
-	if (v->push_error[0] != '\0' && v->last_error[0] == '\0')
-		msg_strlcpy(sv->last_error, v->push_error, sizeof(sv->last_error));
-	if (v->rs.conflict)
+	sv->pushed = !remote_lags(v) && push_of(v)->rs.pushed_sha256[0] != '\0';
+	sv->weak_cas = (uint32_t)push_of(v)->rs.weak_cas;
+	sv->next_push_at = vtimer_pending(&push_of(v)->push_retry) ? push_of(v)->next_push_at : 0;
+	sv->consecutive_failures += push_of(v)->push_failures;
+	msg_strlcpy(sv->remote_etag, push_of(v)->rs.etag, sizeof(sv->remote_etag));
+	if (push_of(v)->push_error[0] != '\0' && v->last_error[0] == '\0')
+		msg_strlcpy(sv->last_error, push_of(v)->push_error, sizeof(sv->last_error));
+	if (push_of(v)->rs.conflict)
 		sv->state = VAULT_ST_CONFLICT;
-	else if (v->push_failures > 0)
+	else if (push_of(v)->push_failures > 0)
 		sv->state = VAULT_ST_ERROR;
-	else if (v->push_busy && sv->state != VAULT_ST_SAVING && sv->state != VAULT_ST_LOCKED)
+	else if (push_of(v)->push_busy && sv->state != VAULT_ST_SAVING && sv->state != VAULT_ST_LOCKED)
 		sv->state = VAULT_ST_PUSHING;
 }

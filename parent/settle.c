@@ -24,10 +24,10 @@ remote_cid_ours(const struct vault_rt *v, const char *cid)
 
 	if (cid[0] == '\0')
 		return 0;
-	if (strcmp(cid, v->push_cid) == 0 || strcmp(cid, v->rs.ours) == 0)
+	if (strcmp(cid, push_of(v)->push_cid) == 0 || strcmp(cid, push_of(v)->rs.ours) == 0)
 		return 1;
 	for (i = 0; i < STORE_DOUBT; i++)
-		if (strcmp(cid, v->rs.doubt[i]) == 0)
+		if (strcmp(cid, push_of(v)->rs.doubt[i]) == 0)
 			return 1;
 	return 0;
 }
@@ -38,16 +38,16 @@ remote_doubt_add(struct vault_rt *v)
 {
 	size_t i;
 
-	v->push_cid_doubted = 0;
-	if (strlen(v->push_cid) != 16)
+	push_of(v)->push_cid_doubted = 0;
+	if (strlen(push_of(v)->push_cid) != 16)
 		return;
 	for (i = 0; i < STORE_DOUBT; i++)
-		if (strcmp(v->rs.doubt[i], v->push_cid) == 0) {
-			v->push_cid_doubted = 1;
+		if (strcmp(push_of(v)->rs.doubt[i], push_of(v)->push_cid) == 0) {
+			push_of(v)->push_cid_doubted = 1;
 			return;
 		}
-	memmove(v->rs.doubt[1], v->rs.doubt[0], sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1));
-	msg_strlcpy(v->rs.doubt[0], v->push_cid, sizeof(v->rs.doubt[0]));
+	memmove(push_of(v)->rs.doubt[1], push_of(v)->rs.doubt[0], sizeof(push_of(v)->rs.doubt[0]) * (STORE_DOUBT - 1));
+	msg_strlcpy(push_of(v)->rs.doubt[0], push_of(v)->push_cid, sizeof(push_of(v)->rs.doubt[0]));
 	remote_save_state(v);
 }
 
@@ -58,10 +58,10 @@ remote_doubt_drop(struct vault_rt *v, const char *cid)
 	size_t i;
 
 	for (i = 0; i < STORE_DOUBT; i++)
-		if (cid[0] != '\0' && strcmp(v->rs.doubt[i], cid) == 0) {
-			memmove(v->rs.doubt[i], v->rs.doubt[i + 1],
-			    sizeof(v->rs.doubt[0]) * (STORE_DOUBT - 1 - i));
-			memset(v->rs.doubt[STORE_DOUBT - 1], 0, sizeof(v->rs.doubt[0]));
+		if (cid[0] != '\0' && strcmp(push_of(v)->rs.doubt[i], cid) == 0) {
+			memmove(push_of(v)->rs.doubt[i], push_of(v)->rs.doubt[i + 1],
+			    sizeof(push_of(v)->rs.doubt[0]) * (STORE_DOUBT - 1 - i));
+			memset(push_of(v)->rs.doubt[STORE_DOUBT - 1], 0, sizeof(push_of(v)->rs.doubt[0]));
 			remote_save_state(v);
 			return;
 		}
@@ -96,34 +96,34 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 		return;
 	ours = h->outcome == UPL_OK && remote_cid_ours(v, h->content_id);
 	memcpy(was, r.error, sizeof(was));
-	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, v->push_cid) != 0 &&
-	    v->push_step == PS_LATEST && strcmp(h->etag, v->rs.etag) != 0) {
+	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, push_of(v)->push_cid) != 0 &&
+	    push_of(v)->push_step == PS_LATEST && strcmp(h->etag, push_of(v)->rs.etag) != 0) {
 		/*
 		 * An earlier write of ours landed unconfirmed (a kill mid-PUT): its
 		 * ETag is ours to match, and the newer archive goes up now.  Once
 		 * only: a 412 against the ETag just adopted is settled as any other.
 		 */
 		log_info("vault %s: %s holds an earlier write of ours (content id %s, ETag %s); "
-		    "sending the newer archive with that ETag", v->name, v->push_key,
+		    "sending the newer archive with that ETag", v->name, push_of(v)->push_key,
 		    h->content_id, h->etag);
-		msg_strlcpy(v->rs.etag, h->etag, sizeof(v->rs.etag));
-		v->rs.pushed_sha256[0] = '\0';
+		msg_strlcpy(push_of(v)->rs.etag, h->etag, sizeof(push_of(v)->rs.etag));
+		push_of(v)->rs.pushed_sha256[0] = '\0';
 		remote_save_state(v);
 		done(v, NULL, 1);
 		return;
 	}
-	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, v->push_cid) != 0) {
+	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, push_of(v)->push_cid) != 0) {
 		if (r.outcome != UPL_UNKNOWN)
 			r.outcome = UPL_RETRY;
 		snprintf(r.error, sizeof(r.error), "%.120s; the remote holds an earlier write "
 		    "of ours (ETag %.60s)", was, h->etag);
 	} else if (ours && h->etag[0] != '\0') {
 		log_info("vault %s: %s holds our archive (content id %s, ETag %s): our write "
-		    "landed", v->name, v->push_key, h->content_id, h->etag);
+		    "landed", v->name, push_of(v)->push_key, h->content_id, h->etag);
 		r.outcome = UPL_OK;
 		r.http_status = h->http_status;
 		msg_strlcpy(r.etag, h->etag, sizeof(r.etag));
-		r.bytes = v->push_bytes;
+		r.bytes = push_of(v)->push_bytes;
 		r.error[0] = '\0';
 	} else if (ours || (h->outcome != UPL_OK && h->outcome != UPL_NOT_FOUND)) {
 		if (r.outcome != UPL_UNKNOWN)
@@ -131,8 +131,8 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 		snprintf(r.error, sizeof(r.error), "%.120s; cannot tell whose write the remote "
 		    "holds: %.80s", was, ours ? "its HEAD has no ETag" : h->error);
 	} else if (r.outcome == UPL_UNKNOWN) {
-		if (v->push_step == PS_LATEST && h->outcome == UPL_OK)
-			remote_doubt_drop(v, v->push_cid);	/* something else is there now */
+		if (push_of(v)->push_step == PS_LATEST && h->outcome == UPL_OK)
+			remote_doubt_drop(v, push_of(v)->push_cid);	/* something else is there now */
 		snprintf(r.error, sizeof(r.error), "%.160s; the remote does not hold it "
 		    "(content id %s)", was, h->outcome == UPL_OK && h->content_id[0] ?
 		    h->content_id : "none");
@@ -155,8 +155,8 @@ settle_start(struct vault_rt *v, const struct msg_upl_result *r, settle_fn done)
 	orig = &st->r;
 	c.arg = st;
 	log_info("vault %s: %s: %s; asking the remote whose write it holds", v->name,
-	    v->push_key, r->error[0] ? r->error : "HTTP 412");
-	if (upl_op(v->name, UPL_HEAD, v->push_key, NULL, &c) != 0) {
+	    push_of(v)->push_key, r->error[0] ? r->error : "HTTP 412");
+	if (upl_op(v->name, UPL_HEAD, push_of(v)->push_key, NULL, &c) != 0) {
 		orig->outcome = orig->outcome == UPL_UNKNOWN ? UPL_UNKNOWN : UPL_RETRY;
 		snprintf(orig->error, sizeof(orig->error), "%.200s; the uploader is not available",
 		    r->error);

@@ -30,7 +30,7 @@ static int
 vault_healthy(const struct vault_rt *v)
 {
 	return v->state != VAULT_ST_ERROR && v->state != VAULT_ST_CONFLICT &&
-	    v->consecutive_failures == 0 && v->push_failures == 0 && !v->rs.conflict &&
+	    v->consecutive_failures == 0 && remote_healthy(v) &&
 	    verify_healthy(v);
 }
 

@@ -18,6 +18,28 @@
 #include "vault_ops.h"
 #include "vaultsyncd.h"
 
+enum tick_phase { TICK_IDLE = 0, TICK_SAVING, TICK_PUSHING };
+
+/* A vault's tick loop: the tick in progress, the one pending, who waits. */
+struct tick_state {
+	uint32_t gen;			/* vreg_state's */
+	int started;			/* its startup tick was requested */
+	int running;			/* enum tick_phase */
+	uint64_t index;
+	int trigger;
+	uint64_t t0;
+	int64_t started_ms;		/* unix ms */
+	int pending, pending_trigger;
+	int saved, pushed;
+	uint64_t uploaded_bytes;	/* what the push reported, for the records */
+	char etag[128], key[192];
+	char save_msg[512], push_msg[512];
+	struct waiters waiters;		/* after: the tick index when they asked */
+	struct vtimer interval;		/* the Interval backstop */
+};
+static struct tick_state ticks[CFG_MAX_VAULTS];
+#define TS(v)	VREG_STATE(ticks, v)
+
 static const char *const trigger_names[] = {
 	[TRIG_STARTUP] = "startup", [TRIG_WATCHER] = "watcher", [TRIG_HEAD_POLL] = "head-poll",
 	[TRIG_INTERVAL] = "interval", [TRIG_CTL] = "ctl",
@@ -72,9 +94,11 @@ emit(enum log_level level, json_t *fields, const char *fmt, ...)
 static json_t *
 base(const struct vault_rt *v, const char *event)
 {
+	const struct tick_state *t = TS(v);
+
 	return json_pack("{s:i, s:s, s:s, s:I, s:s}", "schema_version", 1, "event", event,
-	    "vault", v->name, "tick_index", (json_int_t)v->tick_index, "trigger",
-	    trigger_names[v->tick_trigger]);
+	    "vault", v->name, "tick_index", (json_int_t)t->index, "trigger",
+	    trigger_names[t->trigger]);
 }
 
 static void
@@ -88,11 +112,12 @@ static void
 arm_interval(struct vault_rt *v)
 {
 	const struct cfg_vault *cv = cfg_of(v);
+	struct tick_state *t = TS(v);
 
-	vtimer_clear(&v->interval);
+	vtimer_clear(&t->interval);
 	if (cv == NULL || D.shutting_down || D.oneshot || cv->interval_ms == 0)
 		return;
-	vtimer_set(v, &v->interval, cv->interval_ms, interval_fired);
+	vtimer_set(v, &t->interval, cv->interval_ms, interval_fired);
 }
 
 /*
@@ -102,10 +127,12 @@ arm_interval(struct vault_rt *v)
 static void
 reply_all(struct vault_rt *v, int code, const char *msg)
 {
-	waiters_answer(&v->tick_waiters, v->tick_index, code, msg);
-	if (v->tick_waiters.n > 0 && !v->tick_pending) {
-		v->tick_pending = 1;
-		v->pending_trigger = TRIG_CTL;
+	struct tick_state *t = TS(v);
+
+	waiters_answer(&t->waiters, t->index, code, msg);
+	if (t->waiters.n > 0 && !t->pending) {
+		t->pending = 1;
+		t->pending_trigger = TRIG_CTL;
 	}
 }
 
@@ -115,22 +142,23 @@ static void tick_start(struct vault_rt *v, int trigger);
 static void
 record(const struct vault_rt *v, uint32_t outcome, const char *error, uint64_t ms)
 {
-	struct msg_tick_rec t;
+	const struct tick_state *t = TS(v);
+	struct msg_tick_rec r;
 
-	memset(&t, 0, sizeof(t));
-	msg_strlcpy(t.vault, v->name, sizeof(t.vault));
-	t.index = v->tick_index;
-	t.started_ms = v->tick_started_ms;
-	t.duration_ms = ms;	/* the figure the tick_end record gives */
-	t.trigger = (uint32_t)v->tick_trigger;
-	t.outcome = outcome;
-	t.saved = v->tick_saved != 0;
-	t.pushed = v->tick_pushed != 0;
-	t.archive_bytes = v->st.archive_bytes;
-	t.uploaded_bytes = v->tick_pushed ? v->rs.uploaded_bytes : 0;
-	msg_strlcpy(t.sha256, v->st.sha256, sizeof(t.sha256));
-	msg_strlcpy(t.error, error != NULL ? error : "", sizeof(t.error));
-	ticklog_add(&t);
+	memset(&r, 0, sizeof(r));
+	msg_strlcpy(r.vault, v->name, sizeof(r.vault));
+	r.index = t->index;
+	r.started_ms = t->started_ms;
+	r.duration_ms = ms;	/* the figure the tick_end record gives */
+	r.trigger = (uint32_t)t->trigger;
+	r.outcome = outcome;
+	r.saved = t->saved != 0;
+	r.pushed = t->pushed != 0;
+	r.archive_bytes = v->st.archive_bytes;
+	r.uploaded_bytes = t->pushed ? t->uploaded_bytes : 0;
+	msg_strlcpy(r.sha256, v->st.sha256, sizeof(r.sha256));
+	msg_strlcpy(r.error, error != NULL ? error : "", sizeof(r.error));
+	ticklog_add(&r);
 }
 
 static void saved(struct vault_rt *v, int rc, int changed, const char *msg);
@@ -139,24 +167,26 @@ static void
 tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 {
 	const struct cfg_vault *cv = cfg_of(v);
-	uint64_t ms = mono_ms() - v->tick_t0;
-	char key[CFG_URL_MAX + UPL_KEY_MAX + 80], reply[sizeof(v->tick_save_msg) + sizeof(v->tick_push_msg) + 4];
+	struct tick_state *t = TS(v);
+	uint64_t ms = mono_ms() - t->t0;
+	char key[CFG_URL_MAX + UPL_KEY_MAX + 80];
+	char reply[sizeof(t->save_msg) + sizeof(t->push_msg) + 4];
 	json_t *f = base(v, "tick_end"), *sync;
 
 	key[0] = '\0';
-	if (v->tick_pushed && cv != NULL)
-		snprintf(key, sizeof(key), "%s/%s/%s", cv->remote, v->name, v->push_key);
+	if (t->pushed && cv != NULL)
+		snprintf(key, sizeof(key), "%s/%s/%s", cv->remote, v->name, t->key);
 	/* Every member always present (null when not known): scripts test values, not keys. */
 	sync = json_object();
-	json_object_set_new(sync, "saved", json_boolean(v->tick_saved));
+	json_object_set_new(sync, "saved", json_boolean(t->saved));
 	json_object_set_new(sync, "sha256", v->st.sha256[0] ? json_string(v->st.sha256) :
 	    json_null());
 	json_object_set_new(sync, "archive_bytes", json_integer((json_int_t)v->st.archive_bytes));
-	json_object_set_new(sync, "pushed", json_boolean(v->tick_pushed));
+	json_object_set_new(sync, "pushed", json_boolean(t->pushed));
 	json_object_set_new(sync, "uploaded_bytes",
-	    json_integer((json_int_t)(v->tick_pushed ? v->rs.uploaded_bytes : 0)));
-	json_object_set_new(sync, "etag", v->tick_pushed && v->rs.etag[0] ?
-	    json_string(v->rs.etag) : json_null());
+	    json_integer((json_int_t)(t->pushed ? t->uploaded_bytes : 0)));
+	json_object_set_new(sync, "etag", t->pushed && t->etag[0] ? json_string(t->etag) :
+	    json_null());
 	json_object_set_new(sync, "remote_key", key[0] ? json_string(key) : json_null());
 	json_object_set_new(f, "duration_ms", json_integer((json_int_t)ms));
 	json_object_set_new(f, "outcome", json_string(outcome));
@@ -165,17 +195,17 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 	json_object_set_new(f, "sync", sync);
 	emit(strcmp(outcome, "ok") == 0 ? LL_INFO : strcmp(outcome, "conflict") == 0 ? LL_WARN :
 	    LL_ERROR, f, "vault %s: tick %llu (%s) %s in %llu ms%s%s%s%s", v->name,
-	    (unsigned long long)v->tick_index, trigger_names[v->tick_trigger], outcome,
-	    (unsigned long long)ms, v->tick_saved ? ", saved" : ", unchanged",
-	    v->tick_pushed ? ", pushed" : "", error != NULL && error[0] ? ": " : "",
+	    (unsigned long long)t->index, trigger_names[t->trigger], outcome,
+	    (unsigned long long)ms, t->saved ? ", saved" : ", unchanged",
+	    t->pushed ? ", pushed" : "", error != NULL && error[0] ? ": " : "",
 	    error != NULL ? error : "");
 	if (strcmp(outcome, "ok") != 0)
 		D.oneshot_failed |= D.oneshot;
 	record(v, strcmp(outcome, "ok") == 0 ? TICK_OK : strcmp(outcome, "conflict") == 0 ?
 	    TICK_CONFLICT : TICK_ERROR, error, ms);
-	snprintf(reply, sizeof(reply), "%s%s%s", v->tick_save_msg,
-	    v->tick_save_msg[0] && v->tick_push_msg[0] ? "; " : "", v->tick_push_msg);
-	v->tick_running = TICK_IDLE;
+	snprintf(reply, sizeof(reply), "%s%s%s", t->save_msg,
+	    t->save_msg[0] && t->push_msg[0] ? "; " : "", t->push_msg);
+	t->running = TICK_IDLE;
 	reply_all(v, code, reply);
 	arm_interval(v);
 	/* A pending tick starts from ctlq_settle_all(), after the requests waiting their turn. */
@@ -184,21 +214,24 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 static void
 tick_start(struct vault_rt *v, int trigger)
 {
+	struct tick_state *t = TS(v);
 	char err[256];
 
-	v->tick_index++;
-	v->tick_pending = 0;	/* whatever was pending, this tick sees it */
-	v->tick_trigger = trigger;
-	v->tick_t0 = mono_ms();
-	v->tick_started_ms = wall_ms();
-	v->tick_saved = v->tick_pushed = 0;
-	v->tick_save_msg[0] = v->tick_push_msg[0] = '\0';
+	t->index++;
+	t->pending = 0;	/* whatever was pending, this tick sees it */
+	t->trigger = trigger;
+	t->t0 = mono_ms();
+	t->started_ms = wall_ms();
+	t->saved = t->pushed = 0;
+	t->uploaded_bytes = 0;
+	t->etag[0] = t->key[0] = '\0';
+	t->save_msg[0] = t->push_msg[0] = '\0';
 	if (v->state == VAULT_ST_LOCKED) {
 		json_t *f = base(v, "tick_skip");
 
 		json_object_set_new(f, "reason", json_string("locked"));
 		emit(LL_INFO, f, "vault %s: tick %llu (%s) skipped: locked", v->name,
-		    (unsigned long long)v->tick_index, trigger_names[trigger]);
+		    (unsigned long long)t->index, trigger_names[trigger]);
 		snprintf(err, sizeof(err), "vault %s is locked", v->name);
 		record(v, TICK_SKIPPED, err, 0);
 		reply_all(v, 1, err);
@@ -206,10 +239,10 @@ tick_start(struct vault_rt *v, int trigger)
 		return;
 	}
 	emit(LL_INFO, base(v, "tick_start"), "vault %s: tick %llu (%s)", v->name,
-	    (unsigned long long)v->tick_index, trigger_names[trigger]);
-	v->tick_running = TICK_SAVING;
+	    (unsigned long long)t->index, trigger_names[trigger]);
+	t->running = TICK_SAVING;
 	if (vault_save(v, saved, err, sizeof(err)) != 0) {
-		msg_strlcpy(v->tick_save_msg, err, sizeof(v->tick_save_msg));
+		msg_strlcpy(t->save_msg, err, sizeof(t->save_msg));
 		tick_end(v, "error", 1, err);
 	}
 }
@@ -217,6 +250,8 @@ tick_start(struct vault_rt *v, int trigger)
 void
 tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen)
 {
+	struct tick_state *t = TS(v);
+
 	if (D.shutting_down) {
 		if (client >= 0)
 			ctl_reply(client, gen, 1, "the daemon is shutting down");
@@ -226,66 +261,89 @@ tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen)
 		char what[CFG_NAME_MAX + 8];
 
 		snprintf(what, sizeof(what), "vault %s", v->name);
-		if (waiters_add(&v->tick_waiters, client, gen, v->tick_index, NULL, 0, what) != 0)
+		if (waiters_add(&t->waiters, client, gen, t->index, NULL, 0, what) != 0)
 			return;
 	}
 	/* A tick, job or wholesale change (init, unlock, lock, pull) in progress: after it. */
-	if (v->tick_running != TICK_IDLE || v->busy || v->ctl_hold) {
-		if (!v->tick_pending)
-			v->pending_trigger = trigger;
-		v->tick_pending = 1;
+	if (t->running != TICK_IDLE || v->busy || ctlq_holds(v)) {
+		if (!t->pending)
+			t->pending_trigger = trigger;
+		t->pending = 1;
 		return;
 	}
 	tick_start(v, trigger);
 }
 
-static void pushed(struct vault_rt *v, int code, const char *msg);
+static void pushed(struct vault_rt *v, const struct push_report *r);
 
 /* The save of the running tick finished (ok: 0, else the error). */
 static void
 saved(struct vault_rt *v, int rc, int changed, const char *msg)
 {
 	const struct cfg_vault *cv = cfg_of(v);
+	struct tick_state *t = TS(v);
 
-	if (v->tick_running != TICK_SAVING)
+	if (t->running != TICK_SAVING)
 		return;
-	msg_strlcpy(v->tick_save_msg, msg, sizeof(v->tick_save_msg));
+	msg_strlcpy(t->save_msg, msg, sizeof(t->save_msg));
 	if (rc != 0) {
 		tick_end(v, "error", rc, msg);
 		return;
 	}
-	v->tick_saved = changed;
+	t->saved = changed;
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {
 		tick_end(v, "ok", 0, NULL);
 		return;
 	}
-	v->tick_running = TICK_PUSHING;
+	t->running = TICK_PUSHING;
 	/* A control request waits for this tick: its push is tried now, backoff or not. */
-	if (waiters_for(&v->tick_waiters, v->tick_index))
+	if (waiters_for(&t->waiters, t->index))
 		remote_retry_now(v);
 	remote_push_tick(v, pushed);
 }
 
-/* The push of the running tick came to an end: code 0 ok, else the message says why. */
+/* The push of the running tick came to an end: what it did is in the report. */
 static void
-pushed(struct vault_rt *v, int code, const char *msg)
+pushed(struct vault_rt *v, const struct push_report *r)
 {
-	if (v->tick_running != TICK_PUSHING)
+	struct tick_state *t = TS(v);
+
+	if (t->running != TICK_PUSHING)
 		return;
-	msg_strlcpy(v->tick_push_msg, msg, sizeof(v->tick_push_msg));
-	if (v->rs.conflict)
-		tick_end(v, "conflict", 1, msg);
+	msg_strlcpy(t->push_msg, r->msg, sizeof(t->push_msg));
+	t->pushed = r->uploaded;
+	t->uploaded_bytes = r->bytes;
+	msg_strlcpy(t->etag, r->etag != NULL ? r->etag : "", sizeof(t->etag));
+	msg_strlcpy(t->key, r->key != NULL ? r->key : "", sizeof(t->key));
+	if (r->conflict)
+		tick_end(v, "conflict", 1, r->msg);
 	else
-		tick_end(v, code == 0 ? "ok" : "error", code, code == 0 ? NULL : msg);
+		tick_end(v, r->code == 0 ? "ok" : "error", r->code, r->code == 0 ? NULL : r->msg);
 }
 
 /* The vault is free and no control request waits: a tick that was held back runs now. */
 void
 tick_run_pending(struct vault_rt *v)
 {
-	if (v->tick_pending && v->tick_running == TICK_IDLE && !v->busy && !v->ctl_hold &&
+	struct tick_state *t = TS(v);
+
+	if (t->pending && t->running == TICK_IDLE && !v->busy && !ctlq_holds(v) &&
 	    !D.shutting_down)
-		tick_start(v, v->pending_trigger);
+		tick_start(v, t->pending_trigger);
+}
+
+/* A tick of this vault is saving or pushing. */
+int
+tick_busy(const struct vault_rt *v)
+{
+	return TS(v)->running != TICK_IDLE;
+}
+
+/* A lock is about to save the vault for the last time: what was pending is covered. */
+void
+tick_drop_pending(struct vault_rt *v)
+{
+	TS(v)->pending = 0;
 }
 
 int
@@ -294,9 +352,20 @@ tick_any_running(void)
 	struct vault_rt *v;
 
 	VAULT_FOREACH(v)
-		if (v->tick_running != TICK_IDLE)
+		if (tick_busy(v))
 			return 1;
 	return 0;
+}
+
+/* First SIGTERM: a tick in progress ends on its own; every other vault gets a last save. */
+void
+tick_final_saves(void)
+{
+	struct vault_rt *v;
+
+	VAULT_FOREACH(v)
+		if (!tick_busy(v))
+			vault_final_save(v);
 }
 
 /* Every vault's first tick (and a new vault's, after a reload). */
@@ -306,8 +375,8 @@ tick_startup(void)
 	struct vault_rt *v;
 
 	VAULT_FOREACH(v)
-		if (!v->tick_started) {
-			v->tick_started = 1;
+		if (!TS(v)->started) {
+			TS(v)->started = 1;
 			tick_request(v, TRIG_STARTUP, -1, 0);
 		}
 }
@@ -335,7 +404,7 @@ tick_oneshot_start(void)
 			want = strcmp(*n, v->name) == 0;
 		if (!want)
 			continue;
-		v->tick_started = 1;
+		TS(v)->started = 1;
 		if (v->state == VAULT_ST_LOCKED) {
 			log_info("vault %s: locked, nothing to save", v->name);
 			continue;

@@ -247,9 +247,9 @@ op_done(struct job *j)
 	/* A tick that waited for this runs from ctlq_settle_all(), after waiting requests. */
 }
 
-/* How the job starts a decoder: the daemon's settings, copied for the worker thread. */
-static void
-decoder_conf(struct decode_conf *c)
+/* How a job starts a decoder: the daemon's settings, copied for the worker thread. */
+void
+vault_decode_conf(struct decode_conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->bin, sizeof(c->bin), "%s/vaultsync-decoder", libexec_dir);
@@ -293,7 +293,7 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 	vj->op = op;
 	vj->v = *cv;
 	vj->system_mode = D.cfg.mode == CFG_SYSTEM;
-	decoder_conf(&vj->dec);
+	vault_decode_conf(&vj->dec);
 	vj->client = client;
 	vj->client_gen = gen;
 	vj->prev = v->st;
@@ -399,21 +399,17 @@ save_ended(struct vault_rt *v, int rc, int changed, const char *msg)
 		remote_kick(v, -1, 0, NULL);	/* the final save at shutdown */
 }
 
-/* First SIGTERM: every unlocked vault not in a tick is saved once more, then pushed. */
+/* First SIGTERM: an unlocked vault not in a tick is saved once more, then pushed. */
 void
-vault_final_saves(void)
+vault_final_save(struct vault_rt *v)
 {
 	char err[256];
-	struct vault_rt *v;
 
-	VAULT_FOREACH(v) {
-
-		if (v->state == VAULT_ST_LOCKED || v->busy || v->tick_running != TICK_IDLE)
-			continue;
-		if (start_op(v, VOP_SAVE, -1, 0, NULL, NULL, err, sizeof(err)) != 0)
-			log_error("vault %s: final save: %s", v->name, err);
-		else
-			log_info("vault %s: final save before shutdown", v->name);
-	}
+	if (v->state == VAULT_ST_LOCKED || v->busy)
+		return;
+	if (start_op(v, VOP_SAVE, -1, 0, NULL, NULL, err, sizeof(err)) != 0)
+		log_error("vault %s: final save: %s", v->name, err);
+	else
+		log_info("vault %s: final save before shutdown", v->name);
 }
 

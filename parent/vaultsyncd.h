@@ -94,9 +94,17 @@ struct vtimer {
 struct vault_rt;
 /* A save or push a tick started has ended: 0, or the error (msg says what happened). */
 typedef void (*save_done_fn)(struct vault_rt *v, int rc, int changed, const char *msg);
-typedef void (*push_done_fn)(struct vault_rt *v, int code, const char *msg);
-
-enum tick_phase { TICK_IDLE = 0, TICK_SAVING, TICK_PUSHING };
+/* How a tick's push ended: code 0 ok, else msg says why. */
+struct push_report {
+	int code;
+	int uploaded;		/* an archive went up: the latest, or ours under conflicts/ */
+	int conflict;		/* another device wrote the remote latest */
+	uint64_t bytes;		/* the last successful write's */
+	const char *etag;	/* of the remote latest as we know it */
+	const char *key;	/* what the last PUT wrote */
+	const char *msg;
+};
+typedef void (*push_done_fn)(struct vault_rt *v, const struct push_report *r);
 
 struct vault_rt {
 	int in_use;			/* vreg.c: the slot holds a configured vault */
@@ -114,63 +122,10 @@ struct vault_rt {
 	char watch_reason[128];
 	char last_error[256];
 	char save_error[256];		/* the newest save failed: changes are in no archive */
-
-	/* remote.c: the push side */
-	struct vault_remote rs;		/* as in StateDir/VAULT/remote */
-	int rs_loaded;
-	int push_busy;			/* a push sequence runs */
-	int push_step;
-	struct vtimer push_retry;
-	uint32_t push_failures;		/* consecutive */
-	int64_t next_push_at;
-	char push_sha[65];		/* hash of the archive being pushed */
-	char push_cid[24];
-	int push_cid_doubted;		/* an earlier attempt of push_cid is in doubt */
-	uint64_t push_bytes;
-	uint64_t push_sent, push_total;	/* the PUT in flight, as the uploader reports it */
-	int want_history, want_force;	/* asked for by vaultsyncctl push */
-	int force;			/* this sequence overwrites latest */
-	char push_error[256];
-	/* fail: the push cannot be what was asked for (the newest save failed) */
-	struct waiters push_waiters;
-	push_done_fn push_tick_done;	/* the running tick's, called last */
-	char logged_error[256];		/* rate limit for identical errors */
-	int64_t logged_at;
-	unsigned suppressed;
-	char push_key[192];		/* what the last PUT wrote */
-	int history_known;		/* history_count is from a listing (prune, history) */
-	uint32_t history_count;		/* copies under history/ that we wrote */
-
-	/* tick.c */
-	int tick_started;		/* its startup tick was requested */
-	int tick_running;		/* enum tick_phase */
-	uint64_t tick_index;
-	int tick_trigger;
-	uint64_t tick_t0;
-	int64_t tick_started_ms;	/* unix ms */
-	int tick_pending, pending_trigger;
-	int tick_saved, tick_pushed;
-	char tick_save_msg[512], tick_push_msg[512];
-	struct waiters tick_waiters;	/* after: the tick_index when they asked */
-	struct vtimer interval;		/* the Interval backstop */
-
-	/* headpoll.c */
-	uint64_t hp_interval_ms;	/* 0: not polling */
-	struct vtimer hp_timer;
-	int hp_primed, hp_inflight;
-	char hp_seen[128];		/* the ETag the last poll saw */
-
-	uint64_t poll_digest;		/* pollscan.c: the tree's last metadata digest */
-
-	struct vault_keep keep;		/* keep.c: to put a removed state directory back */
-
-	/* ctlq.c: control requests waiting for their turn on this vault */
-	struct ctlq_req *cq_head;
-	int ctl_hold;			/* the running one keeps change-driven ticks waiting */
-
-	/* verify.c: the restore drill (vaultsyncctl verify, VerifyInterval) */
-	struct vtimer verify_timer;	/* the next drill, or a busy vault's next look */
-	struct verify_state vfy;
+	/*
+	 * Nothing else: each module keeps its own per-vault state in its own
+	 * file (VREG_STATE) and answers for it through its functions.
+	 */
 };
 int watch_init(void);
 void watch_rebuild(void);		/* watch every vault's tree afresh */
@@ -204,6 +159,11 @@ void upl_lost(const char *why);
 
 /* ---- remote.c: pushes, history, conflicts ---- */
 void remote_load(struct vault_rt *v);
+/* What the remote holds, as this device knows it (StateDir/VAULT/remote). */
+const struct vault_remote *remote_state(struct vault_rt *v);
+const struct vault_remote *remote_state_loaded(const struct vault_rt *v);	/* NULL: not read */
+int remote_busy(const struct vault_rt *v);	/* a push sequence runs */
+int remote_healthy(const struct vault_rt *v);	/* no failing push, no conflict */
 /* Push if the remote lags (or flags ask); a ctl client may wait for the outcome. */
 void remote_kick(struct vault_rt *v, int client, uint32_t gen, const char *prefix);
 /* A tick's push: done is called once, when the push ends or has nothing to do. */
@@ -227,6 +187,7 @@ int remote_head_ours(const struct vault_rt *v, const struct msg_upl_result *r);
 
 /* ---- pollscan.c ---- */
 void pollscan_arm(void);
+void pollscan_forget(struct vault_rt *v);
 
 /* ---- headpoll.c ---- */
 void headpoll_start(void);
@@ -238,6 +199,7 @@ int ctlq_submit(struct vault_rt *v, int client, uint32_t gen, uint32_t cmd, uint
 void ctlq_settle_all(void);		/* after every batch of events */
 void ctlq_replied(int client, uint32_t gen);
 void ctlq_drop(struct vault_rt *v, const char *why);
+int ctlq_holds(const struct vault_rt *v);	/* init, unlock, lock or pull runs */
 
 /* ---- ctl.c ---- */
 /*
@@ -271,7 +233,9 @@ int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);
 /* A tick's save job; done gets its outcome unless this returns -1. */
 int vault_save(struct vault_rt *v, save_done_fn done, char *err, size_t errlen);
-void vault_final_saves(void);	/* at shutdown: every unlocked vault, then its push */
+struct decode_conf;
+void vault_decode_conf(struct decode_conf *c);	/* what a decoder is started with */
+void vault_final_save(struct vault_rt *v);	/* at shutdown: an unlocked vault, then its push */
 int vault_start_pull(struct vault_rt *v, int client, uint32_t gen, struct secbuf *pass,
     const char *src, const char *etag, int latest, char *err, size_t errlen);
 
@@ -287,6 +251,9 @@ void tick_oneshot_start(void);	/* vaultsyncd -1: one tick of each selected vault
 void tick_request(struct vault_rt *v, int trigger, int client, uint32_t gen);
 void tick_run_pending(struct vault_rt *v);	/* the vault is free: a pending tick starts */
 int tick_any_running(void);
+int tick_busy(const struct vault_rt *v);	/* a tick saves or pushes */
+void tick_final_saves(void);	/* first SIGTERM: each vault not in a tick, saved and pushed */
+void tick_drop_pending(struct vault_rt *v);	/* a lock's final save covers it */
 void tick_startup(void);
 
 /* ---- status.c ---- */

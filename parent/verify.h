@@ -12,17 +12,7 @@
 #include <stdint.h>
 
 struct vault_rt;
-struct verify_drill;
 struct msg_snap_vault;
-
-/* Per vault, inside struct vault_rt (copied with it when a reload rebuilds the array). */
-struct verify_state {
-	int64_t at;			/* the last drill ended, unix seconds; 0 = none yet */
-	uint32_t outcome;		/* enum verify_outcome (msg.h) */
-	uint32_t runs, mismatches, errors;
-	char msg[256];
-	struct verify_drill *drill;	/* the one waiting or in flight, NULL = none */
-};
 
 /* vaultsyncctl verify: the answer goes through ctl_reply when the drill ends. */
 int verify_request(struct vault_rt *v, int client, uint32_t gen, char *err, size_t errlen);

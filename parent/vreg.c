@@ -63,6 +63,24 @@ vreg_count(void)
 	return count;
 }
 
+void *
+vreg_state(void *arr, size_t elem_size, const struct vault_rt *v)
+{
+	struct vault_ref r = vreg_ref(v);
+	char *p;
+	uint32_t gen;
+
+	if (r.gen == 0)
+		fatalx("module state asked for a vault not in the registry");
+	p = (char *)arr + (size_t)r.slot * elem_size;
+	memcpy(&gen, p, sizeof(gen));
+	if (gen != r.gen) {
+		memset(p, 0, elem_size);
+		memcpy(p, &r.gen, sizeof(r.gen));
+	}
+	return p;
+}
+
 void
 vreg_sync(void (*drop)(struct vault_rt *v))
 {

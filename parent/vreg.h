@@ -26,6 +26,17 @@ struct vault_rt *vreg_get(struct vault_ref r);
 struct vault_rt *vreg_next(const struct vault_rt *v);
 size_t vreg_count(void);
 
+/*
+ * Each module keeps its own per-vault state in an array of CFG_MAX_VAULTS
+ * structs (static in the module, so nothing else reaches it) whose first
+ * member is `uint32_t gen`.  VREG_STATE(arr, v) is v's element, zeroed the
+ * first time a vault newly in that slot asks: a vault removed and another
+ * added in its slot never sees its predecessor's state.
+ */
+void *vreg_state(void *arr, size_t elem_size, const struct vault_rt *v);
+#define VREG_STATE(arr, v) \
+	((__typeof__(&(arr)[0]))vreg_state((arr), sizeof((arr)[0]), (v)))
+
 #define VAULT_FOREACH(v)	for ((v) = vreg_next(NULL); (v) != NULL; (v) = vreg_next(v))
 
 /*

@@ -1,9 +1,10 @@
 /*
  * Timers that belong to a vault: at most one per purpose (a struct vtimer in
- * struct vault_rt), re-arming cancels the one before, and the vault is found
- * again by its registry reference when it fires, because a reload may have
- * removed it (and even added another of the same name).  Without the cancel, a busy vault's re-armed Interval
- * timers would pile up until the loop runs out of timers.
+ * the per-vault state of the module that owns it), re-arming cancels the one
+ * before, and the vault is found again by its registry reference when it
+ * fires, because a reload may have removed it (and even added another of the
+ * same name).  Without the cancel, a busy vault's re-armed Interval timers
+ * would pile up until the loop runs out of timers.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 
 struct vtimer_arg {
 	struct vault_ref vault;
-	size_t off;			/* of the vtimer within struct vault_rt */
+	struct vtimer *t;		/* in a module's state array: it never moves */
 	vtimer_fn fn;
 };
 
@@ -29,7 +30,7 @@ fired(void *arg)
 		free(a);
 		return;
 	}
-	t = (struct vtimer *)((char *)v + a->off);
+	t = a->t;
 	if (t->arg != a) {	/* cannot happen: re-arming cancels */
 		free(a);
 		return;
@@ -49,7 +50,7 @@ vtimer_set(struct vault_rt *v, struct vtimer *t, uint64_t ms, vtimer_fn fn)
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		fatal("calloc");
 	a->vault = vreg_ref(v);
-	a->off = (size_t)((char *)t - (char *)v);
+	a->t = t;
 	a->fn = fn;
 	t->id = timer_add(ms, fired, a) + 1;
 	t->arg = a;

@@ -172,7 +172,7 @@ watch_rebuild(void)
 
 		v->nwatches = 0;
 		v->watch_mode = WATCH_NONE;
-		v->poll_digest = 0;
+		pollscan_forget(v);
 		v->watch_reason[0] = '\0';
 		if (cv == NULL)
 			continue;

@@ -13,7 +13,7 @@ static void
 dropped(struct vault_rt *v)
 {
 	ctlq_drop(v, "removed from the configuration");
-	keep_free(&v->keep);
+	keep_drop(v);
 }
 
 /*

@@ -9,7 +9,7 @@ import re
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKER_SIDE = ("vault_ops.c", "save.c", "ring.c", "unpack.c", "tmpfs.c", "voperr.c",
-               "decode.c", "store.c", "treedigest.c")
+               "decode.c", "store.c", "treedigest.c", "vjudge.c")
 
 
 def includes(path):
@@ -129,3 +129,55 @@ def test_parent_modules_call_each_other_without_long_cycles():
     cycles = long_cycles(graph)
     assert cycles == [], cycles[:10]
 
+
+
+# What struct vault_rt still holds: the vault module's own record (identity,
+# lock state, the running job, the last save, what the watcher reported).
+VAULT_RT_FIELDS = {"in_use", "name", "state", "watch_mode", "nwatches", "consecutive_failures",
+                   "busy", "busy_op", "save_done", "last_save_at", "st", "changes",
+                   "last_change_at", "watch_reason", "last_error", "save_error"}
+# Modules whose per-vault state is their own (a static VREG_STATE array).
+OWN_STATE = ("tick.c", "headpoll.c", "ctlq.c", "verify.c", "pollscan.c", "keep.c", "rstate.c")
+
+
+def test_modules_own_their_per_vault_state():
+    """struct vault_rt is the vault module's record, nothing more: a tick's,
+    a push's, a poller's, a queue's or a drill's state lives in its module,
+    which answers for it through functions."""
+    with open(os.path.join(REPO, "parent", "vaultsyncd.h")) as f:
+        h = f.read()
+    body = h[h.index("struct vault_rt {"):]
+    body = body[:body.index("\n};")]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    fields = set()
+    for decl in body.split(";")[:-1]:
+        decl = decl.strip().splitlines()[-1] if decl.strip() else ""
+        for name in decl.split(",")[0:1] + decl.split(",")[1:]:
+            m = re.search(r"(\w+)\s*(?:\[[^\]]*\])?\s*$", name.strip())
+            if m:
+                fields.add(m.group(1))
+    assert fields == VAULT_RT_FIELDS, (sorted(fields - VAULT_RT_FIELDS),
+                                       sorted(VAULT_RT_FIELDS - fields))
+    for name in OWN_STATE:
+        with open(os.path.join(REPO, "parent", name)) as f:
+            src = f.read()
+        assert re.search(r"^static struct \w+ \w+\[CFG_MAX_VAULTS\];$", src, re.M), name
+        assert "VREG_STATE(" in src, name
+    # No other file names a module's state type.
+    for path in sources():
+        with open(path) as f:
+            src = f.read()
+        base = os.path.basename(path)
+        for typ, owners in (("tick_state", {"tick.c"}), ("hp_state", {"headpoll.c"}),
+                            ("ctlq_state", {"ctlq.c"}), ("verify_state", {"verify.c"}),
+                            ("scan_state", {"pollscan.c"}), ("keep_state", {"keep.c"})):
+            if base not in owners:
+                assert "struct %s " % typ not in src, (base, typ)
+
+
+def test_the_parent_runs_no_parser_on_remote_bytes():
+    """The keyless age scan of the restore drill runs in the decoder, like
+    every other parser of what came from a remote or a disk."""
+    for path in glob.glob(os.path.join(REPO, "parent", "*.[ch]")):
+        assert "agescan.h" not in includes(path), path
+    assert "agescan.h" in includes(os.path.join(REPO, "decoder", "main.c"))

@@ -82,7 +82,11 @@ def test_page_shows_the_vaults_and_follows_a_write_without_a_reload(page_env):
     # The token has left the address bar and the history entry.
     href = b.eval("location.href")
     assert token not in href and "#" not in href and href == url, href
-    card = b.eval("document.querySelector('#vaults article').innerText")
+    # The history count comes from a listing after the first push: it may follow
+    # (no event says so; the page looks again every 15 s).
+    card = b.wait("(function(t){return /history/.test(t) ? t : ''})"
+                  "(document.querySelector('#vaults article').innerText)", timeout=20,
+                  what="the history count on the page")
     for want in ("v", "unlocked", "remote", "last good push", "history", "archive"):
         assert want in card, (want, card)
     daemon = b.eval("document.getElementById('daemon').innerText")

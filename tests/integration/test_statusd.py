@@ -534,7 +534,8 @@ def test_metrics_in_the_prometheus_text_format(daemon_factory, workdir):
             get(url + "metrics", headers=auth)[2].decode()), what="the counter to rise")
         assert uploaded(text) > up_before
         assert re.search(r'^vaultsync_tick_duration_seconds_count\{vault="v"\} [1-9]', text, re.M)
-        # The remote's history copies, as the push's own listing counted them.
+        # The remote's history copies, counted once after the first push.
+        wait_for(lambda: e.vstate()["history_count"] is not None, what="the history count")
         copies = e.vstate()["history_count"]
         hdir = os.path.join(e.remote, "v", "history")
         assert copies == (len(os.listdir(hdir)) if os.path.isdir(hdir) else 0), copies

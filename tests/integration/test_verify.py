@@ -252,3 +252,37 @@ def test_verify_refusals(drill):
     assert r.returncode == 1 and "no such vault" in r.stderr + r.stdout
     r = dr.d.ctl("verify", "v", "--decrypt", check=False)
     assert r.returncode == 64 and "not available yet" in r.stderr, r.stderr
+
+
+@pytest.mark.root
+def test_the_drill_parses_what_it_fetched_in_a_decoder(daemon_factory, workdir):
+    """The structure of what the drill downloads is read by a decoder child,
+    one per object: the parent execs it and passes the fd, and the verdict
+    names what the scan found."""
+    import re
+    import signal
+    dr = Drill("dir", False, daemon_factory, workdir,
+               conf="HeadPollInterval 1h\nHeadPollMaxInterval 1h\n")
+    try:
+        synced(dr)
+        parent = dr.d.status()["daemon"]["pid"]
+        trace = os.path.join(workdir, "verify.strace")
+        st = subprocess.Popen(["strace", "-f", "-qq", "-p", str(parent), "-o", trace,
+                               "-e", "trace=execve"])
+        try:
+            wait_for(lambda: os.path.exists(trace) and
+                     "TracerPid:\t%d" % st.pid in open("/proc/%d/status" % parent).read(),
+                     timeout=20, what="strace attached")
+            r = dr.verify()
+        finally:
+            st.send_signal(signal.SIGINT)
+            st.wait(20)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "a well-formed age file, 1 recipient stanza(s)" in r.stdout, r.stdout
+        decoders = [l for l in open(trace) if re.search(r'execve\("[^"]*vaultsync-decoder"', l)]
+        assert len(decoders) == 2, decoders	# the latest and the newest history copy
+    finally:
+        dr.d.stop()
+        if os.path.ismount(dr.e.path):
+            subprocess.run(["umount", "-l", dr.e.path])
+        dr.e.cleanup()

@@ -510,9 +510,15 @@ test_decoder_fields(void **state)
 	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why),
 	    MSG_VIOLATION);
 	st.max_logn = 22;
-	st.flags = 0x2;
+	st.flags = DEC_F_SCAN;
+	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why), MSG_OK);
+	st.flags = DEC_F_SCAN | DEC_F_IDENTITY_ONLY;	/* one or the other */
 	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why),
 	    MSG_VIOLATION);
+	st.flags = 0x4;
+	assert_int_equal(decode_one(MSG_DEC_START, &st, sizeof(st), PEER_PARENT, &why),
+	    MSG_VIOLATION);
+	st.flags = 0;
 
 	memset(&e, 0, sizeof(e));
 	e.type = DEC_FILE;
@@ -549,7 +555,12 @@ test_decoder_fields(void **state)
 	memset(&end, 0, sizeof(end));
 	end.stage = DEC_STAGE_IDENTITY;
 	assert_int_equal(decode_one(MSG_DEC_END, &end, sizeof(end), PEER_DECODER, &why), MSG_OK);
-	end.stage = 3;
+	end.stage = DEC_STAGE_SCAN;
+	assert_int_equal(decode_one(MSG_DEC_END, &end, sizeof(end), PEER_DECODER, &why), MSG_OK);
+	end.stage = DEC_STAGE_MAX + 1;
+	assert_int_equal(decode_one(MSG_DEC_END, &end, sizeof(end), PEER_DECODER, &why),
+	    MSG_VIOLATION);
+	end.stage = 0;
 	assert_int_equal(decode_one(MSG_DEC_END, &end, sizeof(end), PEER_DECODER, &why),
 	    MSG_VIOLATION);
 	end.stage = DEC_STAGE_ARCHIVE;
