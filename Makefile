@@ -10,6 +10,7 @@ LIBEXECDIR	?= $(PREFIX)/libexec/vaultsync
 SYSCONFDIR	?= /etc
 DATADIR		?= $(PREFIX)/share
 MANDIR		?= $(DATADIR)/man
+BASHCOMPDIR	?= $(DATADIR)/bash-completion/completions
 DESTDIR		?=
 
 SAN		?=
@@ -158,11 +159,19 @@ install: $(PROGS)
 	install -m 0755 $(B)/vaultsyncctl $(DESTDIR)$(BINDIR)/vaultsyncctl
 	install -m 0755 $(B)/vaultsync-watcher $(B)/vaultsync-uploader $(B)/vaultsync-statusd \
 		$(B)/vaultsync-decoder $(DESTDIR)$(LIBEXECDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR)
+	install -m 0644 packaging/man/vaultsyncctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 packaging/man/vaultsyncd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 packaging/man/vaultsyncd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 packaging/completion/vaultsyncctl $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/vaultsyncd $(DESTDIR)$(BINDIR)/vaultsyncctl \
 		$(DESTDIR)$(LIBEXECDIR)/vaultsync-watcher $(DESTDIR)$(LIBEXECDIR)/vaultsync-uploader \
-		$(DESTDIR)$(LIBEXECDIR)/vaultsync-statusd $(DESTDIR)$(LIBEXECDIR)/vaultsync-decoder
+		$(DESTDIR)$(LIBEXECDIR)/vaultsync-statusd $(DESTDIR)$(LIBEXECDIR)/vaultsync-decoder \
+		$(DESTDIR)$(MANDIR)/man1/vaultsyncctl.1 $(DESTDIR)$(MANDIR)/man5/vaultsyncd.conf.5 \
+		$(DESTDIR)$(MANDIR)/man8/vaultsyncd.8 $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl
 	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/vaultsync/empty \
 		$(DESTDIR)$(DATADIR)/vaultsync
 

@@ -1,5 +1,5 @@
-"""make install honours PREFIX, DESTDIR, SBINDIR, BINDIR and LIBEXECDIR, and the
-installed parent starts its children from the installed LIBEXECDIR."""
+"""make install honours PREFIX, DESTDIR, SBINDIR, BINDIR, LIBEXECDIR and MANDIR, and
+the installed parent starts its children from the installed LIBEXECDIR."""
 import os
 import subprocess
 
@@ -19,8 +19,14 @@ def test_make_install_paths(workdir):
     files = sorted(os.path.relpath(os.path.join(dp, f), dest)
                    for dp, _, fs in os.walk(dest) for f in fs)
     assert files == ["opt/vs/bin-s/vaultsyncd", "opt/vs/bin-u/vaultsyncctl",
-                     "opt/vs/lx/vaultsync-decoder", "opt/vs/lx/vaultsync-statusd", "opt/vs/lx/vaultsync-uploader",
-                     "opt/vs/lx/vaultsync-watcher"]
+                     "opt/vs/lx/vaultsync-decoder", "opt/vs/lx/vaultsync-statusd",
+                     "opt/vs/lx/vaultsync-uploader", "opt/vs/lx/vaultsync-watcher",
+                     "opt/vs/share/bash-completion/completions/vaultsyncctl",
+                     "opt/vs/share/man/man1/vaultsyncctl.1",
+                     "opt/vs/share/man/man5/vaultsyncd.conf.5",
+                     "opt/vs/share/man/man8/vaultsyncd.8"]
+    for page in ("man1/vaultsyncctl.1", "man5/vaultsyncd.conf.5", "man8/vaultsyncd.8"):
+        assert os.stat(os.path.join(dest, "opt/vs/share/man", page)).st_mode & 0o777 == 0o644
     assert os.path.isdir(os.path.join(dest, "opt/vs/share/vaultsync/empty"))
     with open(os.path.join(dest, "opt/vs/bin-s/vaultsyncd"), "rb") as f:
         assert b"/opt/vs/lx\0" in f.read()
