@@ -350,13 +350,13 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 		}
 		if (r->outcome != UPL_OK) {
 			/*
-			 * Refused, or never sent whole: this attempt is not on the remote.
-			 * An earlier one of the same archive may be (a kill mid-PUT, then
-			 * a 503 for the retry), and a 412 may be exactly that earlier one
-			 * having moved the ETag: then the content id stays in doubt.
+			 * Refused (a 412 too, even with its headers cut off), or never
+			 * sent whole: this attempt is not on the remote, and its doubt
+			 * goes.  An earlier attempt of the same archive may be (a kill
+			 * mid-PUT, then a 503 or a 412 for the retry): then the content
+			 * id was in doubt before and stays so.
 			 */
-			if (r->outcome != UPL_UNKNOWN && r->outcome != UPL_CONFLICT &&
-			    r->http_status != 412 && !push_of(v)->push_cid_doubted)
+			if (r->outcome != UPL_UNKNOWN && !push_of(v)->push_cid_doubted)
 				remote_doubt_drop(v, push_of(v)->push_cid);
 			remote_save_state(v);
 			push_failed(v, "vault.tar.age", r);

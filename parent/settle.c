@@ -46,7 +46,17 @@ remote_doubt_add(struct vault_rt *v)
 			push_of(v)->push_cid_doubted = 1;
 			return;
 		}
-	memmove(push_of(v)->rs.doubt[1], push_of(v)->rs.doubt[0], sizeof(push_of(v)->rs.doubt[0]) * (STORE_DOUBT - 1));
+	/*
+	 * Full: the newest gives way, never the oldest.  A confirmed write
+	 * clears the list, so its entries were sent under one precondition (the
+	 * ETag we last knew, or none) one after another: at most one of them can
+	 * have landed, and it is the first that reached the server, the oldest.
+	 * Evicting that one made the remote's copy of our own write look like
+	 * another device's (a conflict after 32 unanswered attempts).
+	 */
+	if (push_of(v)->rs.doubt[STORE_DOUBT - 1][0] == '\0')
+		memmove(push_of(v)->rs.doubt[1], push_of(v)->rs.doubt[0],
+		    sizeof(push_of(v)->rs.doubt[0]) * (STORE_DOUBT - 1));
 	msg_strlcpy(push_of(v)->rs.doubt[0], push_of(v)->push_cid, sizeof(push_of(v)->rs.doubt[0]));
 	remote_save_state(v);
 }
@@ -108,6 +118,9 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 		    h->content_id, h->etag);
 		msg_strlcpy(push_of(v)->rs.etag, h->etag, sizeof(push_of(v)->rs.etag));
 		push_of(v)->rs.pushed_sha256[0] = '\0';
+		/* Writes under the ETag before it cannot land now: this one is what may be there. */
+		memset(push_of(v)->rs.doubt, 0, sizeof(push_of(v)->rs.doubt));
+		msg_strlcpy(push_of(v)->rs.doubt[0], h->content_id, sizeof(push_of(v)->rs.doubt[0]));
 		remote_save_state(v);
 		done(v, NULL, 1);
 		return;

@@ -132,6 +132,31 @@ def test_write_behind_an_error_is_adopted(fenv, s3, proxy, kind):
     assert e.d.stop() == 0
 
 
+@pytest.mark.parametrize("kind", ["close_mid_headers", "bad_status"])
+def test_many_unanswered_writes_of_changing_archives_are_not_a_conflict(fenv, s3, proxy, kind):
+    """The first write lands and no reply says so; every later attempt, each
+    of a newer archive, is refused (412) or unreadable, and so is every HEAD:
+    more attempts than the daemon keeps in doubt.  When the server answers
+    again, the remote holds a write of ours, not another device's: no
+    conflict, and the newest archive goes up."""
+    env = fenv(conf="WatcherDebounce 60s\n")
+    e, v0 = first_push(env)
+    proxy.set_fault(kind, path=LATEST)
+    for i in range(40):
+        change(e, b"%d " % i)
+        r = e.ctl("sync", "v", check=False)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+    assert e.vstate()["state"] != "conflict"
+    proxy.clear()
+    change(e, b"last")
+    want = tree(e.path)
+    e.ctl("sync", "v", check=False)
+    v = settled(e, timeout=60)
+    holds_ours(env, s3, e, v, want)
+    no_conflict_ever(env, s3, e)
+    assert e.d.stop() == 0
+
+
 def test_uploader_killed_after_its_write_landed(fenv, s3, proxy):
     """The uploader dies after RGW stored its PUT and before the reply: that write
     is in doubt, not failed, and stays so while later attempts are refused.  The
