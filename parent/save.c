@@ -107,6 +107,8 @@ save_once(struct vault_job *vj, uint64_t d0, int last)
 	hex_encode(sha, 32, vj->st.sha256);
 	vj->files = as.files;
 	vj->bytes = as.bytes;
+	vj->skipped = as.skipped;
+	snprintf(vj->first_skip, sizeof(vj->first_skip), "%s", as.first_skip);
 	if (tree_digest(vj->v.path) != d0) {
 		if (!last) {
 			unlink(tmp);	/* never renamed into place: not even a kill keeps it */

@@ -149,6 +149,28 @@ static void save_ended(struct vault_rt *v, int rc, int changed, const char *msg)
 static int start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
     struct secbuf *pass, const struct vault_job *pull, char *err, size_t errlen);
 
+/*
+ * Entries no archive may hold (sockets, fifos, devices, setuid files, links
+ * leading out of the vault) are left out of every save: say so once, and
+ * again when what is left out changes, so that nobody believes them kept.
+ */
+static void
+note_skipped(struct vault_rt *v, const struct vault_job *vj)
+{
+	char note[sizeof(v->skip_note)];
+
+	if (vj->skipped == 0) {
+		v->skip_note[0] = '\0';
+		return;
+	}
+	snprintf(note, sizeof(note), "%llu entr%s (first: %.150s)",
+	    (unsigned long long)vj->skipped, vj->skipped == 1 ? "y" : "ies", vj->first_skip);
+	if (strcmp(note, v->skip_note) != 0)
+		log_warn("vault %s: %s left out of the archive: an archive cannot hold them, and "
+		    "they are not restored", v->name, note);
+	msg_strlcpy(v->skip_note, note, sizeof(v->skip_note));
+}
+
 static void
 op_done(struct job *j)
 {
@@ -194,13 +216,15 @@ op_done(struct job *j)
 			log_info("vault %s: %s (%llu files, %llu bytes)", v->name, vj->changed ?
 			    "saved" : "unchanged, no new archive", (unsigned long long)vj->files,
 			    (unsigned long long)vj->bytes);
+			note_skipped(v, vj);
 			{
 				char m[512];
 
 				snprintf(m, sizeof(m), "vault %s: %s, %llu files, %llu bytes, "
-				    "archive %llu bytes", v->name, vj->changed ? "saved" : "unchanged",
+				    "archive %llu bytes%s%s", v->name, vj->changed ? "saved" : "unchanged",
 				    (unsigned long long)vj->files, (unsigned long long)vj->bytes,
-				    (unsigned long long)vj->st.archive_bytes);
+				    (unsigned long long)vj->st.archive_bytes,
+				    vj->skipped ? "; left out: " : "", vj->skipped ? v->skip_note : "");
 				save_ended(v, 0, vj->changed, m);
 			}
 			break;

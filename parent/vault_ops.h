@@ -43,6 +43,8 @@ struct vault_job {
 	int save_tries;
 	struct vault_saved st;		/* state after the op */
 	uint64_t files, bytes;
+	uint64_t skipped;		/* SAVE/LOCK: entries the archive cannot hold, left out */
+	char first_skip[160];		/* the first of them and why */
 
 	/* who asked (-1 = the daemon itself), and what to tell them */
 	int client;

@@ -122,6 +122,7 @@ struct vault_rt {
 	char watch_reason[128];
 	char last_error[256];
 	char save_error[256];		/* the newest save failed: changes are in no archive */
+	char skip_note[200];		/* what the last warning about left-out entries said */
 	/*
 	 * Nothing else: each module keeps its own per-vault state in its own
 	 * file (VREG_STATE) and answers for it through its functions.

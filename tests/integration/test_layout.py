@@ -135,7 +135,7 @@ def test_parent_modules_call_each_other_without_long_cycles():
 # lock state, the running job, the last save, what the watcher reported).
 VAULT_RT_FIELDS = {"in_use", "name", "state", "watch_mode", "nwatches", "consecutive_failures",
                    "busy", "busy_op", "save_done", "last_save_at", "st", "changes",
-                   "last_change_at", "watch_reason", "last_error", "save_error"}
+                   "last_change_at", "watch_reason", "last_error", "save_error", "skip_note"}
 # Modules whose per-vault state is their own (a static VREG_STATE array).
 OWN_STATE = ("tick.c", "headpoll.c", "ctlq.c", "verify.c", "pollscan.c", "keep.c", "rstate.c")
 

@@ -250,6 +250,38 @@ def test_unchanged_vault_makes_no_new_archive(venv):
     assert [n for n in os.listdir(venv.state) if n.startswith(".")] == []
 
 
+def test_entries_left_out_are_said_once(venv):
+    """A fifo and a socket in the vault cannot be archived: the sync says
+    they are left out, the log warns once (not at every save), and the
+    warning comes back when what is left out changes."""
+    import socket
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    populate(venv.path, venv.owner)
+    os.mkfifo(os.path.join(venv.path, "a-fifo"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(os.path.join(venv.path, "b-sock"))
+    try:
+        r = venv.ctl("sync", "v")
+        assert "left out: 2 entries (first: " in r.stdout, r.stdout
+        for i in range(3):
+            with open(os.path.join(venv.path, "more%d" % i), "w") as f:
+                f.write("x" * i)
+            venv.ctl("sync", "v")
+
+        def warnings():
+            return [x for x in venv.d.records()
+                    if x.get("level") == "warning" and "left out of the archive" in x["msg"]]
+        assert len(warnings()) == 1, warnings()
+        assert "2 entries" in warnings()[0]["msg"] and "not restored" in warnings()[0]["msg"]
+        os.unlink(os.path.join(venv.path, "a-fifo"))
+        r = venv.ctl("sync", "v")
+        assert "left out: 1 entry (first: " in r.stdout and "socket" in r.stdout, r.stdout
+        assert len(warnings()) == 2, warnings()
+    finally:
+        sock.close()
+
+
 def test_damaged_archive_leaves_vault_untouched(venv):
     venv.d.start()
     venv.ctl("init", "v", "--passphrase-file", venv.passfile)
