@@ -188,7 +188,8 @@ is_open(int fd)
 
 /*
  * The restore drill's look at a downloaded object: its age structure, with
- * no key.  The parent rewound fd 5; the object's length came from fstat.
+ * no key.  fd 5 is a read-only description at offset 0; the object's length
+ * came from fstat.
  */
 static void
 scan_only(void)

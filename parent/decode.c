@@ -416,14 +416,22 @@ decoder_scan(const struct decode_conf *c, int fd, int *wellformed, char *desc, s
 {
 	struct decoder *d;
 	struct msg m;
-	int rc = -1;
+	char path[64];
+	int rc = -1, ro;
 
-	/* The object was just written through this description: the decoder reads from 0. */
-	if (lseek(fd, 0, SEEK_SET) != 0) {
-		snprintf(err, errlen, "rewind the object: %s", strerror(errno));
+	/*
+	 * A description of its own, read-only and at offset 0: the download's
+	 * is writable, and a decoder subverted by what it parses must not be
+	 * able to make the object match the local archive before the compare.
+	 */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if ((ro = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "reopen the object read-only: %s", strerror(errno));
 		return -1;
 	}
-	if ((d = start(c, DEC_F_SCAN, -1, fd, "", 0, NULL, err, errlen)) == NULL)
+	d = start(c, DEC_F_SCAN, -1, ro, "", 0, NULL, err, errlen);
+	close(ro);
+	if (d == NULL)
 		return -1;
 	if (recv_one(d, &m) != 0)
 		snprintf(err, errlen, "%s", d->why);

@@ -46,8 +46,8 @@ int decoder_ready(struct decoder *d, char *err, size_t errlen);
 int decoder_unpack(struct decoder *d, int dirfd, const struct arc_limits *lim,
     unsigned char sha256[32], struct arc_stats *st, char *err, size_t errlen);
 /*
- * The restore drill's structural check of a downloaded object (fd, rewound
- * here), keyless, in a decoder of its own: 0 with wellformed and what the
+ * The restore drill's structural check of a downloaded object (fd; the
+ * decoder gets a read-only description of it), keyless, in a decoder of its own: 0 with wellformed and what the
  * scan found in desc, or -1 with the reason it could not look in err.
  */
 int decoder_scan(const struct decode_conf *c, int fd, int *wellformed, char *desc,

@@ -35,17 +35,23 @@ hist_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
 	h->n++;
 }
 
+/* A listing of history/ came back whole: what status shows as the count. */
+static void
+counted(struct vault_rt *v, unsigned n)
+{
+	if (v == NULL)
+		return;
+	push_of(v)->history_known = 1;
+	push_of(v)->history_count = n;
+}
+
 static void
 hist_done(const char *vault, const struct msg_upl_result *r, void *arg)
 {
 	struct hist *h = arg;
 
-	struct vault_rt *v = vreg_find(vault);
-
-	if (r->outcome == UPL_OK && v != NULL) {
-		push_of(v)->history_known = 1;
-		push_of(v)->history_count = h->n;
-	}
+	if (r->outcome == UPL_OK)
+		counted(vreg_find(vault), h->n);
 	if (r->outcome == UPL_OK)
 		ctl_reply(h->client, h->gen, 0, "vault %s: %u history version(s)", vault, h->n);
 	else
@@ -78,7 +84,6 @@ remote_history_request(struct vault_rt *v, int client, uint32_t gen, char *err, 
 	return 0;
 }
 
-
 static void
 count_entry(const char *vault, const struct msg_upl_entry *e, void *arg)
 {
@@ -93,14 +98,12 @@ count_done(const char *vault, const struct msg_upl_result *r, void *arg)
 	struct vault_rt *v = vreg_find(vault);
 	unsigned *n = arg;
 
-	if (v != NULL) {
+	if (v != NULL)
 		push_of(v)->history_counting = 0;
-		if (r->outcome == UPL_OK) {
-			push_of(v)->history_known = 1;
-			push_of(v)->history_count = *n;
-		} else
-			log_debug("vault %s: counting history copies: %s", vault, r->error);
-	}
+	if (r->outcome == UPL_OK)
+		counted(v, *n);
+	else
+		log_debug("vault %s: counting history copies: %s", vault, r->error);
 	free(n);
 }
 

@@ -20,29 +20,31 @@
 void
 push_log_error(struct vault_rt *v, const char *msg)
 {
+	struct push_state *ps = push_of(v);
 	int64_t now = (int64_t)time(NULL);
 
-	if (strcmp(msg, push_of(v)->logged_error) == 0 && now - push_of(v)->logged_at < LOG_REPEAT_S) {
-		push_of(v)->suppressed++;
+	if (strcmp(msg, ps->logged_error) == 0 && now - ps->logged_at < LOG_REPEAT_S) {
+		ps->suppressed++;
 		log_debug("vault %s: %s", v->name, msg);
 		return;
 	}
-	if (push_of(v)->suppressed > 0 && strcmp(msg, push_of(v)->logged_error) == 0)
-		log_error("vault %s: %s (%u more times since)", v->name, msg, push_of(v)->suppressed);
+	if (ps->suppressed > 0 && strcmp(msg, ps->logged_error) == 0)
+		log_error("vault %s: %s (%u more times since)", v->name, msg, ps->suppressed);
 	else
 		log_error("vault %s: %s", v->name, msg);
-	msg_strlcpy(push_of(v)->logged_error, msg, sizeof(push_of(v)->logged_error));
-	push_of(v)->logged_at = now;
-	push_of(v)->suppressed = 0;
+	msg_strlcpy(ps->logged_error, msg, sizeof(ps->logged_error));
+	ps->logged_at = now;
+	ps->suppressed = 0;
 }
 
 void
 push_retry_schedule(struct vault_rt *v, vtimer_fn fire)
 {
+	struct push_state *ps = push_of(v);
 	uint64_t delay = RETRY_BASE_MS, jitter;
 	uint32_t i;
 
-	for (i = 1; i < push_of(v)->push_failures && delay < RETRY_MAX_MS; i++)
+	for (i = 1; i < ps->push_failures && delay < RETRY_MAX_MS; i++)
 		delay *= 2;
 	if (delay > RETRY_MAX_MS)
 		delay = RETRY_MAX_MS;
@@ -50,8 +52,8 @@ push_retry_schedule(struct vault_rt *v, vtimer_fn fire)
 	if (getrandom(&jitter, sizeof(jitter), 0) != sizeof(jitter))
 		jitter = 0;
 	delay = delay / 2 + jitter % (delay / 2 + 1);
-	vtimer_set(v, &push_of(v)->push_retry, delay, fire);
-	push_of(v)->next_push_at = (int64_t)time(NULL) + (int64_t)((delay + 999) / 1000);
+	vtimer_set(v, &ps->push_retry, delay, fire);
+	ps->next_push_at = (int64_t)time(NULL) + (int64_t)((delay + 999) / 1000);
 	log_debug("vault %s: next push attempt in %llu ms", v->name, (unsigned long long)delay);
 }
 
@@ -64,8 +66,10 @@ push_retry_schedule(struct vault_rt *v, vtimer_fn fire)
 void
 remote_retry_now(struct vault_rt *v)
 {
-	if (!vtimer_pending(&push_of(v)->push_retry))
+	struct push_state *ps = push_of(v);
+
+	if (!vtimer_pending(&ps->push_retry))
 		return;
-	vtimer_clear(&push_of(v)->push_retry);
-	push_of(v)->next_push_at = 0;
+	vtimer_clear(&ps->push_retry);
+	ps->next_push_at = 0;
 }

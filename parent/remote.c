@@ -72,20 +72,21 @@ retry_fired(struct vault_rt *v)
 static void
 push_end(struct vault_rt *v, int ok)
 {
+	struct push_state *ps = push_of(v);
 	int again;
 
-	push_of(v)->push_busy = 0;
-	push_of(v)->push_step = PS_IDLE;
+	ps->push_busy = 0;
+	ps->push_step = PS_IDLE;
 	if (ok) {
-		if (push_of(v)->push_failures > 0 || push_of(v)->logged_error[0] != '\0')
+		if (ps->push_failures > 0 || ps->logged_error[0] != '\0')
 			log_info("vault %s: pushed after %u failed attempt(s)", v->name,
-			    push_of(v)->push_failures);
-		push_of(v)->push_failures = 0;
-		push_of(v)->push_error[0] = '\0';
-		push_of(v)->logged_error[0] = '\0';
-		push_of(v)->suppressed = 0;
+			    ps->push_failures);
+		ps->push_failures = 0;
+		ps->push_error[0] = '\0';
+		ps->logged_error[0] = '\0';
+		ps->suppressed = 0;
 	}
-	again = ok && (remote_lags(v) || push_of(v)->want_history || push_of(v)->want_force);
+	again = ok && (remote_lags(v) || ps->want_history || ps->want_force);
 	if (again && !D.shutting_down) {
 		(void)push_start(v);
 		return;
@@ -94,13 +95,13 @@ push_end(struct vault_rt *v, int ok)
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "pushed %s (ETag %s, %llu bytes uploaded)",
-		    push_of(v)->rs.conflict ? "to conflicts/" : "vault.tar.age", push_of(v)->rs.etag,
-		    (unsigned long long)push_of(v)->rs.uploaded_bytes);
-		reply_waiters(v, push_of(v)->rs.conflict ? 1 : 0, push_of(v)->rs.conflict ?
+		    ps->rs.conflict ? "to conflicts/" : "vault.tar.age", ps->rs.etag,
+		    (unsigned long long)ps->rs.uploaded_bytes);
+		reply_waiters(v, ps->rs.conflict ? 1 : 0, ps->rs.conflict ?
 		    "conflict: another device wrote the remote latest; ours is under "
 		    "conflicts/ (vaultsyncctl pull or push --force)" : msg);
 		/* Once, after the push and apart from it: how many history copies there are. */
-		if (!push_of(v)->history_known)
+		if (!ps->history_known)
 			remote_history_count(v);
 	}
 }
@@ -109,15 +110,16 @@ push_end(struct vault_rt *v, int ok)
 static void
 push_failed(struct vault_rt *v, const char *what, const struct msg_upl_result *r)
 {
+	struct push_state *ps = push_of(v);
 	char msg[512];
 
 	snprintf(msg, sizeof(msg), "push: %s: %s", what, r->error[0] ? r->error : "failed");
-	msg_strlcpy(push_of(v)->push_error, msg, sizeof(push_of(v)->push_error));
-	push_of(v)->push_failures++;
+	msg_strlcpy(ps->push_error, msg, sizeof(ps->push_error));
+	ps->push_failures++;
 	push_log_error(v, msg);
 	reply_waiters(v, 1, msg);
-	push_of(v)->push_busy = 0;
-	push_of(v)->push_step = PS_IDLE;
+	ps->push_busy = 0;
+	ps->push_step = PS_IDLE;
 	D.oneshot_failed |= D.oneshot;
 	if (!D.shutting_down && !D.oneshot)
 		push_retry_schedule(v, retry_fired);
@@ -144,11 +146,12 @@ static void
 put_file(struct vault_rt *v, enum push_step step, const char *file, const char *key,
     uint32_t cond, const char *etag)
 {
+	struct push_state *ps = push_of(v);
 	struct msg_upl_result r;
 	uint64_t size;
 	int fd;
 
-	push_of(v)->push_step = step;
+	ps->push_step = step;
 	if ((fd = remote_open_file(v, file, &size)) == -1) {
 		memset(&r, 0, sizeof(r));
 		snprintf(r.error, sizeof(r.error), "open %s: %s", file, strerror(errno));
@@ -156,13 +159,13 @@ put_file(struct vault_rt *v, enum push_step step, const char *file, const char *
 		return;
 	}
 	if (step == PS_LATEST || step == PS_CONFLICT_COPY || step == PS_HISTORY)
-		push_of(v)->push_bytes = size;
-	msg_strlcpy(push_of(v)->push_key, key, sizeof(push_of(v)->push_key));
-	push_of(v)->push_sent = 0;
-	push_of(v)->push_total = size;
+		ps->push_bytes = size;
+	msg_strlcpy(ps->push_key, key, sizeof(ps->push_key));
+	ps->push_sent = 0;
+	ps->push_total = size;
 	if (step == PS_LATEST)
 		remote_doubt_add(v);
-	if (upl_put(v->name, key, fd, size, cond, etag, push_of(v)->push_cid, &step_cbs) != 0) {
+	if (upl_put(v->name, key, fd, size, cond, etag, ps->push_cid, &step_cbs) != 0) {
 		memset(&r, 0, sizeof(r));
 		snprintf(r.error, sizeof(r.error), "the uploader is not available (%s)",
 		    strerror(errno));
@@ -189,15 +192,16 @@ static void do_history(struct vault_rt *v);
 static void
 do_latest(struct vault_rt *v)
 {
-	uint32_t cond = push_of(v)->force ? UPL_COND_NONE : push_of(v)->rs.etag[0] == '\0' ?
+	struct push_state *ps = push_of(v);
+	uint32_t cond = ps->force ? UPL_COND_NONE : ps->rs.etag[0] == '\0' ?
 	    UPL_COND_IF_NONE_MATCH : UPL_COND_IF_MATCH;
 
 	/* A sequence run for a history copy alone sends the archive once, not twice. */
-	if (!remote_lags(v) && !push_of(v)->force) {
+	if (!remote_lags(v) && !ps->force) {
 		do_history(v);
 		return;
 	}
-	put_file(v, PS_LATEST, "vault.tar.age", "vault.tar.age", cond, push_of(v)->rs.etag);
+	put_file(v, PS_LATEST, "vault.tar.age", "vault.tar.age", cond, ps->rs.etag);
 }
 
 static void
@@ -214,20 +218,21 @@ do_identity(struct vault_rt *v)
 static void
 do_history(struct vault_rt *v)
 {
+	struct push_state *ps = push_of(v);
 	const struct cfg_vault *cv = remote_cfg(v);
 	char key[UPL_KEY_MAX], stamp[32];
 	int64_t now = (int64_t)time(NULL);
 	int due = cv != NULL && cv->history_interval_ms > 0 &&
-	    now - push_of(v)->rs.history_at >= (int64_t)(cv->history_interval_ms / 1000);
+	    now - ps->rs.history_at >= (int64_t)(cv->history_interval_ms / 1000);
 
-	if (!push_of(v)->want_history && !due) {
+	if (!ps->want_history && !due) {
 		push_end(v, 1);
 		return;
 	}
-	push_of(v)->want_history = 0;
+	ps->want_history = 0;
 	utc_stamp(stamp, sizeof(stamp));
-	snprintf(key, sizeof(key), "history/%s-%.16s.tar.age", stamp, push_of(v)->push_cid[0] ?
-	    push_of(v)->push_cid : "0000000000000000");
+	snprintf(key, sizeof(key), "history/%s-%.16s.tar.age", stamp, ps->push_cid[0] ?
+	    ps->push_cid : "0000000000000000");
 	put_file(v, PS_HISTORY, "vault.tar.age", key, UPL_COND_NONE, NULL);
 }
 
@@ -296,30 +301,31 @@ step_done(const char *vault, const struct msg_upl_result *r, void *arg)
 static void
 step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 {
+	struct push_state *ps = push_of(v);
 	int64_t now = (int64_t)time(NULL);
 
-	if (push_of(v)->rs.mpu_id[0] != '\0' && (push_of(v)->push_step == PS_LATEST || push_of(v)->push_step ==
-	    PS_CONFLICT_COPY || push_of(v)->push_step == PS_HISTORY) && r->outcome != UPL_RETRY &&
+	if (ps->rs.mpu_id[0] != '\0' && (ps->push_step == PS_LATEST || ps->push_step ==
+	    PS_CONFLICT_COPY || ps->push_step == PS_HISTORY) && r->outcome != UPL_RETRY &&
 	    !(r->flags & UPL_F_LOST)) {
 		/* The uploader finished or aborted it itself. */
-		push_of(v)->rs.mpu_key[0] = push_of(v)->rs.mpu_id[0] = '\0';
+		ps->rs.mpu_key[0] = ps->rs.mpu_id[0] = '\0';
 	}
 	if (!settled && (r->outcome == UPL_UNKNOWN ||
-	    (push_of(v)->push_step == PS_LATEST && (r->outcome == UPL_CONFLICT ||
-	    (r->outcome == UPL_NOT_FOUND && push_of(v)->rs.etag[0] != '\0')))) &&
-	    (push_of(v)->push_step == PS_LATEST || push_of(v)->push_step == PS_CONFLICT_COPY ||
-	    push_of(v)->push_step == PS_HISTORY)) {
+	    (ps->push_step == PS_LATEST && (r->outcome == UPL_CONFLICT ||
+	    (r->outcome == UPL_NOT_FOUND && ps->rs.etag[0] != '\0')))) &&
+	    (ps->push_step == PS_LATEST || ps->push_step == PS_CONFLICT_COPY ||
+	    ps->push_step == PS_HISTORY)) {
 		settle_start(v, r, on_settled);
 		return;
 	}
-	switch (push_of(v)->push_step) {
+	switch (ps->push_step) {
 	case PS_ABORT:
 		if (r->outcome != UPL_OK && r->outcome != UPL_NOT_FOUND) {
 			push_failed(v, "abort an unfinished upload", r);
 			return;
 		}
-		log_info("vault %s: aborted the unfinished upload of %s", v->name, push_of(v)->rs.mpu_key);
-		push_of(v)->rs.mpu_key[0] = push_of(v)->rs.mpu_id[0] = '\0';
+		log_info("vault %s: aborted the unfinished upload of %s", v->name, ps->rs.mpu_key);
+		ps->rs.mpu_key[0] = ps->rs.mpu_id[0] = '\0';
 		remote_save_state(v);
 		do_identity(v);
 		return;
@@ -331,19 +337,19 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			push_failed(v, "identity.age", r);
 			return;
 		}
-		push_of(v)->rs.identity_pushed = 1;
+		ps->rs.identity_pushed = 1;
 		remote_save_state(v);
 		do_latest(v);
 		return;
 	case PS_LATEST:
-		push_of(v)->rs.last_push_at = now;
+		ps->rs.last_push_at = now;
 		if (r->outcome == UPL_CONFLICT ||
-		    (r->outcome == UPL_NOT_FOUND && push_of(v)->rs.etag[0] != '\0')) {
+		    (r->outcome == UPL_NOT_FOUND && ps->rs.etag[0] != '\0')) {
 			/* 412, or (AWS) 404 for If-Match on a key that is gone: written elsewhere. */
 			log_error("vault %s: the remote latest was written by another device (%s); "
 			    "saving ours under conflicts/ and overwriting nothing until "
 			    "vaultsyncctl pull or push --force", v->name, r->error);
-			push_of(v)->rs.conflict = 1;
+			ps->rs.conflict = 1;
 			remote_save_state(v);
 			conflict_copy(v);
 			return;
@@ -356,23 +362,23 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			 * mid-PUT, then a 503 or a 412 for the retry): then the content
 			 * id was in doubt before and stays so.
 			 */
-			if (r->outcome != UPL_UNKNOWN && !push_of(v)->push_cid_doubted)
-				remote_doubt_drop(v, push_of(v)->push_cid);
+			if (r->outcome != UPL_UNKNOWN && !ps->push_cid_doubted)
+				remote_doubt_drop(v, ps->push_cid);
 			remote_save_state(v);
 			push_failed(v, "vault.tar.age", r);
 			return;
 		}
-		msg_strlcpy(push_of(v)->rs.etag, r->etag, sizeof(push_of(v)->rs.etag));
-		msg_strlcpy(push_of(v)->rs.pushed_sha256, push_of(v)->push_sha, sizeof(push_of(v)->rs.pushed_sha256));
+		msg_strlcpy(ps->rs.etag, r->etag, sizeof(ps->rs.etag));
+		msg_strlcpy(ps->rs.pushed_sha256, ps->push_sha, sizeof(ps->rs.pushed_sha256));
 		/* Known again: what the remote may hold of ours is this write alone. */
-		memset(push_of(v)->rs.doubt, 0, sizeof(push_of(v)->rs.doubt));
-		msg_strlcpy(push_of(v)->rs.ours, push_of(v)->push_cid, sizeof(push_of(v)->rs.ours));
-		push_of(v)->rs.conflict = 0;
-		push_of(v)->rs.weak_cas = (r->flags & UPL_F_WEAK_CAS) != 0;
-		push_of(v)->rs.last_ok_push_at = now;
-		push_of(v)->rs.uploaded_bytes = r->bytes;
-		push_of(v)->force = 0;
-		push_of(v)->tick_uploaded = 1;
+		memset(ps->rs.doubt, 0, sizeof(ps->rs.doubt));
+		msg_strlcpy(ps->rs.ours, ps->push_cid, sizeof(ps->rs.ours));
+		ps->rs.conflict = 0;
+		ps->rs.weak_cas = (r->flags & UPL_F_WEAK_CAS) != 0;
+		ps->rs.last_ok_push_at = now;
+		ps->rs.uploaded_bytes = r->bytes;
+		ps->force = 0;
+		ps->tick_uploaded = 1;
 		remote_save_state(v);
 		log_info("vault %s: pushed vault.tar.age (%llu bytes%s, ETag %s)", v->name,
 		    (unsigned long long)r->bytes, r->flags & UPL_F_MULTIPART ? ", multipart" : "",
@@ -385,9 +391,9 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			return;
 		}
 		/* The conflict copy holds this archive: nothing more to push until resolved. */
-		push_of(v)->rs.uploaded_bytes = r->bytes;
-		push_of(v)->tick_uploaded = 1;
-		msg_strlcpy(push_of(v)->rs.pushed_sha256, push_of(v)->push_sha, sizeof(push_of(v)->rs.pushed_sha256));
+		ps->rs.uploaded_bytes = r->bytes;
+		ps->tick_uploaded = 1;
+		msg_strlcpy(ps->rs.pushed_sha256, ps->push_sha, sizeof(ps->rs.pushed_sha256));
 		remote_save_state(v);
 		push_end(v, 1);
 		return;
@@ -396,10 +402,10 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 			push_failed(v, "history copy", r);
 			return;
 		}
-		push_of(v)->rs.history_at = now;
+		ps->rs.history_at = now;
 		remote_save_state(v);
 		log_info("vault %s: history copy written", v->name);
-		push_of(v)->push_step = PS_LIST;
+		ps->push_step = PS_LIST;
 		prune_start(v, pruned);
 		return;
 	default:
@@ -415,13 +421,14 @@ step_result(struct vault_rt *v, const struct msg_upl_result *r, int settled)
 static int
 push_start(struct vault_rt *v)
 {
+	struct push_state *ps = push_of(v);
 	const struct cfg_vault *cv = remote_cfg(v);
 	char dir[STORE_PATH_MAX];
 
-	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || push_of(v)->push_busy)
-		return push_of(v)->push_busy;
-	if (vtimer_pending(&push_of(v)->push_retry)) {
-		reply_waiters(v, 1, push_of(v)->push_error[0] ? push_of(v)->push_error :
+	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || ps->push_busy)
+		return ps->push_busy;
+	if (vtimer_pending(&ps->push_retry)) {
+		reply_waiters(v, 1, ps->push_error[0] ? ps->push_error :
 		    "push failed; a retry is scheduled");
 		return 0;
 	}
@@ -433,16 +440,16 @@ push_start(struct vault_rt *v)
 		reply_waiters(v, 0, "nothing saved yet, nothing to push");
 		return 0;
 	}
-	if (push_of(v)->want_force) {
-		push_of(v)->force = 1;
-		push_of(v)->want_force = 0;
+	if (ps->want_force) {
+		ps->force = 1;
+		ps->want_force = 0;
 	}
-	if (push_of(v)->rs.conflict && !push_of(v)->force) {
+	if (ps->rs.conflict && !ps->force) {
 		reply_waiters(v, 1, "conflict: not pushed; resolve with vaultsyncctl pull or "
 		    "push --force");
 		return 0;
 	}
-	if (!remote_lags(v) && !push_of(v)->want_history && !push_of(v)->force) {
+	if (!remote_lags(v) && !ps->want_history && !ps->force) {
 		reply_waiters(v, 0, "the remote is up to date");
 		return 0;
 	}
@@ -451,16 +458,16 @@ push_start(struct vault_rt *v)
 		reply_waiters(v, 1, "push: the uploader is not running; it will be retried");
 		return 0;
 	}
-	push_of(v)->push_busy = 1;
-	msg_strlcpy(push_of(v)->push_sha, v->st.sha256, sizeof(push_of(v)->push_sha));
-	snprintf(push_of(v)->push_cid, sizeof(push_of(v)->push_cid), "%.16s", v->st.content_id);
-	if (push_of(v)->rs.mpu_id[0] != '\0') {
+	ps->push_busy = 1;
+	msg_strlcpy(ps->push_sha, v->st.sha256, sizeof(ps->push_sha));
+	snprintf(ps->push_cid, sizeof(ps->push_cid), "%.16s", v->st.content_id);
+	if (ps->rs.mpu_id[0] != '\0') {
 		static const struct upl_cbs c = { step_done, NULL, NULL, NULL, NULL };
 
-		push_of(v)->push_step = PS_ABORT;
-		if (upl_op(v->name, UPL_ABORT, push_of(v)->rs.mpu_key, push_of(v)->rs.mpu_id, &c) == 0)
+		ps->push_step = PS_ABORT;
+		if (upl_op(v->name, UPL_ABORT, ps->rs.mpu_key, ps->rs.mpu_id, &c) == 0)
 			return 1;
-		push_of(v)->rs.mpu_key[0] = push_of(v)->rs.mpu_id[0] = '\0';
+		ps->rs.mpu_key[0] = ps->rs.mpu_id[0] = '\0';
 	}
 	do_identity(v);
 	return 1;
@@ -555,15 +562,17 @@ remote_uploader_ready(void)
 void
 remote_pulled(struct vault_rt *v, const struct vault_job *vj)
 {
+	struct push_state *ps = push_of(v);
+
 	remote_load(v);
-	msg_strlcpy(push_of(v)->rs.etag, vj->pull_etag, sizeof(push_of(v)->rs.etag));
+	msg_strlcpy(ps->rs.etag, vj->pull_etag, sizeof(ps->rs.etag));
 	if (vj->pull_latest)
-		msg_strlcpy(push_of(v)->rs.pushed_sha256, vj->st.sha256, sizeof(push_of(v)->rs.pushed_sha256));
+		msg_strlcpy(ps->rs.pushed_sha256, vj->st.sha256, sizeof(ps->rs.pushed_sha256));
 	else
-		push_of(v)->rs.pushed_sha256[0] = '\0';	/* the restored version goes up as the latest */
-	push_of(v)->rs.conflict = 0;
-	push_of(v)->push_failures = 0;
-	push_of(v)->push_error[0] = '\0';
+		ps->rs.pushed_sha256[0] = '\0';	/* the restored version goes up as the latest */
+	ps->rs.conflict = 0;
+	ps->push_failures = 0;
+	ps->push_error[0] = '\0';
 	remote_save_state(v);
 	remote_kick(v, -1, 0, NULL);
 }

@@ -67,13 +67,14 @@ remote_state_dir(const struct vault_rt *v, char *buf, size_t len)
 void
 remote_load(struct vault_rt *v)
 {
+	struct push_state *ps = push_of(v);
 	char dir[STORE_PATH_MAX];
 
-	if (push_of(v)->rs_loaded)
+	if (ps->rs_loaded)
 		return;
 	remote_state_dir(v, dir, sizeof(dir));
-	(void)store_remote_read(dir, &push_of(v)->rs);
-	push_of(v)->rs_loaded = 1;
+	(void)store_remote_read(dir, &ps->rs);
+	ps->rs_loaded = 1;
 }
 
 void
@@ -131,30 +132,31 @@ remote_mark_conflict(struct vault_rt *v)
 void
 remote_status(const struct vault_rt *v, struct msg_snap_vault *sv)
 {
+	const struct push_state *ps = push_of(v);
 	const struct cfg_vault *cv = remote_cfg(v);
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE)
 		return;
-	sv->last_push_at = push_of(v)->rs.last_push_at;
-	sv->last_ok_push_at = push_of(v)->rs.last_ok_push_at;
-	sv->uploaded_bytes = push_of(v)->rs.uploaded_bytes;
-	if (push_of(v)->history_known)
-		sv->history_count = (int32_t)push_of(v)->history_count;
-	if (push_of(v)->push_busy && push_of(v)->push_total > 0) {
-		sv->push_sent = push_of(v)->push_sent;
-		sv->push_total = push_of(v)->push_total;
+	sv->last_push_at = ps->rs.last_push_at;
+	sv->last_ok_push_at = ps->rs.last_ok_push_at;
+	sv->uploaded_bytes = ps->rs.uploaded_bytes;
+	if (ps->history_known)
+		sv->history_count = (int32_t)ps->history_count;
+	if (ps->push_busy && ps->push_total > 0) {
+		sv->push_sent = ps->push_sent;
+		sv->push_total = ps->push_total;
 	}
-	sv->pushed = !remote_lags(v) && push_of(v)->rs.pushed_sha256[0] != '\0';
-	sv->weak_cas = (uint32_t)push_of(v)->rs.weak_cas;
-	sv->next_push_at = vtimer_pending(&push_of(v)->push_retry) ? push_of(v)->next_push_at : 0;
-	sv->consecutive_failures += push_of(v)->push_failures;
-	msg_strlcpy(sv->remote_etag, push_of(v)->rs.etag, sizeof(sv->remote_etag));
-	if (push_of(v)->push_error[0] != '\0' && v->last_error[0] == '\0')
-		msg_strlcpy(sv->last_error, push_of(v)->push_error, sizeof(sv->last_error));
-	if (push_of(v)->rs.conflict)
+	sv->pushed = !remote_lags(v) && ps->rs.pushed_sha256[0] != '\0';
+	sv->weak_cas = (uint32_t)ps->rs.weak_cas;
+	sv->next_push_at = vtimer_pending(&ps->push_retry) ? ps->next_push_at : 0;
+	sv->consecutive_failures += ps->push_failures;
+	msg_strlcpy(sv->remote_etag, ps->rs.etag, sizeof(sv->remote_etag));
+	if (ps->push_error[0] != '\0' && v->last_error[0] == '\0')
+		msg_strlcpy(sv->last_error, ps->push_error, sizeof(sv->last_error));
+	if (ps->rs.conflict)
 		sv->state = VAULT_ST_CONFLICT;
-	else if (push_of(v)->push_failures > 0)
+	else if (ps->push_failures > 0)
 		sv->state = VAULT_ST_ERROR;
-	else if (push_of(v)->push_busy && sv->state != VAULT_ST_SAVING && sv->state != VAULT_ST_LOCKED)
+	else if (ps->push_busy && sv->state != VAULT_ST_SAVING && sv->state != VAULT_ST_LOCKED)
 		sv->state = VAULT_ST_PUSHING;
 }

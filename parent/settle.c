@@ -20,14 +20,15 @@
 int
 remote_cid_ours(const struct vault_rt *v, const char *cid)
 {
+	const struct push_state *ps = push_of(v);
 	size_t i;
 
 	if (cid[0] == '\0')
 		return 0;
-	if (strcmp(cid, push_of(v)->push_cid) == 0 || strcmp(cid, push_of(v)->rs.ours) == 0)
+	if (strcmp(cid, ps->push_cid) == 0 || strcmp(cid, ps->rs.ours) == 0)
 		return 1;
 	for (i = 0; i < STORE_DOUBT; i++)
-		if (strcmp(cid, push_of(v)->rs.doubt[i]) == 0)
+		if (strcmp(cid, ps->rs.doubt[i]) == 0)
 			return 1;
 	return 0;
 }
@@ -36,14 +37,15 @@ remote_cid_ours(const struct vault_rt *v, const char *cid)
 void
 remote_doubt_add(struct vault_rt *v)
 {
+	struct push_state *ps = push_of(v);
 	size_t i;
 
-	push_of(v)->push_cid_doubted = 0;
-	if (strlen(push_of(v)->push_cid) != 16)
+	ps->push_cid_doubted = 0;
+	if (strlen(ps->push_cid) != 16)
 		return;
 	for (i = 0; i < STORE_DOUBT; i++)
-		if (strcmp(push_of(v)->rs.doubt[i], push_of(v)->push_cid) == 0) {
-			push_of(v)->push_cid_doubted = 1;
+		if (strcmp(ps->rs.doubt[i], ps->push_cid) == 0) {
+			ps->push_cid_doubted = 1;
 			return;
 		}
 	/*
@@ -54,10 +56,10 @@ remote_doubt_add(struct vault_rt *v)
 	 * Evicting that one made the remote's copy of our own write look like
 	 * another device's (a conflict after 32 unanswered attempts).
 	 */
-	if (push_of(v)->rs.doubt[STORE_DOUBT - 1][0] == '\0')
-		memmove(push_of(v)->rs.doubt[1], push_of(v)->rs.doubt[0],
-		    sizeof(push_of(v)->rs.doubt[0]) * (STORE_DOUBT - 1));
-	msg_strlcpy(push_of(v)->rs.doubt[0], push_of(v)->push_cid, sizeof(push_of(v)->rs.doubt[0]));
+	if (ps->rs.doubt[STORE_DOUBT - 1][0] == '\0')
+		memmove(ps->rs.doubt[1], ps->rs.doubt[0],
+		    sizeof(ps->rs.doubt[0]) * (STORE_DOUBT - 1));
+	msg_strlcpy(ps->rs.doubt[0], ps->push_cid, sizeof(ps->rs.doubt[0]));
 	remote_save_state(v);
 }
 
@@ -65,13 +67,14 @@ remote_doubt_add(struct vault_rt *v)
 void
 remote_doubt_drop(struct vault_rt *v, const char *cid)
 {
+	struct push_state *ps = push_of(v);
 	size_t i;
 
 	for (i = 0; i < STORE_DOUBT; i++)
-		if (cid[0] != '\0' && strcmp(push_of(v)->rs.doubt[i], cid) == 0) {
-			memmove(push_of(v)->rs.doubt[i], push_of(v)->rs.doubt[i + 1],
-			    sizeof(push_of(v)->rs.doubt[0]) * (STORE_DOUBT - 1 - i));
-			memset(push_of(v)->rs.doubt[STORE_DOUBT - 1], 0, sizeof(push_of(v)->rs.doubt[0]));
+		if (cid[0] != '\0' && strcmp(ps->rs.doubt[i], cid) == 0) {
+			memmove(ps->rs.doubt[i], ps->rs.doubt[i + 1],
+			    sizeof(ps->rs.doubt[0]) * (STORE_DOUBT - 1 - i));
+			memset(ps->rs.doubt[STORE_DOUBT - 1], 0, sizeof(ps->rs.doubt[0]));
 			remote_save_state(v);
 			return;
 		}
@@ -98,45 +101,47 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 	struct msg_upl_result r = st->r;
 	settle_fn done = st->done;
 	struct vault_rt *v = vreg_find(vault);
+	struct push_state *ps;
 	char was[sizeof(r.error)];
 	int ours;
 
 	free(st);
 	if (v == NULL)
 		return;
+	ps = push_of(v);
 	ours = h->outcome == UPL_OK && remote_cid_ours(v, h->content_id);
 	memcpy(was, r.error, sizeof(was));
-	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, push_of(v)->push_cid) != 0 &&
-	    push_of(v)->push_step == PS_LATEST && strcmp(h->etag, push_of(v)->rs.etag) != 0) {
+	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, ps->push_cid) != 0 &&
+	    ps->push_step == PS_LATEST && strcmp(h->etag, ps->rs.etag) != 0) {
 		/*
 		 * An earlier write of ours landed unconfirmed (a kill mid-PUT): its
 		 * ETag is ours to match, and the newer archive goes up now.  Once
 		 * only: a 412 against the ETag just adopted is settled as any other.
 		 */
 		log_info("vault %s: %s holds an earlier write of ours (content id %s, ETag %s); "
-		    "sending the newer archive with that ETag", v->name, push_of(v)->push_key,
+		    "sending the newer archive with that ETag", v->name, ps->push_key,
 		    h->content_id, h->etag);
-		msg_strlcpy(push_of(v)->rs.etag, h->etag, sizeof(push_of(v)->rs.etag));
-		push_of(v)->rs.pushed_sha256[0] = '\0';
+		msg_strlcpy(ps->rs.etag, h->etag, sizeof(ps->rs.etag));
+		ps->rs.pushed_sha256[0] = '\0';
 		/* Writes under the ETag before it cannot land now: this one is what may be there. */
-		memset(push_of(v)->rs.doubt, 0, sizeof(push_of(v)->rs.doubt));
-		msg_strlcpy(push_of(v)->rs.doubt[0], h->content_id, sizeof(push_of(v)->rs.doubt[0]));
+		memset(ps->rs.doubt, 0, sizeof(ps->rs.doubt));
+		msg_strlcpy(ps->rs.doubt[0], h->content_id, sizeof(ps->rs.doubt[0]));
 		remote_save_state(v);
 		done(v, NULL, 1);
 		return;
 	}
-	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, push_of(v)->push_cid) != 0) {
+	if (ours && h->etag[0] != '\0' && strcmp(h->content_id, ps->push_cid) != 0) {
 		if (r.outcome != UPL_UNKNOWN)
 			r.outcome = UPL_RETRY;
 		snprintf(r.error, sizeof(r.error), "%.120s; the remote holds an earlier write "
 		    "of ours (ETag %.60s)", was, h->etag);
 	} else if (ours && h->etag[0] != '\0') {
 		log_info("vault %s: %s holds our archive (content id %s, ETag %s): our write "
-		    "landed", v->name, push_of(v)->push_key, h->content_id, h->etag);
+		    "landed", v->name, ps->push_key, h->content_id, h->etag);
 		r.outcome = UPL_OK;
 		r.http_status = h->http_status;
 		msg_strlcpy(r.etag, h->etag, sizeof(r.etag));
-		r.bytes = push_of(v)->push_bytes;
+		r.bytes = ps->push_bytes;
 		r.error[0] = '\0';
 	} else if (ours || (h->outcome != UPL_OK && h->outcome != UPL_NOT_FOUND)) {
 		if (r.outcome != UPL_UNKNOWN)
@@ -144,8 +149,8 @@ settled(const char *vault, const struct msg_upl_result *h, void *arg)
 		snprintf(r.error, sizeof(r.error), "%.120s; cannot tell whose write the remote "
 		    "holds: %.80s", was, ours ? "its HEAD has no ETag" : h->error);
 	} else if (r.outcome == UPL_UNKNOWN) {
-		if (push_of(v)->push_step == PS_LATEST && h->outcome == UPL_OK)
-			remote_doubt_drop(v, push_of(v)->push_cid);	/* something else is there now */
+		if (ps->push_step == PS_LATEST && h->outcome == UPL_OK)
+			remote_doubt_drop(v, ps->push_cid);	/* something else is there now */
 		snprintf(r.error, sizeof(r.error), "%.160s; the remote does not hold it "
 		    "(content id %s)", was, h->outcome == UPL_OK && h->content_id[0] ?
 		    h->content_id : "none");

@@ -181,35 +181,57 @@ status_send_snapshot(int fd, uint32_t seq)
 	return build(&k);
 }
 
-/* The image statusd last got whole, the time it went, and a send that waits out the gap. */
-static struct sink last_img = { .fd = -1 };
+/*
+ * The image statusd last got whole and the one just built (their buffers
+ * are kept and swapped, so a batch of events allocates nothing), the time
+ * the last snapshot went, and a send that waits out the gap.
+ */
+static struct sink last_img = { .fd = -1 }, cur_img = { .fd = -1 };
 static uint64_t last_sent_ms;
 static int gap_timer = -1;
 
-/*
- * A snapshot to statusd, if it runs.  Its channel does not block: a
- * snapshot cut short by a full buffer has no SNAP_END, statusd keeps the one
- * before, and the comparison (which still holds the older image) sends it
- * again at the next settle.
- */
-void
-status_push(void)
+struct child_proc *
+statusd_up(void)
 {
 	struct child_proc *s = child_by_role(ROLE_STATUSD);
-	struct sink img = { .fd = -1 };
 
-	if (!D.cfg.status_api || s->state != CHILD_ST_RUNNING || s->chan < 0)
-		return;
+	return D.cfg.status_api && s->state == CHILD_ST_RUNNING && s->chan >= 0 ? s : NULL;
+}
+
+/*
+ * The snapshot to statusd; cur_img holds its image.  The channel does not
+ * block: a snapshot cut short by a full buffer has no SNAP_END, statusd
+ * keeps the one before, and the next settle, finding the image unlike the
+ * last one sent whole, sends it again.
+ */
+static void
+send_current(struct child_proc *s)
+{
+	struct sink t;
+
 	last_sent_ms = mono_ms();
 	if (status_send_snapshot(s->chan, ++s->seq) != 0) {
 		if (errno != EAGAIN)
 			log_debug("statusd: snapshot not sent: %s", strerror(errno));
-		last_img.len = 0;	/* differs from any image: the next settle sends */
+		last_img.len = 0;	/* differs from any image */
 		return;
 	}
-	(void)build(&img);
-	free(last_img.img);
-	last_img = img;
+	t = last_img;
+	last_img = cur_img;
+	cur_img = t;
+}
+
+/* A snapshot to statusd now, if it runs (a child came or went; the refresh). */
+void
+status_push(void)
+{
+	struct child_proc *s = statusd_up();
+
+	if (s == NULL)
+		return;
+	cur_img.len = 0;
+	(void)build(&cur_img);
+	send_current(s);
 }
 
 static void
@@ -258,22 +280,19 @@ notify_summary(void)
 void
 status_settle(void)
 {
-	struct child_proc *s = child_by_role(ROLE_STATUSD);
-	struct sink img = { .fd = -1 };
+	struct child_proc *s;
 	uint64_t now = mono_ms();
-	int changed;
 
 	if (D.shutting_down)
 		return;
 	notify_summary();
-	if (!D.cfg.status_api || s->state != CHILD_ST_RUNNING || s->chan < 0)
+	if ((s = statusd_up()) == NULL)
 		return;
-	(void)build(&img);
-	changed = img.len != last_img.len || memcmp(img.img, last_img.img, img.len) != 0;
-	free(img.img);
-	if (changed) {
+	cur_img.len = 0;
+	(void)build(&cur_img);
+	if (cur_img.len != last_img.len || memcmp(cur_img.img, last_img.img, cur_img.len) != 0) {
 		if (now - last_sent_ms >= STATUSD_GAP_MS || ticklog_pending())
-			status_push();
+			send_current(s);
 		else if (gap_timer < 0)
 			gap_timer = timer_add(STATUSD_GAP_MS - (now - last_sent_ms), gap_fired,
 			    NULL);

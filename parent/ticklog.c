@@ -18,18 +18,10 @@ static uint64_t added;		/* records ever added; the ring holds the last ones */
 static uint64_t sent;		/* of which statusd has had this many */
 static uint64_t live_from;	/* the first one this statusd had as its tick ended */
 
-static struct child_proc *
-statusd(void)
-{
-	struct child_proc *s = child_by_role(ROLE_STATUSD);
-
-	return D.cfg.status_api && s->state == CHILD_ST_RUNNING && s->chan >= 0 ? s : NULL;
-}
-
 void
 ticklog_flush(void)
 {
-	struct child_proc *s = statusd();
+	struct child_proc *s = statusd_up();
 
 	if (s == NULL)
 		return;
@@ -59,7 +51,7 @@ ticklog_add(const struct msg_tick_rec *t)
 int
 ticklog_pending(void)
 {
-	return statusd() != NULL && sent < added;
+	return statusd_up() != NULL && sent < added;
 }
 
 /* A statusd that (re)started has none of them; those before now are history to it. */

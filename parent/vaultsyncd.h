@@ -268,6 +268,7 @@ int status_healthy(void);
 /* A snapshot to statusd now; when it changed (status_settle, after every batch of events); and every few seconds from status_push_start on. */
 void status_push(void);
 void status_settle(void);
+struct child_proc *statusd_up(void);	/* statusd, if it runs and its channel is open */
 void status_push_start(void);
 
 /* ---- runtime.c ---- */

@@ -49,6 +49,8 @@ struct verify_drill {
 
 void part_set(struct part *p, uint32_t outcome, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The vault's configuration as now loaded, NULL if a reload removed it. */
+const struct cfg_vault *drill_cfg(const struct vault_rt *v);
 /* The drill's vault, or NULL after a reload removed it (the drill is then finished). */
 struct vault_rt *drill_vault(struct verify_drill *d);
 /* The verdict: log record, waiters, the vault's status, the next drill's timer. */

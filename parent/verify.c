@@ -61,8 +61,8 @@ static const char *const outcome_names[] = {
 static void try_start(struct vault_rt *v);
 static void timer_fired(struct vault_rt *v);
 
-static const struct cfg_vault *
-cfg_of(const struct vault_rt *v)
+const struct cfg_vault *
+drill_cfg(const struct vault_rt *v)
 {
 	return cfg_vault_find(&D.cfg, v->name);
 }
@@ -92,7 +92,7 @@ drill_free(struct verify_drill *d)
 static void
 arm(struct vault_rt *v)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = drill_cfg(v);
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE || cv->verify_interval_ms == 0 ||
 	    D.shutting_down || D.oneshot) {
@@ -239,7 +239,7 @@ timer_fired(struct vault_rt *v)
 int
 verify_request(struct vault_rt *v, int client, uint32_t gen, char *err, size_t errlen)
 {
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = drill_cfg(v);
 	struct verify_drill *d = VF(v)->drill;
 
 	if (cv == NULL || cv->remote_kind == CFG_REMOTE_NONE) {

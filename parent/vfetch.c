@@ -17,12 +17,6 @@
 #include "vdrill.h"
 #include "vjudge.h"
 
-static const struct cfg_vault *
-cfg_of(const struct vault_rt *v)
-{
-	return cfg_vault_find(&D.cfg, v->name);
-}
-
 /* An unnamed file in the state dir for a download: nothing is left behind by a crash. */
 static int
 tmp_open(const char *dir)
@@ -216,7 +210,7 @@ list_done(const char *vault, const struct msg_upl_result *r, void *arg)
 		return;
 	}
 	msg_strlcpy(p->key, d->newest, sizeof(p->key));
-	store_dir(&D.cfg, cfg_of(v), dir, sizeof(dir));
+	store_dir(&D.cfg, drill_cfg(v), dir, sizeof(dir));
 	if (d->tmp_fd >= 0)
 		close(d->tmp_fd);
 	c.arg = d;
@@ -289,7 +283,7 @@ void
 drill_fetch(struct vault_rt *v, struct verify_drill *d)
 {
 	static const struct upl_cbs get = { latest_done, NULL, NULL, NULL, NULL };
-	const struct cfg_vault *cv = cfg_of(v);
+	const struct cfg_vault *cv = drill_cfg(v);
 	struct upl_cbs c = get;
 	const struct vault_remote *rs;
 	char dir[STORE_PATH_MAX], p[STORE_PATH_MAX];

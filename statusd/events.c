@@ -217,17 +217,24 @@ events_route(struct MHD_Connection *conn, char **body, const char **ctype)
 		*ctype = "application/json";
 		return 400;
 	}
-	if (since + 1 >= next_id && timeout > 0 && (w == NULL || !w->resumed)) {
-		/* Nothing newer yet: wait for it, or for the timeout. */
-		if (w == NULL && (w = waiter_of(NULL)) == NULL) {
-			*body = strdup("{\"error\":\"too many clients waiting for events\"}\n");
-			*ctype = "application/json";
-			return 503;
+	/*
+	 * Nothing newer yet: wait for it, or for the timeout.  Every event wakes
+	 * every waiter; one woken by an event it did not ask for (its since is
+	 * beyond it) waits again until its own deadline.
+	 */
+	if (since + 1 >= next_id && timeout > 0 && (w == NULL || w->deadline > mono_ms())) {
+		if (w == NULL) {
+			if ((w = waiter_of(NULL)) == NULL) {
+				*body = strdup("{\"error\":\"too many clients waiting for "
+				    "events\"}\n");
+				*ctype = "application/json";
+				return 503;
+			}
+			w->conn = conn;
+			w->deadline = mono_ms() + timeout * 1000;
+			statusd_conn_answered(conn);	/* its request is whole: no header deadline */
 		}
-		w->conn = conn;
 		w->resumed = 0;
-		w->deadline = mono_ms() + timeout * 1000;
-		statusd_conn_answered(conn);	/* its request is whole: no header deadline */
 		MHD_suspend_connection(conn);
 		return 0;
 	}

@@ -705,6 +705,24 @@ def test_events_in_order_long_polled_and_as_event_stream(daemon_factory, workdir
         nxt = got["doc"]["next"] - 1
         quiet = json.loads(events("?since=%d&timeout=1" % (nxt + 1000))[1])
         assert quiet["events"] == [] and 0.8 < time.monotonic() - t0 < 10
+        # Events it did not ask for (older than its since) do not end its wait early.
+        far = {}
+
+        def wait_far():
+            t = time.monotonic()
+            far["doc"] = json.loads(events("?since=%d&timeout=3" % (nxt + 1000))[1])
+            far["took"] = time.monotonic() - t
+        th = threading.Thread(target=wait_far)
+        th.start()
+        time.sleep(0.5)
+        change = os.path.join(e.path, "far")
+        with open(change, "w") as f:
+            f.write("x")
+        if not e.user_mode:
+            os.chown(change, *e.owner)
+        e.ctl("sync", "v")
+        th.join(20)
+        assert far["doc"]["events"] == [] and far["took"] > 2.5, far
         # The same as server-sent events, from Last-Event-ID.
         hdrs, body = events(headers={"Accept": "text/event-stream", "Last-Event-ID": str(last)})
         assert hdrs["Content-Type"] == "text/event-stream"
