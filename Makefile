@@ -27,6 +27,10 @@ PKGS		:= libcurl libcrypto libseccomp libcap libarchive jansson libmicrohttpd
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# Compiler lines are shown with V=1; errors and warnings show either way.
+V		?=
+Q		:= $(if $(filter 1,$(V)),,@)
+
 CFLAGS		?= -O2 -g
 WARN		:= -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
 		   -Wmissing-prototypes -Wno-unused-parameter -Werror=implicit-function-declaration
@@ -59,6 +63,10 @@ DEVPROGS	:= $(B)/vaultsyncd-dev $(B)/vaultsyncd-evil
 UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOLS		:= $(patsubst tests/tools/%.c,$(B)/%,$(TOOL_SRC))
 
+# Objects of the unit tests and tools are kept: make would otherwise delete
+# them as intermediates, and say so, after every build.
+.SECONDARY:
+
 .PHONY: FORCE all install uninstall deps deps-test run check check-unit check-integration \
 	check-fuzz asan fuzz clean bench torture
 .DEFAULT_GOAL := all
@@ -67,18 +75,18 @@ all: $(PROGS) $(DEVPROGS) $(UNITS) $(TOOLS)
 
 $(B)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -I$(dir $<) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -I$(dir $<) -c -o $@ $<
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(LIBVS): $(call obj,$(COMMON_SRC))
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 # The one place the compile-time libexec path enters the parent.
 $(B)/obj/parent/paths-%.o: parent/paths.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
 LIBEXECDIR_inst	= $(LIBEXECDIR)
 # Rebuild the installed parent when LIBEXECDIR changes between invocations.
 $(B)/obj/parent/paths-inst.o: $(B)/libexecdir.stamp
@@ -90,38 +98,38 @@ LIBEXECDIR_dev	= $(abspath $(B))
 LIBEXECDIR_evil	= $(abspath $(B))/evil
 
 $(B)/vaultsyncd: $(call obj,$(PARENT_SRC)) $(B)/obj/parent/paths-inst.o $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsyncd-dev: $(call obj,$(PARENT_SRC)) $(B)/obj/parent/paths-dev.o $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsyncd-evil: $(call obj,$(PARENT_SRC)) $(B)/obj/parent/paths-evil.o $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsync-watcher: $(call obj,$(WATCHER_SRC)) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsync-uploader: $(call obj,$(UPLOADER_SRC)) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsync-statusd: $(call obj,$(STATUSD_SRC)) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 # The page's files are assembled into ui.o (.incbin): it depends on them.
 $(B)/obj/statusd/ui.o: $(wildcard statusd/ui/*)
 $(B)/vaultsync-decoder: $(call obj,$(DECODER_SRC)) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsyncctl: $(call obj,$(CTL_SRC)) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Unit tests link the production objects (libvs.a), never copies of them.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBVS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 # Test tools (vs-age, the substitute child, ...): built, never installed.
 $(B)/%: $(B)/obj/tests/tools/%.o $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 # The policy test and the substitute child apply the children's own seccomp tables.
 POLICY_OBJS	:= $(call obj,watcher/sandbox.c uploader/sandbox.c statusd/sandbox.c \
 		   decoder/sandbox.c)
 $(B)/vs-policytest: $(B)/obj/tests/tools/vs-policytest.o $(POLICY_OBJS) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vs-evil: $(B)/obj/tests/tools/vs-evil.o $(POLICY_OBJS) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # ---- fuzzing (clang libFuzzer) ------------------------------------------------
 FB		:= build-fuzz
@@ -132,7 +140,7 @@ FUZZERS		:= $(patsubst tests/fuzz/%.c,$(FB)/%,$(FUZZ_SRC))
 fuzz: $(FUZZERS)
 $(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(wildcard common/*.h)
 	@mkdir -p $(FB)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS)
 
 # ---- S3 client: tests and tools ----
 # vs-s3 links the uploader's S3 objects (and its seccomp table, for -Z); the
@@ -141,14 +149,14 @@ S3_PURE_SRC	:= uploader/s3xml.c uploader/s3util.c
 S3_OBJS		:= $(call obj,uploader/s3.c uploader/progress.c $(S3_PURE_SRC))
 $(B)/obj/tests/tools/vs-s3.o $(B)/obj/tests/unit/test_s3xml.o: ALL_CFLAGS += -Iuploader
 $(B)/vs-s3: $(B)/obj/tests/tools/vs-s3.o $(S3_OBJS) $(call obj,uploader/sandbox.c) $(LIBVS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/tests/test_s3xml: $(B)/obj/tests/unit/test_s3xml.o $(call obj,$(S3_PURE_SRC)) $(LIBVS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 $(FB)/fuzz_s3xml: tests/fuzz/fuzz_s3xml.c $(S3_PURE_SRC) $(wildcard uploader/s3*.h) \
 		$(COMMON_SRC) $(wildcard common/*.h)
 	@mkdir -p $(FB)
-	clang $(FUZZ_CFLAGS) -Iuploader -o $@ $< $(S3_PURE_SRC) $(COMMON_SRC) $(PKG_LIBS)
+	$(Q)clang $(FUZZ_CFLAGS) -Iuploader -o $@ $< $(S3_PURE_SRC) $(COMMON_SRC) $(PKG_LIBS)
 # ---- end of S3 client block ----
 
 # ---- install ------------------------------------------------------------------
@@ -183,6 +191,7 @@ deps-test:
 
 # ---- the two README commands --------------------------------------------------
 run: deps
+	@echo "make run: building in $(B)/ (V=1 shows the compiler lines)"
 	@$(MAKE) --no-print-directory all
 	@sh tests/run-demo.sh $(abspath $(B))
 

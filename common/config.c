@@ -1,8 +1,9 @@
 /*
  * vaultsyncd.conf parser.  The input is hostile: every length is checked
  * before a copy, every malformed line is an error naming its file and line,
- * and nothing here exits or prints.  The only allocation that outlives
- * cfg_load() is the vaults array.
+ * and nothing here exits or prints.  The only allocations that outlive
+ * cfg_load() are the vaults array and where each keyword was set (origin);
+ * cfg_free() releases both.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -113,17 +114,24 @@ struct cfg_loc {
 	int line;		/* 0 = not set */
 };
 
-struct cfg_parser {
-	struct cfg *c;
-	const struct cfg_env *env;
-	struct cfg_err *err;
-
+/*
+ * Where each keyword was set.  Kept with a loaded configuration, so that a
+ * problem found later (vaultsyncd -t, startup) names the line to change.
+ */
+struct cfg_origin {
 	/* Every file read, so a location can name it after it is closed. */
 	char **files;
 	int nfiles;
 
 	struct cfg_loc gloc[KW__COUNT];
 	struct cfg_loc vloc[CFG_MAX_VAULTS][KW__COUNT];
+};
+
+struct cfg_parser {
+	struct cfg *c;
+	const struct cfg_env *env;
+	struct cfg_err *err;
+	struct cfg_origin o;
 
 	int file;		/* where the line being parsed lives */
 	int line;
@@ -230,7 +238,7 @@ cfg_verror(struct cfg_parser *p, int file, int line, const char *fmt,
 	struct cfg_err *err = p->err;
 
 	(void)cfg_strcpy(err->file, sizeof(err->file),
-	    file >= 0 && file < p->nfiles ? p->files[file] : "");
+	    file >= 0 && file < p->o.nfiles ? p->o.files[file] : "");
 	err->line = line;
 	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	return -1;
@@ -261,7 +269,7 @@ cfg_error_at(struct cfg_parser *p, int file, int line, const char *fmt, ...)
 static const char *
 cfg_fname(const struct cfg_parser *p, int file)
 {
-	return file >= 0 && file < p->nfiles ? p->files[file] : "";
+	return file >= 0 && file < p->o.nfiles ? p->o.files[file] : "";
 }
 
 static int
@@ -269,16 +277,16 @@ cfg_add_file(struct cfg_parser *p, const char *name)
 {
 	char **nf;
 
-	if (p->nfiles >= CFG_MAX_FILES)
+	if (p->o.nfiles >= CFG_MAX_FILES)
 		return cfg_error(p, "too many included files (max %d)",
 		    CFG_MAX_FILES);
-	nf = reallocarray(p->files, (size_t)p->nfiles + 1, sizeof(*nf));
+	nf = reallocarray(p->o.files, (size_t)p->o.nfiles + 1, sizeof(*nf));
 	if (nf == NULL)
 		return cfg_error(p, "out of memory");
-	p->files = nf;
-	if ((p->files[p->nfiles] = strdup(name)) == NULL)
+	p->o.files = nf;
+	if ((p->o.files[p->o.nfiles] = strdup(name)) == NULL)
 		return cfg_error(p, "out of memory");
-	return p->nfiles++;
+	return p->o.nfiles++;
 }
 
 /* ---- value parsers ------------------------------------------------------- */
@@ -1394,7 +1402,7 @@ cfg_line(struct cfg_parser *p, char *s, int *cur, int depth)
 		return cfg_error(p, "%s is only allowed inside a Vault block",
 		    KWNAME(kw));
 
-	locs = *cur >= 0 ? p->vloc[*cur] : p->gloc;
+	locs = *cur >= 0 ? p->o.vloc[*cur] : p->o.gloc;
 	loc = &locs[kw];
 	if (!(flags & SC_MULTI) && loc->line != 0) {
 		where = *cur >= 0 ? "in this Vault block" : "globally";
@@ -1522,7 +1530,7 @@ cfg_finish(struct cfg_parser *p)
 	size_t i;
 	int user = e->mode == CFG_USER;
 
-	if (p->gloc[KW_RUNTIMEDIR].line == 0) {
+	if (p->o.gloc[KW_RUNTIMEDIR].line == 0) {
 		if (!user) {
 			(void)cfg_strcpy(c->runtime_dir,
 			    sizeof(c->runtime_dir), "/run/vaultsync");
@@ -1539,7 +1547,7 @@ cfg_finish(struct cfg_parser *p)
 			    "/vaultsync", "uid");
 		}
 	}
-	if (p->gloc[KW_STATEDIR].line == 0) {
+	if (p->o.gloc[KW_STATEDIR].line == 0) {
 		if (!user)
 			(void)cfg_strcpy(c->state_dir, sizeof(c->state_dir),
 			    "/var/lib/vaultsync");
@@ -1553,7 +1561,7 @@ cfg_finish(struct cfg_parser *p)
 		    "HOME") == -1)
 			return -1;
 	}
-	if (p->gloc[KW_CREDENTIALSFILE].line == 0) {
+	if (p->o.gloc[KW_CREDENTIALSFILE].line == 0) {
 		if (e->credentials_directory[0] != '\0') {
 			if (cfg_default_path(p, KW_CREDENTIALSFILE,
 			    c->credentials_file, sizeof(c->credentials_file),
@@ -1575,17 +1583,17 @@ cfg_finish(struct cfg_parser *p)
 		    "/.config/vaultsync/s3.env", "HOME") == -1)
 			return -1;
 	}
-	l = &p->gloc[KW_CONTROLSOCKET];
+	l = &p->o.gloc[KW_CONTROLSOCKET];
 	if (l->line == 0 && cfg_join(c->control_socket,
 	    sizeof(c->control_socket), c->runtime_dir, "/ctl.sock") == -1) {
-		l = &p->gloc[KW_RUNTIMEDIR];
+		l = &p->o.gloc[KW_RUNTIMEDIR];
 		return cfg_error_at(p, l->file, l->line, "ControlSocket "
 		    "RuntimeDir/ctl.sock would be longer than %d bytes; set "
 		    "a shorter RuntimeDir or ControlSocket", CFG_SUN_PATH - 1);
 	}
 
 	if (c->head_poll_max_interval_ms < c->head_poll_interval_ms) {
-		l = &p->gloc[KW_HEADPOLLMAXINTERVAL];
+		l = &p->o.gloc[KW_HEADPOLLMAXINTERVAL];
 		cfg_format_duration(c->head_poll_max_interval_ms, a, sizeof(a));
 		cfg_format_duration(c->head_poll_interval_ms, b, sizeof(b));
 		return cfg_error_at(p, l->file, l->line, "HeadPollMaxInterval "
@@ -1603,11 +1611,11 @@ cfg_finish(struct cfg_parser *p)
 			    "Vault %s has no Path", v->name);
 			return -1;
 		}
-		if (p->vloc[i][KW_INTERVAL].line == 0)
+		if (p->o.vloc[i][KW_INTERVAL].line == 0)
 			v->interval_ms = c->interval_ms;
-		if (p->vloc[i][KW_VERIFYINTERVAL].line == 0)
+		if (p->o.vloc[i][KW_VERIFYINTERVAL].line == 0)
 			v->verify_interval_ms = c->verify_interval_ms;
-		if (p->vloc[i][KW_CREDENTIALSFILE].line == 0)
+		if (p->o.vloc[i][KW_CREDENTIALSFILE].line == 0)
 			memcpy(v->credentials_file, c->credentials_file,
 			    sizeof(v->credentials_file));
 	}
@@ -1635,9 +1643,19 @@ cfg_run(struct cfg *c, const char *name, const char *buf, size_t len,
 	if (cfg_add_file(p, name) == 0 &&
 	    cfg_parse_buffer(p, 0, buf, len, 0) == 0)
 		r = cfg_finish(p);
-	for (i = 0; i < p->nfiles; i++)
-		free(p->files[i]);
-	free(p->files);
+	if (r == 0) {
+		if ((c->origin = malloc(sizeof(*c->origin))) == NULL) {
+			cfg_err_set(err, name, 0, "out of memory");
+			r = -1;
+		} else {
+			*c->origin = p->o;	/* the file names move with it */
+			p->o.files = NULL;
+			p->o.nfiles = 0;
+		}
+	}
+	for (i = 0; i < p->o.nfiles; i++)
+		free(p->o.files[i]);
+	free(p->o.files);
 	free(p);
 	return r;
 }
@@ -1712,11 +1730,49 @@ cfg_load(struct cfg *c, const char *file, int explicit_file,
 void
 cfg_free(struct cfg *c)
 {
+	int i;
+
 	if (c == NULL)
 		return;
 	free(c->vaults);
 	c->vaults = NULL;
 	c->nvaults = 0;
+	if (c->origin != NULL) {
+		for (i = 0; i < c->origin->nfiles; i++)
+			free(c->origin->files[i]);
+		free(c->origin->files);
+		free(c->origin);
+		c->origin = NULL;
+	}
+}
+
+void
+cfg_where(const struct cfg *c, const struct cfg_vault *v, const char *keyword,
+    struct cfg_err *at)
+{
+	const struct cfg_origin *o = c->origin;
+	const struct cfg_loc *l = NULL;
+	int kw = cfg_lookup(keyword);
+
+	memset(at, 0, sizeof(*at));
+	(void)cfg_strcpy(at->file, sizeof(at->file), c->file);
+	if (o == NULL || kw < 0)
+		return;
+	if (v != NULL && v >= c->vaults && v < c->vaults + c->nvaults) {
+		l = &o->vloc[v - c->vaults][kw];
+		if (l->line == 0 && !(cfg_kw[kw].flags & SC_GLOBAL)) {
+			/* A vault's own default: the block it belongs to. */
+			(void)cfg_strcpy(at->file, sizeof(at->file), v->file);
+			at->line = v->line;
+			return;
+		}
+	}
+	if ((l == NULL || l->line == 0) && (cfg_kw[kw].flags & SC_GLOBAL))
+		l = &o->gloc[kw];
+	if (l != NULL && l->line > 0 && l->file >= 0 && l->file < o->nfiles) {
+		(void)cfg_strcpy(at->file, sizeof(at->file), o->files[l->file]);
+		at->line = l->line;
+	}
 }
 
 const struct cfg_vault *

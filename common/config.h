@@ -58,6 +58,8 @@ struct cfg_vault {
 	uint64_t verify_interval_ms;	/* effective: vault, else global; 0 = off */
 };
 
+struct cfg_origin;
+
 struct cfg {
 	enum cfg_mode mode;
 	char file[CFG_PATH_MAX];	/* the top-level file that was read ("" if none) */
@@ -88,6 +90,7 @@ struct cfg {
 
 	struct cfg_vault *vaults;
 	size_t nvaults;
+	struct cfg_origin *origin;	/* where each keyword was set: cfg_where() */
 };
 
 /*
@@ -130,6 +133,17 @@ void cfg_free(struct cfg *c);
 int cfg_dump(const struct cfg *c, FILE *out);
 
 const struct cfg_vault *cfg_vault_find(const struct cfg *c, const char *name);
+
+/*
+ * Where 'keyword' took effect, in at->file and at->line (at->msg empty), so
+ * that a problem the parser could not see still names the line to change.
+ * v is the vault for a Vault-block keyword, NULL for a global one.  A
+ * vault's keyword it inherits (CredentialsFile, Interval, VerifyInterval)
+ * answers with the global line; a default answers with the Vault line, or
+ * the top-level file and line 0.
+ */
+void cfg_where(const struct cfg *c, const struct cfg_vault *v,
+    const char *keyword, struct cfg_err *at);
 
 /* Value parsers, shared with vaultsyncctl and tests.  0 ok, -1 bad. */
 int cfg_parse_duration(const char *s, uint64_t *ms);

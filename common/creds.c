@@ -57,11 +57,47 @@ creds_line_err(struct creds_pctx *x, int key, const char *what)
 	return -1;
 }
 
+/* The rules of DESIGN §10 on what the file is, from its metadata alone. */
+static int
+creds_check_stat(const struct stat *sb, char *err, size_t errlen)
+{
+	mode_t mode;
+
+	if (S_ISDIR(sb->st_mode)) {
+		creds_err(err, errlen, "is a directory");
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		creds_err(err, errlen, "not a regular file");
+		return -1;
+	}
+	mode = sb->st_mode & 07777;
+	if (mode != 0600 && mode != 0400) {
+		if (mode & ~(mode_t)0600)
+			creds_err(err, errlen, "mode %04o is too open; chmod 600",
+			    (unsigned)mode);
+		else
+			creds_err(err, errlen, "mode %04o is not 0600 or 0400; chmod 600",
+			    (unsigned)mode);
+		return -1;
+	}
+	if (sb->st_uid != geteuid() && sb->st_uid != 0) {
+		creds_err(err, errlen, "owned by uid %u, not by uid %u or root; chown it",
+		    (unsigned)sb->st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (sb->st_size > CREDS_MAX_FILE) {
+		creds_err(err, errlen, "too large: %lld bytes, at most %d",
+		    (long long)sb->st_size, CREDS_MAX_FILE);
+		return -1;
+	}
+	return 0;
+}
+
 int
 creds_open(const char *path, enum cred_state *st, char *err, size_t errlen)
 {
 	struct stat sb;
-	mode_t mode;
 	int fd, e;
 
 	/*
@@ -77,7 +113,7 @@ creds_open(const char *path, enum cred_state *st, char *err, size_t errlen)
 			creds_err(err, errlen, "no such file");
 		} else if (e == ELOOP) {
 			*st = CRED_ST_BAD_FILE;
-			creds_err(err, errlen, "is a symlink");
+			creds_err(err, errlen, "is a symlink; name the file itself");
 		} else {
 			*st = CRED_ST_BAD_FILE;
 			creds_err(err, errlen, "open: %s", strerror(e));
@@ -89,39 +125,37 @@ creds_open(const char *path, enum cred_state *st, char *err, size_t errlen)
 		creds_err(err, errlen, "fstat: %s", strerror(errno));
 		goto fail;
 	}
-	if (S_ISDIR(sb.st_mode)) {
-		creds_err(err, errlen, "is a directory");
+	if (creds_check_stat(&sb, err, errlen) == -1)
 		goto fail;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		creds_err(err, errlen, "not a regular file");
-		goto fail;
-	}
-	mode = sb.st_mode & 07777;
-	if (mode != 0600 && mode != 0400) {
-		if (mode & ~(mode_t)0600)
-			creds_err(err, errlen, "mode %04o is too open; chmod 600",
-			    (unsigned)mode);
-		else
-			creds_err(err, errlen, "mode %04o is not 0600 or 0400; chmod 600",
-			    (unsigned)mode);
-		goto fail;
-	}
-	if (sb.st_uid != geteuid() && sb.st_uid != 0) {
-		creds_err(err, errlen, "owned by uid %u, not by uid %u or root",
-		    (unsigned)sb.st_uid, (unsigned)geteuid());
-		goto fail;
-	}
-	if (sb.st_size > CREDS_MAX_FILE) {
-		creds_err(err, errlen, "too large: %lld bytes, at most %d",
-		    (long long)sb.st_size, CREDS_MAX_FILE);
-		goto fail;
-	}
 	*st = CRED_ST_OK;
 	return fd;
 fail:
 	close(fd);
 	return -1;
+}
+
+int
+creds_stat(const char *path, enum cred_state *st, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) == -1) {
+		*st = errno == ENOENT ? CRED_ST_MISSING : CRED_ST_BAD_FILE;
+		if (errno == ENOENT)
+			creds_err(err, errlen, "no such file");
+		else
+			creds_err(err, errlen, "stat: %s", strerror(errno));
+		return -1;
+	}
+	*st = CRED_ST_BAD_FILE;
+	if (S_ISLNK(sb.st_mode)) {
+		creds_err(err, errlen, "is a symlink; name the file itself");
+		return -1;
+	}
+	if (creds_check_stat(&sb, err, errlen) == -1)
+		return -1;
+	*st = CRED_ST_OK;
+	return 0;
 }
 
 int

@@ -1,7 +1,8 @@
 /*
- * The S3 credentials file (DESIGN §6, §10).  Only the uploader uses this
- * module: it opens and reads the file while still privileged, then drops
- * into a sandbox that can open nothing.
+ * The S3 credentials file (DESIGN §6, §10).  Only the uploader reads it: it
+ * opens and reads the file while still privileged, then drops into a
+ * sandbox that can open nothing.  The parent only asks creds_stat, before
+ * it starts, whether the file is fit to be read: metadata, never a byte.
  *
  * Format: KEY=VALUE lines, an optional leading "export", '#' comment lines,
  * blank lines, CRLF tolerated, values optionally in matching single or
@@ -44,6 +45,12 @@ struct creds {
  * (CRED_ST_MISSING or CRED_ST_BAD_FILE) and a message in err.
  */
 int creds_open(const char *path, enum cred_state *st, char *err, size_t errlen);
+
+/*
+ * The same checks as creds_open from lstat alone, without opening the file:
+ * 0, or -1 with *st and the message creds_open would give.
+ */
+int creds_stat(const char *path, enum cred_state *st, char *err, size_t errlen);
 
 /*
  * Read the whole of fd and parse it into c (c need not be initialized; it is

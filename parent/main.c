@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +50,8 @@ usage(int code)
 "             FILE must exist\n"
 "  -d         debug: log level debug, and a child's forbidden system call is\n"
 "             reported by name before it exits (seccomp TRAP mode)\n"
-"  -t         check the configuration and exit (0 ok, 64 error)\n"
+"  -t         check the configuration and what it needs of this host, and\n"
+"             exit (0 ok, 64 error, 66 no configuration file)\n"
 "  -T         print the effective configuration and exit\n"
 "  -1 [VAULT...]\n"
 "             one-shot: start the children, save each named (default: every)\n"
@@ -67,8 +66,8 @@ usage(int code)
 "  -V, --version  print the version\n"
 "\n"
 "Signals: SIGTERM/SIGINT stop (a second one forces exit 130); SIGHUP reloads.\n"
-"Exit status: 0 ok, 64 usage or configuration error, 66 vault or state\n"
-"missing, 70 internal error, 71 sandbox could not be applied, 73 cannot\n"
+"Exit status: 0 ok, 64 usage or configuration error, 66 no configuration\n"
+"file, 70 internal error, 71 sandbox could not be applied, 73 cannot\n"
 "create state, socket, lock or watches (or another instance runs),\n"
 "130 forced shutdown.  See vaultsyncd(8) and vaultsyncd.conf(5).\n",
 	    SYSCONFDIR);
@@ -356,33 +355,6 @@ config_error(const struct cfg_err *ce)
 }
 
 static void
-resolve_identities(void)
-{
-	struct passwd *pw;
-	struct group *gr;
-
-	if (D.cfg.mode != CFG_SYSTEM)
-		return;
-	if ((pw = getpwnam(D.cfg.privsep_user)) == NULL) {
-		fprintf(stderr, "vaultsyncd: PrivsepUser %s does not exist; create it "
-		    "(systemd-sysusers, or: useradd --system --no-create-home --shell "
-		    "/usr/sbin/nologin %s)\n", D.cfg.privsep_user, D.cfg.privsep_user);
-		exit(EXIT_USAGE);
-	}
-	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
-		fprintf(stderr, "vaultsyncd: PrivsepUser %s must not be root or in group root\n",
-		    D.cfg.privsep_user);
-		exit(EXIT_USAGE);
-	}
-	D.privsep_uid = pw->pw_uid;
-	D.privsep_gid = pw->pw_gid;
-	if ((gr = getgrnam(D.cfg.control_group)) != NULL) {
-		D.control_gid = gr->gr_gid;
-		D.have_control_gid = 1;
-	}
-}
-
-static void
 refuse_secret_environment(void)
 {
 	static const char *const banned[] = { "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN" };
@@ -457,6 +429,8 @@ main(int argc, char **argv)
 		cfg_default_file(&D.env, default_file, sizeof(default_file));
 		D.config_file = default_file;
 	}
+	if ((rc = preflight_config_file(D.config_file, D.explicit_file, &D.env)) != 0)
+		exit(rc);
 	D.config_ok = 1;	/* set before the load: a failed one exits */
 	if (cfg_load(&D.cfg, D.config_file, D.explicit_file, &D.env, &ce) != 0)
 		config_error(&ce);
@@ -466,7 +440,7 @@ main(int argc, char **argv)
 		exit(0);
 	}
 	if (test)
-		exit(0);
+		exit(preflight(&D.cfg, &D.env, 1));
 	for (char **n = D.oneshot_vaults; D.oneshot && *n != NULL; n++)
 		if (cfg_vault_find(&D.cfg, *n) == NULL) {
 			fprintf(stderr, "vaultsyncd: -1: no vault named %s in %s\n", *n, D.cfg.file);
@@ -475,13 +449,12 @@ main(int argc, char **argv)
 
 	log_init("parent", LF_JSON, LL_INFO);
 	apply_log_settings();
-	resolve_identities();
+	/* What -t checks, again: a setup that cannot work stops here, saying why. */
+	if ((rc = preflight(&D.cfg, &D.env, 0)) != 0)
+		exit(rc);
 	if (D.insecure)
 		log_error("INSECURE: --insecure-no-sandbox given: children will run even if "
 		    "their sandbox cannot be applied");
-	if (D.cfg.mode == CFG_SYSTEM && !D.have_control_gid)
-		log_warn("ControlGroup %s does not exist: the control socket is for root only",
-		    D.cfg.control_group);
 
 	umask(077);
 	/* Passphrases pass through this process: no core dumps, no ptrace by peers. */

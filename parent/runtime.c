@@ -26,12 +26,19 @@
 static char lock_path[CFG_PATH_MAX + 32];
 static char json_path[CFG_PATH_MAX + 32];
 
-/* mkdir -p, the last component with 'mode'; then insist on owner and mode. */
+/*
+ * mkdir -p, the last component with 'mode'; then insist on owner and mode.
+ * The daemon's umask (077) would take the group's search bit from every
+ * mode asked for here: it is lifted for the mkdirs.  1 if the last
+ * component was made now, 0 if it was there, -1 with err.
+ */
 static int
 ensure_dir(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	char tmp[CFG_PATH_MAX];
 	struct stat st;
+	mode_t old = umask(022);
+	int made = 1;
 	char *p;
 
 	msg_strlcpy(tmp, path, sizeof(tmp));
@@ -41,14 +48,20 @@ ensure_dir(const char *path, mode_t mode, char *err, size_t errlen)
 		*p = '\0';
 		if (mkdir(tmp, 0755) == -1 && errno != EEXIST) {
 			snprintf(err, errlen, "mkdir %s: %s", tmp, strerror(errno));
+			umask(old);
 			return -1;
 		}
 		*p = '/';
 	}
-	if (mkdir(path, mode) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
-		return -1;
+	if (mkdir(path, mode) == -1) {
+		made = 0;
+		if (errno != EEXIST) {
+			snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+			umask(old);
+			return -1;
+		}
 	}
+	umask(old);
 	if (lstat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "%s is not a directory", path);
 		return -1;
@@ -63,7 +76,7 @@ ensure_dir(const char *path, mode_t mode, char *err, size_t errlen)
 		    (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
-	return 0;
+	return made;
 }
 
 static int
@@ -88,7 +101,7 @@ prepare_chroot(char *err, size_t errlen)
 		msg_strlcpy(D.chroot_dir, D.cfg.privsep_chroot, sizeof(D.chroot_dir));
 	else {
 		snprintf(D.chroot_dir, sizeof(D.chroot_dir), "%s/empty", D.cfg.runtime_dir);
-		if (ensure_dir(D.chroot_dir, 0755, err, errlen) != 0)
+		if (ensure_dir(D.chroot_dir, 0755, err, errlen) < 0)
 			return -1;
 		log_debug("PrivsepChroot %s does not exist; using %s", D.cfg.privsep_chroot,
 		    D.chroot_dir);
@@ -138,17 +151,52 @@ take_lock(char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * RuntimeDir: 0750 root:ControlGroup in system mode, so that the group's
+ * members reach the control socket (0660 root:ControlGroup) and nobody
+ * else sees in; daemon.json (the status token) stays 0600 in it.  A
+ * directory that was there already is left as it is (RuntimeDir might name
+ * one that is not only ours), but said so when it keeps the group out.
+ */
+static int
+runtime_dir(char *err, size_t errlen)
+{
+	const char *dir = D.cfg.runtime_dir;
+	size_t n = strlen(dir);
+	int group = D.cfg.mode == CFG_SYSTEM && D.have_control_gid &&
+	    strncmp(D.cfg.control_socket, dir, n) == 0 && D.cfg.control_socket[n] == '/';
+	int made, fd;
+	struct stat st;
+
+	if ((made = ensure_dir(dir, group ? 0750 : 0700, err, errlen)) < 0 || !group)
+		return made < 0 ? -1 : 0;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1 || (made && fchown(fd, (uid_t)-1, D.control_gid) == -1)) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!made && !(st.st_mode & S_IXOTH) &&
+	    !(st.st_gid == D.control_gid && (st.st_mode & S_IXGRP)))
+		log_warn("RuntimeDir %s (mode %04o, gid %u) keeps ControlGroup %s from the "
+		    "control socket: chgrp %s and chmod 0750 it, or remove it to have it made",
+		    dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_gid,
+		    D.cfg.control_group, D.cfg.control_group);
+	return 0;
+}
+
 int
 runtime_prepare(char *err, size_t errlen)
 {
 	int sys = D.cfg.mode == CFG_SYSTEM;
 
-	/* 0755 in system mode: ControlGroup members must reach the socket. */
-	if (ensure_dir(D.cfg.runtime_dir, sys ? 0755 : 0700, err, errlen) != 0)
+	if (runtime_dir(err, errlen) != 0)
 		return -1;
 	if (take_lock(err, errlen) != 0)
 		return -2;
-	if (ensure_dir(D.cfg.state_dir, 0700, err, errlen) != 0)
+	if (ensure_dir(D.cfg.state_dir, 0700, err, errlen) < 0)
 		return -1;
 	if (sys && prepare_chroot(err, errlen) != 0)
 		return -1;

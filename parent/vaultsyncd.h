@@ -277,6 +277,10 @@ int runtime_status_listen(char *err, size_t errlen);
 int runtime_write_daemon_json(void);
 void runtime_cleanup(void);
 
+/* ---- preflight.c: what -t checks, and startup again; 0 or an exit code ---- */
+int preflight_config_file(const char *file, int explicit_file, const struct cfg_env *e);
+int preflight(const struct cfg *c, const struct cfg_env *e, int test);
+
 /* ---- sdnotify.c ---- */
 void sd_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t sd_watchdog_interval_ms(void);

@@ -4,13 +4,14 @@
 # otherwise it prints the exact command and fails.
 set -eu
 what=${1:-build}
+# libcmocka-dev: make (all) builds the unit tests too, and make run builds all.
 BUILD_PKGS="gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
- libcap-dev libarchive-dev libjansson-dev libmicrohttpd-dev"
+ libcap-dev libarchive-dev libjansson-dev libmicrohttpd-dev libcmocka-dev"
 # python3-jsonschema validates the status API's answers against docs/api/;
 # prometheus brings promtool, which checks /metrics; chromium (headless,
 # driven over its DevTools protocol with python3-websocket) loads the page.
 # mandoc lints the manual pages in packaging/man/.
-TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age awscli s3cmd jq
+TEST_PKGS="clang libclang-rt-14-dev python3 python3-pytest age awscli s3cmd jq
  strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd
  python3-jsonschema prometheus chromium python3-websocket mandoc"
 pkgs=$BUILD_PKGS

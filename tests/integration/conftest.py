@@ -270,9 +270,10 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "root: needs root (system mode, privilege drops)")
     config.addinivalue_line("markers", "slow: most of its time is waiting out deadlines, "
                             "timers or retries; make check runs it on the normal build only")
-    config.addinivalue_line("markers", "alone: changes a host-wide setting (an inotify sysctl) "
-                            "that would break tests running beside it; make check runs these "
-                            "after the shards, by themselves")
+    config.addinivalue_line("markers", "alone: changes or uses something host-wide (an "
+                            "inotify sysctl, make run's demo directories) that tests running "
+                            "beside it must not meet; make check runs these after the shards, "
+                            "by themselves")
 
 
 def pytest_collection_modifyitems(config, items):

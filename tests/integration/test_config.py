@@ -9,6 +9,7 @@ and optionally
 """
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -22,6 +23,7 @@ GOOD = os.path.join(CONFIGS, "good")
 BAD = os.path.join(CONFIGS, "bad")
 IS_ROOT = os.geteuid() == 0
 EXIT_USAGE = 64
+EXIT_NOINPUT = 66
 
 # DESIGN §10, in its order.  Cross-checked against the document when found.
 DESIGN_GLOBAL = [
@@ -194,11 +196,15 @@ def test_directory_is_not_a_config(tmp_path):
     assert "not a regular file" in r.stderr
 
 
-def test_default_file_missing_means_no_vaults(user_home):
+def test_default_file_missing_is_named(user_home):
+    """No configuration at all: the file is named, with how to write one
+    (it used to say "no vaults configured"); EX_NOINPUT, as DESIGN §7 has
+    for what is missing.  tests/integration/test_preflight.py has more."""
     default = user_home / ".config" / "vaultsync" / "vaultsyncd.conf"
     r = vsd(["-t"], "user", user_home)
-    assert r.returncode == EXIT_USAGE
-    assert r.stderr == "vaultsyncd: %s: no vaults configured\n" % default
+    assert r.returncode == EXIT_NOINPUT
+    assert r.stderr.startswith("vaultsyncd: %s: no such file: create it with a Vault block"
+                               % default), r.stderr
 
 
 def test_default_file_is_read(user_home):
@@ -218,10 +224,36 @@ def test_good_fixtures_present():
     assert listing(os.path.join(GOOD, "conf.d"), r".*\.conf$")
 
 
+def on_this_host(tmp_path):
+    """The good fixtures, copied where the host has what they name: -t checks
+    that each S3 vault's credentials file exists with mode 0600 (not only that
+    the configuration parses), and the fixtures name files under /etc.  Each
+    CredentialsFile now names a file below tmp_path that exists, and the
+    default one is a systemd credential.  Returns the copy's directory and
+    the environment to run with."""
+    root = tmp_path / "host"
+    good = root / "good"
+    shutil.copytree(GOOD, good)
+
+    def make(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("AWS_ACCESS_KEY_ID=AKIAFIXTURE\nAWS_SECRET_ACCESS_KEY=fixture\n")
+        path.chmod(0o600)
+    for conf in good.rglob("*.conf"):
+        text = conf.read_text()
+        for old in set(re.findall(r"^\s*CredentialsFile\s+(/\S+)", text, re.M | re.I)):
+            make(root / old.lstrip("/"))
+            text = text.replace(" " + old, " %s/%s" % (root, old.lstrip("/")))
+        conf.write_text(text)
+    make(root / "credentials" / "s3")
+    return str(good), {"CREDENTIALS_DIRECTORY": str(root / "credentials")}
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", GOOD_FILES)
-def test_good_config_passes(name, mode, user_home):
-    r = vsd(["-t", "-f", os.path.join(GOOD, name)], mode, user_home)
+def test_good_config_passes(name, mode, user_home, tmp_path):
+    good, env = on_this_host(tmp_path)
+    r = vsd(["-t", "-f", os.path.join(good, name)], mode, user_home, env)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert len(r.stdout.splitlines()) <= 1
@@ -230,16 +262,17 @@ def test_good_config_passes(name, mode, user_home):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", GOOD_FILES)
 def test_dump_roundtrip(name, mode, user_home, tmp_path):
-    first = dump(os.path.join(GOOD, name), mode, user_home)
+    good, env = on_this_host(tmp_path)
+    first = dump(os.path.join(good, name), mode, user_home, env)
     assert first.startswith("#")
     assert "\nVault " in first
     assert "\nInclude" not in first
     again = tmp_path / "dumped.conf"
     again.write_text(first)
-    second = dump(again, mode, user_home)
+    second = dump(again, mode, user_home, env)
     assert second == first
     # The dump is a complete config: -t accepts it on its own.
-    r = vsd(["-t", "-f", str(again)], mode, user_home)
+    r = vsd(["-t", "-f", str(again)], mode, user_home, env)
     assert r.returncode == 0, r.stderr
 
 
@@ -320,13 +353,14 @@ def test_keyword_list_matches_design():
     assert doc_vault == DESIGN_VAULT
 
 
-def test_every_design_keyword_is_used_and_accepted(user_home):
+def test_every_design_keyword_is_used_and_accepted(user_home, tmp_path):
     path = os.path.join(GOOD, "all-keywords.conf")
     with open(path, encoding="utf-8") as f:
         used = keyword_lines(f.read())
     for kw in DESIGN_KEYWORDS:
         assert kw in used, "%s missing from all-keywords.conf" % kw
-    r = vsd(["-t", "-f", path])
+    good, env = on_this_host(tmp_path)
+    r = vsd(["-t", "-f", os.path.join(good, "all-keywords.conf")], extra_env=env)
     assert r.returncode == 0, r.stderr
 
     out = dump(path, "system")

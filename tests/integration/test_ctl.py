@@ -37,24 +37,48 @@ def test_status_exits_2_without_daemon(workdir):
 @pytest.mark.root
 def test_socket_refuses_other_uids(daemon_factory):
     d = daemon_factory(user_mode=False).start()
+    gid = grp.getgrnam("vaultsync").gr_gid
     st = os.stat(d.sock)
     assert oct(st.st_mode & 0o777) == "0o660"
-    assert st.st_gid == grp.getgrnam("vaultsync").gr_gid
-    # The file mode is the first fence...
+    assert st.st_gid == gid
+    # RuntimeDir as the daemon made it: the group may pass, nobody else;
+    # the token in daemon.json stays the daemon's.
+    st = os.stat(d.run)
+    assert (oct(st.st_mode & 0o777), st.st_uid, st.st_gid) == ("0o750", 0, gid)
+    st = os.stat(os.path.join(d.run, "daemon.json"))
+    assert (oct(st.st_mode & 0o777), st.st_uid) == ("0o600", 0)
+    # A ControlGroup member is let in, on a daemon started the default way
+    # (through the directory, the socket's mode and the check).
+    r = run_ctl(d.sock, "status", user="vstest", groups=[gid])
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_ctl(d.sock, "status", "--json", user="vstest", groups=[gid])
+    assert r.returncode == 0, r.stderr
+    # The file modes are the first fence...
     r = run_ctl(d.sock, "status", user="nobody")
     assert r.returncode == 77 and "permission denied" in r.stderr
-    # ...and SO_PEERCRED the second: with the mode opened up, the daemon still refuses.
+    # ...and SO_PEERCRED the second: with the modes opened up, the daemon still refuses.
     os.chmod(d.sock, 0o666)
     os.chmod(d.run, 0o755)
     r = run_ctl(d.sock, "status", user="nobody")
     assert r.returncode == 77, r.stdout + r.stderr
     assert "permission denied: uid %d" % pwd.getpwnam("nobody").pw_uid in r.stderr
     assert any("refused uid" in rec["msg"] for rec in d.records())
-    # A ControlGroup member is let in (through the file mode and the check).
-    os.chmod(d.sock, 0o660)
-    r = run_ctl(d.sock, "status", "--json", user="vstest",
-                groups=[grp.getgrnam("vaultsync").gr_gid])
-    assert r.returncode == 0, r.stderr
+    assert d.stop() == 0
+
+
+@pytest.mark.root
+def test_existing_runtime_dir_that_keeps_the_group_out_is_named(daemon_factory, workdir):
+    """A RuntimeDir that was there is left as it is (it might not be only
+    ours), and a warning says how to let ControlGroup in."""
+    run = os.path.join(workdir, "run")
+    os.mkdir(run, 0o700)
+    d = daemon_factory(user_mode=False).start()
+    assert oct(os.stat(run).st_mode & 0o777) == "0o700"
+    warn = [rec["msg"] for rec in d.records() if rec.get("level") == "warning" and
+            "keeps ControlGroup vaultsync from the control socket" in rec.get("msg", "")]
+    assert warn == ["RuntimeDir %s (mode 0700, gid 0) keeps ControlGroup vaultsync from the "
+                    "control socket: chgrp vaultsync and chmod 0750 it, or remove it to "
+                    "have it made" % run], d.read_log()
     assert d.stop() == 0
 
 
@@ -248,11 +272,8 @@ print(json.dumps({"closed": closed, "still_open": len(open_)}), flush=True)
 @pytest.mark.parametrize("user_mode", MODES)
 def test_idle_peer_cannot_take_every_slot(daemon_factory, user_mode):
     d = daemon_factory(user_mode=user_mode).start()
-    # System mode: a ControlGroup member, not root, is the peer the socket must be fair to
-    # (this RuntimeDir is not /run/vaultsync: open it for the member as packaging would).
+    # System mode: a ControlGroup member, not root, is the peer the socket must be fair to.
     hog_ident = d.ident if user_mode else ControlGroupMember()
-    if not user_mode:
-        os.chmod(d.run, 0o755)
     n = 40		# more than the socket has slots
     hog = subprocess.Popen(hog_ident.wrap([sys.executable, "-c", HOG, d.sock, str(n),
                                            str(HELLO_DEADLINE + SLACK)]),
@@ -369,7 +390,6 @@ def test_permission_table(daemon_factory, workdir):
     on that vault; any other ControlGroup member status and version only.  A
     refusal names the rule, and comes before the passphrase is looked at."""
     d = daemon_factory(user_mode=False, vault_conf=PERM_VAULTS.format(w=workdir)).start()
-    os.chmod(d.run, 0o755)		# as packaging opens /run/vaultsync to the group
     gid = grp.getgrnam("vaultsync").gr_gid
     vstest = pwd.getpwnam("vstest")
     passfile = os.path.join(workdir, "pass-vstest")

@@ -216,11 +216,18 @@ def test_example_configurations_parse(i, mode, tmp_path):
         pytest.skip("system mode needs root")
     conf = tmp_path / "vaultsyncd.conf"
     conf.write_text(example_configs()[i])
+    # -t also checks that an S3 vault's credentials file is there (mode 0600):
+    # here it is, as the systemd credential the example's default names.
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "s3").write_text("AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=x\n")
+    (creds / "s3").chmod(0o600)
     argv = [binpath("vaultsyncd"), "-t", "-f", str(conf)]
     if mode == "user":
         argv.insert(1, "--user")
     r = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                       env=clean_env(tmp_path, {"XDG_RUNTIME_DIR": str(tmp_path)}))
+                       env=clean_env(tmp_path, {"XDG_RUNTIME_DIR": str(tmp_path),
+                                                "CREDENTIALS_DIRECTORY": str(creds)}))
     assert (r.returncode, r.stderr) == (0, "")
 
 

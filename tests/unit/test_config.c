@@ -1473,6 +1473,67 @@ test_env_from_process(void **state)
 	unsetenv("XDG_STATE_HOME");
 }
 
+/* cfg_where: the line a later check (vaultsyncd -t, startup) names. */
+static void
+expect_where(const struct cfg *c, const struct cfg_vault *v, const char *kw,
+    const char *file, int line)
+{
+	struct cfg_err at;
+
+	cfg_where(c, v, kw, &at);
+	if (strcmp(at.file, file) != 0 || at.line != line || at.msg[0] != '\0')
+		fail_msg("%s (vault %s): want %s:%d, got %s:%d", kw,
+		    v != NULL ? v->name : "-", file, line, at.file, at.line);
+}
+
+static void
+test_where(void **state)
+{
+	struct cfg_env e = env_system();
+	struct cfg c, moved;
+	struct cfg_err err;
+	char main_conf[512], inc[512];
+
+	(void)state;
+	mkdir_rel("where.d");
+	write_file("where.d/v.conf", "\nVault b\n\tPath /b\n\tCredentialsFile /b.env\n"
+	    "\tRemote s3://bucket-b\n");
+	write_file("where.conf", "# globals\nPrivsepUser _vs\n"
+	    "CredentialsFile /g.env\nInclude where.d/*.conf\n"
+	    "Vault a\n\tPath /a\n\tRemote s3://bucket-a\n");
+	assert_int_equal(load_rel(&c, "where.conf", 1, &e, &err), 0);
+	snprintf(main_conf, sizeof(main_conf), "%s/where.conf", tmpdir);
+	snprintf(inc, sizeof(inc), "%s/where.d/v.conf", tmpdir);
+	assert_string_equal(c.vaults[0].name, "b");
+
+	expect_where(&c, NULL, "PrivsepUser", main_conf, 2);
+	expect_where(&c, NULL, "privsepuser", main_conf, 2);
+	/* A default: the top-level file, no line. */
+	expect_where(&c, NULL, "ControlGroup", main_conf, 0);
+	/* A vault's own keyword, in an included file. */
+	expect_where(&c, &c.vaults[0], "Path", inc, 3);
+	expect_where(&c, &c.vaults[0], "CredentialsFile", inc, 4);
+	/* Inherited: the global line.  A vault-only default: the Vault line. */
+	expect_where(&c, &c.vaults[1], "CredentialsFile", main_conf, 3);
+	expect_where(&c, &c.vaults[1], "Path", main_conf, 6);
+	expect_where(&c, &c.vaults[1], "MountSize", main_conf, 5);
+	expect_where(&c, &c.vaults[1], "Interval", main_conf, 0);
+	/* Not a keyword: the file alone. */
+	expect_where(&c, NULL, "Frobnicate", main_conf, 0);
+
+	/* The origin moves with the struct (a reload's assignment). */
+	moved = c;
+	memset(&c, 0, sizeof(c));
+	expect_where(&moved, &moved.vaults[0], "Path", inc, 3);
+	cfg_free(&moved);
+	assert_null(moved.origin);
+
+	/* From a buffer: the name it was given. */
+	must_load(&c, "\n" MINI, &e);
+	expect_where(&c, &c.vaults[0], "Path", TNAME, 3);
+	cfg_free(&c);
+}
+
 int
 main(void)
 {
@@ -1505,6 +1566,7 @@ main(void)
 		cmocka_unit_test(test_vault_find_free),
 		cmocka_unit_test(test_default_file),
 		cmocka_unit_test(test_env_from_process),
+		cmocka_unit_test(test_where),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);

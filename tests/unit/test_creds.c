@@ -1,8 +1,9 @@
 /*
  * common/creds.c: the credentials file parser, the file checks in
- * creds_open, and the RFC 3339 reader.  The parser sees hostile input, so
- * besides the tables there are truncation and bit-flip loops, and every
- * error message is searched for fragments of the secret and the token.
+ * creds_open (and creds_stat, the same checks from metadata alone), and
+ * the RFC 3339 reader.  The parser sees hostile input, so besides the
+ * tables there are truncation and bit-flip loops, and every error message
+ * is searched for fragments of the secret and the token.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -598,6 +599,21 @@ mkfile(const char *name, const char *content, size_t len, mode_t mode)
 	return path;
 }
 
+/* creds_stat, which the parent asks before it starts, must judge as creds_open does. */
+static void
+expect_stat(const char *path, enum cred_state want_st, const char *want_err)
+{
+	enum cred_state st = CRED_ST_UNKNOWN;
+	char err[256] = "";
+	int r;
+
+	r = creds_stat(path, &st, err, sizeof(err));
+	assert_int_equal(st, want_st);
+	assert_int_equal(r, want_st == CRED_ST_OK ? 0 : -1);
+	if (want_st != CRED_ST_OK && strstr(err, want_err) == NULL)
+		fail_msg("%s: creds_stat error \"%s\" lacks \"%s\"", path, err, want_err);
+}
+
 static void
 expect_open(const char *path, enum cred_state want_st, const char *want_err)
 {
@@ -605,6 +621,7 @@ expect_open(const char *path, enum cred_state want_st, const char *want_err)
 	char err[256] = "";
 	int fd;
 
+	expect_stat(path, want_st, want_err);
 	fd = creds_open(path, &st, err, sizeof(err));
 	if (want_st == CRED_ST_OK) {
 		if (fd < 0)
