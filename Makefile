@@ -11,6 +11,11 @@ SYSCONFDIR	?= /etc
 DATADIR		?= $(PREFIX)/share
 MANDIR		?= $(DATADIR)/man
 BASHCOMPDIR	?= $(DATADIR)/bash-completion/completions
+# systemd reads units, sysusers.d and tmpfiles.d below /usr/local/lib as well as /usr/lib.
+SYSTEMDUNITDIR	?= $(PREFIX)/lib/systemd/system
+USERUNITDIR	?= $(PREFIX)/lib/systemd/user
+SYSUSERSDIR	?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR	?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR		?=
 
 SAN		?=
@@ -165,13 +170,28 @@ install: $(PROGS)
 	install -m 0644 packaging/man/vaultsyncd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 packaging/man/vaultsyncd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 packaging/completion/vaultsyncctl $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf.d
+	$(SUBST) packaging/systemd/vaultsyncd.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/vaultsyncd.service
+	$(SUBST) packaging/systemd/vaultsyncd.user.service.in >$(DESTDIR)$(USERUNITDIR)/vaultsyncd.service
+	install -m 0644 packaging/sysusers.d/vaultsync.conf $(DESTDIR)$(SYSUSERSDIR)/vaultsync.conf
+	install -m 0644 packaging/tmpfiles.d/vaultsync.conf $(DESTDIR)$(TMPFILESDIR)/vaultsync.conf
+	@# An existing configuration is the administrator's: never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf || { $(SUBST) \
+		packaging/vaultsyncd.conf.in >$(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf; }
+
+# The installed paths, into the units and the configuration (mode 0644: umask-proof).
+SUBST		= umask 022 && sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		   -e 's|@DATADIR@|$(DATADIR)|g'
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/vaultsyncd $(DESTDIR)$(BINDIR)/vaultsyncctl \
 		$(DESTDIR)$(LIBEXECDIR)/vaultsync-watcher $(DESTDIR)$(LIBEXECDIR)/vaultsync-uploader \
 		$(DESTDIR)$(LIBEXECDIR)/vaultsync-statusd $(DESTDIR)$(LIBEXECDIR)/vaultsync-decoder \
 		$(DESTDIR)$(MANDIR)/man1/vaultsyncctl.1 $(DESTDIR)$(MANDIR)/man5/vaultsyncd.conf.5 \
-		$(DESTDIR)$(MANDIR)/man8/vaultsyncd.8 $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl
+		$(DESTDIR)$(MANDIR)/man8/vaultsyncd.8 $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/vaultsyncd.service $(DESTDIR)$(USERUNITDIR)/vaultsyncd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/vaultsync.conf $(DESTDIR)$(TMPFILESDIR)/vaultsync.conf
 	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/vaultsync/empty \
 		$(DESTDIR)$(DATADIR)/vaultsync
 
