@@ -64,15 +64,16 @@ DEVPROGS	:= $(B)/vaultsyncd-dev $(B)/vaultsyncd-evil
 UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOLS		:= $(patsubst tests/tools/%.c,$(B)/%,$(TOOL_SRC))
 
-.PHONY: FORCE all install uninstall deps deps-test run check check-unit check-integration \
+.PHONY: FORCE all progs install uninstall deb deps deps-test run check check-unit check-integration \
 	check-fuzz asan fuzz clean bench torture
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(DEVPROGS) $(UNITS) $(TOOLS)
+progs: $(PROGS)
 
 $(B)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -I$(dir $<) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -I$(dir $<) -c -o $@ $<
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
@@ -83,7 +84,7 @@ $(LIBVS): $(call obj,$(COMMON_SRC))
 # The one place the compile-time libexec path enters the parent.
 $(B)/obj/parent/paths-%.o: parent/paths.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
 LIBEXECDIR_inst	= $(LIBEXECDIR)
 # Rebuild the installed parent when LIBEXECDIR changes between invocations.
 $(B)/obj/parent/paths-inst.o: $(B)/libexecdir.stamp
@@ -194,6 +195,23 @@ uninstall:
 		$(DESTDIR)$(SYSUSERSDIR)/vaultsync.conf $(DESTDIR)$(TMPFILESDIR)/vaultsync.conf
 	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/vaultsync/empty \
 		$(DESTDIR)$(DATADIR)/vaultsync
+
+# ---- Debian package -------------------------------------------------------------
+# The tree as it stands (committed or not) is copied to $(B)/deb with
+# packaging/debian as its debian/, and built there; the .deb lands in $(B)/deb.
+DEBSRC		:= $(B)/deb/vaultsync-$(VERSION)
+deb:
+	@sh tests/deps.sh deb
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version) && \
+		test "$$v" = "$(VERSION)" || \
+		{ echo "packaging/debian/changelog is at $$v, the Makefile at $(VERSION)" >&2; exit 1; }
+	rm -rf $(B)/deb
+	mkdir -p $(DEBSRC)
+	tar -cf - --exclude-vcs --exclude='./build*' --exclude=./tests/artifacts . | \
+		tar -xf - -C $(DEBSRC)
+	cp -R packaging/debian $(DEBSRC)/debian
+	cd $(DEBSRC) && dpkg-buildpackage -b -us -uc
+	@ls $(B)/deb/*.deb
 
 # ---- dependencies: the project installs what it needs ---------------------------
 deps:

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages vaultsync needs: "build" for make/make run,
-# "test" adds what make check uses.  As root it installs what is missing;
+# "deb" adds what make deb uses, "test" what make check uses.  As root it installs what is missing;
 # otherwise it prints the exact command and fails.
 set -eu
 what=${1:-build}
@@ -13,8 +13,11 @@ BUILD_PKGS="gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libsec
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age awscli s3cmd jq
  strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd
  python3-jsonschema prometheus chromium python3-websocket mandoc"
+# make deb: dpkg-buildpackage and the helpers of packaging/debian/rules.
+DEB_PKGS="dpkg-dev debhelper"
 pkgs=$BUILD_PKGS
-[ "$what" = test ] && pkgs="$pkgs $TEST_PKGS"
+[ "$what" = deb ] && pkgs="$pkgs $DEB_PKGS"
+[ "$what" = test ] && pkgs="$pkgs $DEB_PKGS $TEST_PKGS"
 
 missing=""
 for p in $pkgs; do
