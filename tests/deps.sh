@@ -9,10 +9,13 @@ BUILD_PKGS="gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libsec
 # python3-jsonschema validates the status API's answers against docs/api/;
 # prometheus brings promtool, which checks /metrics; chromium (headless,
 # driven over its DevTools protocol with python3-websocket) loads the page.
-# mandoc lints the manual pages in packaging/man/.
+# mandoc lints the manual pages in packaging/man/.  tests/systemd boots
+# Debian 12 containers (mmdebstrap builds their root, systemd-container runs
+# them) to install the package that make deb builds, and lints it (lintian).
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age awscli s3cmd jq
  strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd
- python3-jsonschema prometheus chromium python3-websocket mandoc"
+ python3-jsonschema prometheus chromium python3-websocket mandoc
+ mmdebstrap systemd-container lintian"
 # make deb: dpkg-buildpackage and the helpers of packaging/debian/rules.
 DEB_PKGS="dpkg-dev debhelper"
 pkgs=$BUILD_PKGS
