@@ -16,8 +16,9 @@ TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest age aws
  strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd
  python3-jsonschema prometheus chromium python3-websocket mandoc
  mmdebstrap systemd-container lintian"
-# make deb: dpkg-buildpackage and the helpers of packaging/debian/rules.
-DEB_PKGS="dpkg-dev debhelper"
+# make deb: dpkg-buildpackage, the helpers of packaging/debian/rules, and
+# build-essential, which every Debian build depends on implicitly.
+DEB_PKGS="dpkg-dev debhelper build-essential"
 pkgs=$BUILD_PKGS
 [ "$what" = deb ] && pkgs="$pkgs $DEB_PKGS"
 [ "$what" = test ] && pkgs="$pkgs $DEB_PKGS $TEST_PKGS"
