@@ -114,6 +114,9 @@ def test_s3_with_credential_only_and_vault_seen_by_all(host, s3):
     vaultsyncctl(host, "init", "cloud", "--passphrase-file", PASS)
     host.as_user("vsowner", "sh", "-c", "umask 077; echo s3cret > /run/vaults/cloud/token")
     assert_pushed(host, s3, "cloud")
+    # Read back through a decoder, into the private staging tmpfs (fsmount).
+    r = vaultsyncctl(host, "pull", "cloud", "--passphrase-file", PASS)
+    assert "verified" in r.stdout, r.stdout
     creds = json.loads(vaultsyncctl(host, "status", "--json").stdout)["credentials"]
     assert [(c["path"], c["source"], c["state"]) for c in creds] == \
         [("/run/credentials/vaultsyncd.service/s3", "systemd-credential", "ok")], creds
@@ -245,14 +248,17 @@ def exposure(h, unit, request, what=""):
     return float(m.group(2))
 
 
-def test_purge_leaves_only_state(host):
+def test_remove_keeps_vaults_purge_leaves_only_state(host):
     host.exec("rm", "-rf", "/run/credstore")
+    apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q"]
+    host.exec(*apt, "remove", "vaultsync")
+    assert host.exec("pgrep", "-f", "vaultsync", check=False).stdout == ""
+    assert host.as_user("vsowner", "cat", "/run/vaults/cloud/token").stdout == "s3cret\n"
+    host.exec("test", "-f", "/var/lib/vaultsync/cloud/identity.age")
     for user in ("vsowner", "vsmember", "vsother"):
         host.exec("userdel", "-r", user, check=False)
-    host.exec("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-q",
-              "vaultsync")
+    host.exec(*apt, "purge", "vaultsync")
     assert host.exec("systemctl", "cat", "vaultsyncd", check=False).returncode != 0
-    assert host.exec("pgrep", "-f", "vaultsync", check=False).stdout == ""
     assert " - tmpfs vaultsync " not in host.read("/proc/self/mountinfo")
     left = sorted(p for p in host.files() - host.before if not NOISE.match(p))
     assert left == [], "\n".join(left)
