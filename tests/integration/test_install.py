@@ -44,6 +44,7 @@ def test_make_install_paths(workdir):
     conf = os.path.join(dest, "etc/vaultsync/vaultsyncd.conf")
     with open(conf) as f:
         assert "Include /etc/vaultsync/vaultsyncd.conf.d/*.conf" in f.read()
+    check_default_configuration(os.path.join(dest, "opt/vs/bin-s/vaultsyncd"), conf)
     with open(conf, "a") as f:
         f.write("# the administrator's\n")
     with open(os.path.join(dest, "opt/vs/bin-s/vaultsyncd"), "rb") as f:
@@ -57,3 +58,21 @@ def test_make_install_paths(workdir):
         assert b"/opt/other\0" in f.read()
     with open(conf) as f:
         assert f.read().endswith("# the administrator's\n")
+
+
+def check_default_configuration(vaultsyncd, conf):
+    """The installed configuration passes -t, and each commented "#Keyword
+    value" line of a keyword -T prints shows the value it prints: the default."""
+    r = subprocess.run([vaultsyncd, "-t", "-f", conf], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([vaultsyncd, "-T", "-f", conf], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin"})
+    effective = {tuple(line.split(None, 1)) for line in r.stdout.splitlines()
+                 if line.strip() and not line.startswith("#")}
+    printed = {k for k, _ in effective}
+    with open(conf) as f:
+        shown = [tuple(m.groups()) for m in re.finditer(r"(?m)^\s*#([A-Z]\w+) ([^\s(]\S*)$",
+                                                         f.read())]
+    assert len(shown) > 20, shown
+    wrong = [kv for kv in shown if kv[0] in printed and kv not in effective]
+    assert wrong == [], (wrong, r.stdout)
