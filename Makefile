@@ -11,6 +11,11 @@ SYSCONFDIR	?= /etc
 DATADIR		?= $(PREFIX)/share
 MANDIR		?= $(DATADIR)/man
 BASHCOMPDIR	?= $(DATADIR)/bash-completion/completions
+# systemd reads units, sysusers.d and tmpfiles.d below /usr/local/lib as well as /usr/lib.
+SYSTEMDUNITDIR	?= $(PREFIX)/lib/systemd/system
+USERUNITDIR	?= $(PREFIX)/lib/systemd/user
+SYSUSERSDIR	?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR	?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR		?=
 
 SAN		?=
@@ -67,15 +72,16 @@ TOOLS		:= $(patsubst tests/tools/%.c,$(B)/%,$(TOOL_SRC))
 # them as intermediates, and say so, after every build.
 .SECONDARY:
 
-.PHONY: FORCE all install uninstall deps deps-test run check check-unit check-integration \
+.PHONY: FORCE all progs install uninstall deb deps deps-test run check check-unit check-integration \
 	check-fuzz asan fuzz clean bench torture
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(DEVPROGS) $(UNITS) $(TOOLS)
+progs: $(PROGS)
 
 $(B)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -I$(dir $<) -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -I$(dir $<) -c -o $@ $<
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
@@ -86,7 +92,7 @@ $(LIBVS): $(call obj,$(COMMON_SRC))
 # The one place the compile-time libexec path enters the parent.
 $(B)/obj/parent/paths-%.o: parent/paths.c Makefile
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -DLIBEXECDIR='"$(LIBEXECDIR_$*)"' -c -o $@ $<
 LIBEXECDIR_inst	= $(LIBEXECDIR)
 # Rebuild the installed parent when LIBEXECDIR changes between invocations.
 $(B)/obj/parent/paths-inst.o: $(B)/libexecdir.stamp
@@ -173,15 +179,47 @@ install: $(PROGS)
 	install -m 0644 packaging/man/vaultsyncd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 packaging/man/vaultsyncd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 packaging/completion/vaultsyncctl $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf.d
+	$(SUBST) packaging/systemd/vaultsyncd.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/vaultsyncd.service
+	$(SUBST) packaging/systemd/vaultsyncd.user.service.in >$(DESTDIR)$(USERUNITDIR)/vaultsyncd.service
+	install -m 0644 packaging/sysusers.d/vaultsync.conf $(DESTDIR)$(SYSUSERSDIR)/vaultsync.conf
+	install -m 0644 packaging/tmpfiles.d/vaultsync.conf $(DESTDIR)$(TMPFILESDIR)/vaultsync.conf
+	@# An existing configuration is the administrator's: never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf || { $(SUBST) \
+		packaging/vaultsyncd.conf.in >$(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf; }
+
+# The installed paths, into the units and the configuration (mode 0644: umask-proof).
+SUBST		= umask 022 && sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		   -e 's|@DATADIR@|$(DATADIR)|g'
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/vaultsyncd $(DESTDIR)$(BINDIR)/vaultsyncctl \
 		$(DESTDIR)$(LIBEXECDIR)/vaultsync-watcher $(DESTDIR)$(LIBEXECDIR)/vaultsync-uploader \
 		$(DESTDIR)$(LIBEXECDIR)/vaultsync-statusd $(DESTDIR)$(LIBEXECDIR)/vaultsync-decoder \
 		$(DESTDIR)$(MANDIR)/man1/vaultsyncctl.1 $(DESTDIR)$(MANDIR)/man5/vaultsyncd.conf.5 \
-		$(DESTDIR)$(MANDIR)/man8/vaultsyncd.8 $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl
+		$(DESTDIR)$(MANDIR)/man8/vaultsyncd.8 $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/vaultsyncd.service $(DESTDIR)$(USERUNITDIR)/vaultsyncd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/vaultsync.conf $(DESTDIR)$(TMPFILESDIR)/vaultsync.conf
 	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/vaultsync/empty \
 		$(DESTDIR)$(DATADIR)/vaultsync
+
+# ---- Debian package -------------------------------------------------------------
+# The tree as it stands (committed or not) is copied to $(B)/deb with
+# packaging/debian as its debian/, and built there; the .deb lands in $(B)/deb.
+DEBSRC		:= $(B)/deb/vaultsync-$(VERSION)
+deb:
+	@sh tests/deps.sh deb
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version) && \
+		test "$$v" = "$(VERSION)" || \
+		{ echo "packaging/debian/changelog is at $$v, the Makefile at $(VERSION)" >&2; exit 1; }
+	rm -rf $(B)/deb
+	mkdir -p $(DEBSRC)
+	tar -cf - --exclude-vcs --exclude='./build*' --exclude=./tests/artifacts . | \
+		tar -xf - -C $(DEBSRC)
+	cp -R packaging/debian $(DEBSRC)/debian
+	cd $(DEBSRC) && dpkg-buildpackage -b -us -uc
+	@ls $(B)/deb/*.deb
 
 # ---- dependencies: the project installs what it needs ---------------------------
 deps:

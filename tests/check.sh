@@ -30,8 +30,10 @@ count_pytest() {	# $1 = output file, $2 = exit code
 }
 
 log=$(mktemp -d)
-# The S3 servers are stopped however the run ends; INT/TERM/HUP exit through EXIT.
-trap 'for d in "$log"/s3-*; do [ -d "$d" ] && tests/s3/rgw-stop.sh "$d"; done; rm -rf "$log"' EXIT
+# The S3 servers and any container of tests/systemd are stopped however the
+# run ends; INT/TERM/HUP exit through EXIT.
+trap 'for r in "$log"/systemd/run-*; do [ -d "$r" ] && tests/systemd/host.sh stop "$r"; done
+      for d in "$log"/s3-*; do [ -d "$d" ] && tests/s3/rgw-stop.sh "$d"; done; rm -rf "$log"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -140,6 +142,16 @@ rc=0
 VS_BUILD=$PWD/build "${PYTEST[@]}" -m alone tests/integration >"$out" 2>&1 || rc=$?
 cat "$out"
 count_pytest "$out" "$rc"
+
+# The package that make deb builds from this tree, installed and run under a
+# real systemd: Debian 12 containers whose root is built once and kept in
+# /var/cache/vaultsync-tests.  Once per run, on the first shard's S3 server.
+echo "== the Debian package under systemd (tests/systemd)"
+t0=$SECONDS
+out=$log/pytest.systemd
+VS_SYSTEMD_RUNDIR=$log/systemd "${PYTEST[@]}" tests/systemd 2>&1 | tee "$out"
+count_pytest "$out" "${PIPESTATUS[0]}"
+echo "(the systemd tests took $((SECONDS - t0)) s)"
 
 # The bounded torture suite (make torture runs the long form), on the normal
 # build: its scenarios are bounded by time, so under the sanitizers they

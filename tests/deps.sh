@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages vaultsync needs: "build" for make/make run,
-# "test" adds what make check uses.  As root it installs what is missing;
+# "deb" adds what make deb uses, "test" what make check uses.  As root it installs what is missing;
 # otherwise it prints the exact command and fails.
 set -eu
 what=${1:-build}
@@ -10,12 +10,19 @@ BUILD_PKGS="gcc make pkg-config libc6-dev libcurl4-openssl-dev libssl-dev libsec
 # python3-jsonschema validates the status API's answers against docs/api/;
 # prometheus brings promtool, which checks /metrics; chromium (headless,
 # driven over its DevTools protocol with python3-websocket) loads the page.
-# mandoc lints the manual pages in packaging/man/.
+# mandoc lints the manual pages in packaging/man/.  tests/systemd boots
+# Debian 12 containers (mmdebstrap builds their root, systemd-container runs
+# them) to install the package that make deb builds, and lints it (lintian).
 TEST_PKGS="clang libclang-rt-14-dev python3 python3-pytest age awscli s3cmd jq
  strace util-linux procps passwd curl uuid-runtime radosgw ceph-mon ceph-osd
- python3-jsonschema prometheus chromium python3-websocket mandoc"
+ python3-jsonschema prometheus chromium python3-websocket mandoc
+ mmdebstrap systemd-container lintian"
+# make deb: dpkg-buildpackage, the helpers of packaging/debian/rules, and
+# build-essential, which every Debian build depends on implicitly.
+DEB_PKGS="dpkg-dev debhelper build-essential"
 pkgs=$BUILD_PKGS
-[ "$what" = test ] && pkgs="$pkgs $TEST_PKGS"
+[ "$what" = deb ] && pkgs="$pkgs $DEB_PKGS"
+[ "$what" = test ] && pkgs="$pkgs $DEB_PKGS $TEST_PKGS"
 
 missing=""
 for p in $pkgs; do
