@@ -190,7 +190,7 @@ install: $(PROGS)
 		packaging/vaultsyncd.conf.in >$(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf; }
 
 # The installed paths, into the units and the configuration (mode 0644: umask-proof).
-SUBST		= umask 022 && sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+SUBST		= umask 022 && sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		   -e 's|@DATADIR@|$(DATADIR)|g'
 
 uninstall:

@@ -167,10 +167,24 @@ def test_reload_applies_a_change(host):
     host.write("/etc/vaultsync/vaultsyncd.conf.d/more.conf",
                "Vault more\n\tPath /run/vaults/more\n")
     host.exec("systemctl", "reload", "vaultsyncd")
-    wait_for(lambda: "vault more: locked" in vaultsyncctl(host, "status").stdout, 10,
-             what="the reloaded configuration")
+    # systemctl reload returns once the new configuration is in force.
+    assert "vault more: locked" in vaultsyncctl(host, "status").stdout
     assert host.show("MainPID") == pid
-    assert "configuration reloaded: 3 vault(s)" in host.journal()
+    # The daemon's log reaches the journal through a pipe, after the answer.
+    wait_for(lambda: "configuration reloaded: 3 vault(s)" in host.journal(), 10,
+             what="the reload in the journal")
+    # A bad one fails the reload, names its line, and the old one stays.
+    host.write("/etc/vaultsync/vaultsyncd.conf.d/more.conf",
+               "Vault more\n\tPath /run/vaults/more\n\tNoSuchKeyword 1\n")
+    r = host.exec("systemctl", "reload", "vaultsyncd", check=False)
+    assert r.returncode != 0, r.stdout + r.stderr
+    wait_for(lambda: re.search(r"more\.conf:3: .*NoSuchKeyword", host.journal()), 10,
+             what="the refused line in the journal")
+    assert host.active() == "active" and host.show("MainPID") == pid
+    assert "vault more: locked" in vaultsyncctl(host, "status").stdout
+    host.write("/etc/vaultsync/vaultsyncd.conf.d/more.conf",
+               "Vault more\n\tPath /run/vaults/more\n")
+    host.exec("systemctl", "reload", "vaultsyncd")
 
 
 def test_watchdog_restarts_a_stopped_parent(host):
