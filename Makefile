@@ -13,6 +13,7 @@ MANDIR		?= $(DATADIR)/man
 BASHCOMPDIR	?= $(DATADIR)/bash-completion/completions
 # systemd reads units, sysusers.d and tmpfiles.d below /usr/local/lib as well as /usr/lib.
 SYSTEMDUNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSTEMDGENERATORDIR ?= $(PREFIX)/lib/systemd/system-generators
 USERUNITDIR	?= $(PREFIX)/lib/systemd/user
 SYSUSERSDIR	?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR	?= $(PREFIX)/lib/tmpfiles.d
@@ -53,6 +54,7 @@ WATCHER_SRC	:= $(sort $(wildcard watcher/*.c))
 UPLOADER_SRC	:= $(sort $(wildcard uploader/*.c))
 STATUSD_SRC	:= $(sort $(wildcard statusd/*.c))
 DECODER_SRC	:= $(sort $(wildcard decoder/*.c))
+GENERATOR_SRC	:= $(sort $(wildcard generator/*.c))
 CTL_SRC		:= $(sort $(wildcard ctl/*.c))
 UNIT_SRC	:= $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC	:= $(sort $(wildcard tests/tools/*.c))
@@ -62,7 +64,8 @@ obj		= $(patsubst %.c,$(B)/obj/%.o,$(1))
 LIBVS		:= $(B)/libvs.a
 
 PROGS		:= $(B)/vaultsyncd $(B)/vaultsyncctl $(B)/vaultsync-watcher \
-		   $(B)/vaultsync-uploader $(B)/vaultsync-statusd $(B)/vaultsync-decoder
+		   $(B)/vaultsync-uploader $(B)/vaultsync-statusd $(B)/vaultsync-decoder \
+		   $(B)/vaultsync-generator
 # vaultsyncd-dev runs the children from the build tree, for make run and the tests.
 DEVPROGS	:= $(B)/vaultsyncd-dev $(B)/vaultsyncd-evil
 UNITS		:= $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
@@ -118,6 +121,8 @@ $(B)/vaultsync-statusd: $(call obj,$(STATUSD_SRC)) $(LIBVS)
 # The page's files are assembled into ui.o (.incbin): it depends on them.
 $(B)/obj/statusd/ui.o: $(wildcard statusd/ui/*)
 $(B)/vaultsync-decoder: $(call obj,$(DECODER_SRC)) $(LIBVS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(B)/vaultsync-generator: $(call obj,$(GENERATOR_SRC)) $(LIBVS)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 $(B)/vaultsyncctl: $(call obj,$(CTL_SRC)) $(LIBVS)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -180,7 +185,9 @@ install: $(PROGS)
 	install -m 0644 packaging/man/vaultsyncd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 packaging/completion/vaultsyncctl $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
-		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf.d
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/vaultsync/vaultsyncd.conf.d \
+		$(DESTDIR)$(SYSTEMDGENERATORDIR)
+	install -m 0755 $(B)/vaultsync-generator $(DESTDIR)$(SYSTEMDGENERATORDIR)/vaultsync-generator
 	$(SUBST) packaging/systemd/vaultsyncd.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/vaultsyncd.service
 	$(SUBST) packaging/systemd/vaultsyncd.user.service.in >$(DESTDIR)$(USERUNITDIR)/vaultsyncd.service
 	install -m 0644 packaging/sysusers.d/vaultsync.conf $(DESTDIR)$(SYSUSERSDIR)/vaultsync.conf
@@ -200,6 +207,7 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/vaultsyncctl.1 $(DESTDIR)$(MANDIR)/man5/vaultsyncd.conf.5 \
 		$(DESTDIR)$(MANDIR)/man8/vaultsyncd.8 $(DESTDIR)$(BASHCOMPDIR)/vaultsyncctl \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/vaultsyncd.service $(DESTDIR)$(USERUNITDIR)/vaultsyncd.service \
+		$(DESTDIR)$(SYSTEMDGENERATORDIR)/vaultsync-generator \
 		$(DESTDIR)$(SYSUSERSDIR)/vaultsync.conf $(DESTDIR)$(TMPFILESDIR)/vaultsync.conf
 	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DATADIR)/vaultsync/empty \
 		$(DESTDIR)$(DATADIR)/vaultsync

@@ -961,6 +961,9 @@ cfg_set_global(struct cfg_parser *p, enum cfg_kw kw, const char *val)
 		return cfg_set_user(p, kw, val, c->privsep_user,
 		    sizeof(c->privsep_user));
 	case KW_PRIVSEPCHROOT:
+		/* none: Landlock confines the children's file system instead. */
+		if (strcmp(val, "none") == 0)
+			return cfg_strcpy(c->privsep_chroot, sizeof(c->privsep_chroot), val);
 		return cfg_set_path(p, kw, val, c->privsep_chroot,
 		    sizeof(c->privsep_chroot));
 	case KW_DEVICEID:

@@ -36,11 +36,29 @@ step_failed(const struct privdrop *pd, const char *step, int e, char *err, size_
 		return -1;						\
 } while (0)
 
+/*
+ * Without CAP_SETPCAP (a unit that leaves it out of the bounding set) the
+ * bounding set cannot be narrowed.  It then only bounds what an execve
+ * could gain, and no_new_privs, set and verified below for every child,
+ * already forbids gaining anything that way; so the step is left out and
+ * that check made mandatory instead (*kept is set).
+ */
 static int
-drop_bounding_set(void)
+drop_bounding_set(int *kept)
 {
+	cap_flag_value_t v = CAP_CLEAR;
+	cap_t now = cap_get_proc();
 	int cap;
 
+	*kept = 0;
+	if (now == NULL)
+		return -1;
+	(void)cap_get_flag(now, CAP_SETPCAP, CAP_EFFECTIVE, &v);
+	cap_free(now);
+	if (v != CAP_SET) {
+		*kept = 1;
+		return 0;
+	}
 	for (cap = 0; cap <= CAP_LAST_CAP || prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 && errno != EINVAL)
 			return -1;
@@ -95,6 +113,9 @@ int
 privdrop_apply(const struct privdrop *pd, char *err, size_t errlen)
 {
 	const char *why = NULL;
+	int bset_kept = 0;
+	/* PrivsepChroot none ("-c -"): Landlock is then the file-system step. */
+	int no_chroot = pd->system_mode && strcmp(pd->chroot_dir, "-") == 0;
 
 	if (pd->system_mode) {
 		uid_t ru, eu, su;
@@ -104,8 +125,9 @@ privdrop_apply(const struct privdrop *pd, char *err, size_t errlen)
 			snprintf(err, errlen, "refusing to run as uid/gid 0");
 			return -1;
 		}
-		STEP(drop_bounding_set() == 0, "drop capability bounding set");
-		STEP(chroot(pd->chroot_dir) == 0, "chroot");
+		STEP(drop_bounding_set(&bset_kept) == 0, "drop capability bounding set");
+		if (!no_chroot)
+			STEP(chroot(pd->chroot_dir) == 0, "chroot");
 		STEP(chdir("/") == 0, "chdir /");
 		STEP(setgroups(0, NULL) == 0, "setgroups");
 		STEP(setresgid(pd->gid, pd->gid, pd->gid) == 0, "setresgid");
@@ -121,13 +143,17 @@ privdrop_apply(const struct privdrop *pd, char *err, size_t errlen)
 		}
 		STEP(clear_caps() == 0, "clear capabilities");
 		if (!pd->insecure)
-			VERIFY(caps_all_clear() && prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN) == 0,
+			VERIFY(caps_all_clear() && (bset_kept ||
+			    prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN) == 0),
 			    "verify capabilities are clear");
 	}
 	STEP(set_rlimits(pd->policy, pd->system_mode) == 0, "rlimits");
 	STEP(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, "PR_SET_DUMPABLE");
 	STEP(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS");
-	if (!pd->system_mode || pd->ndirfds > 0) {
+	if (bset_kept && !pd->insecure)
+		VERIFY(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1,
+		    "verify no_new_privs (the bounding set was kept)");
+	if (!pd->system_mode || pd->ndirfds > 0 || no_chroot) {
 		int abi = 0;
 
 		if (sandbox_landlock(pd->policy->landlock_deny_tcp, pd->dirfds, pd->ndirfds, &abi,

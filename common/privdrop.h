@@ -4,7 +4,8 @@
  *   system mode: drop the capability bounding set (needs root, so first) →
  *     chroot(empty dir) + chdir("/") → setgroups(0) → setresgid → setresuid →
  *     verify the old ids cannot be regained → clear all capabilities →
- *     rlimits → no_new_privs → seccomp
+ *     rlimits → no_new_privs → seccomp; without a chroot (PrivsepChroot
+ *     none, "-c -") Landlock (no file system) before seccomp instead
  *   user mode:   rlimits → no_new_privs → Landlock (no filesystem) → seccomp
  * A step that cannot be applied fails the whole drop, unless the operator
  * asked for an insecure start: then it is logged loudly and skipped.

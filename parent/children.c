@@ -25,6 +25,7 @@
 #include "live.h"
 #include "log.h"
 #include "childexec.h"
+#include "sigchild.h"
 #include "upconf.h"
 #include "vaultsyncd.h"
 
@@ -158,7 +159,7 @@ child_kill(struct child_proc *c, const char *reason)
 	if (c->pidfd < 0)
 		return;
 	snprintf(c->last_reason, sizeof(c->last_reason), "%s", reason);
-	if (syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0) == -1 && errno != ESRCH)
+	if (sigchild(c->pidfd, c->pid, SIGKILL) == -1 && errno != ESRCH)
 		log_error("pidfd_send_signal %s: %s", msg_role_name(c->role), strerror(errno));
 }
 
@@ -539,7 +540,7 @@ children_stop_all(int hard)
 			close(c->chan);
 			c->chan = -1;
 		}
-		(void)syscall(SYS_pidfd_send_signal, c->pidfd, hard ? SIGKILL : SIGTERM, NULL, 0);
+		(void)sigchild(c->pidfd, c->pid, hard ? SIGKILL : SIGTERM);
 	}
 }
 

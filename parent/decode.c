@@ -23,6 +23,7 @@
 #include "decode.h"
 #include "log.h"
 #include "msg.h"
+#include "sigchild.h"
 
 /* Silence that means a stuck decoder: scrypt at the work factor cap fits well inside. */
 #define DEC_IDLE_MS	120000
@@ -393,7 +394,7 @@ decoder_free(struct decoder *d)
 		return;
 	if (d->pid > 0) {
 		/* Its work is done or refused: nothing it does from here on matters. */
-		(void)kill(d->pid, SIGKILL);
+		(void)sigchild(-1, d->pid, SIGKILL);
 		while (waitpid(d->pid, &status, 0) == -1 && errno == EINTR)
 			continue;
 	}

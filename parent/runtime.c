@@ -198,7 +198,9 @@ runtime_prepare(char *err, size_t errlen)
 		return -2;
 	if (ensure_dir(D.cfg.state_dir, 0700, err, errlen) < 0)
 		return -1;
-	if (sys && prepare_chroot(err, errlen) != 0)
+	if (sys && strcmp(D.cfg.privsep_chroot, "none") == 0)
+		msg_strlcpy(D.chroot_dir, "-", sizeof(D.chroot_dir));
+	else if (sys && prepare_chroot(err, errlen) != 0)
 		return -1;
 	return 0;
 }

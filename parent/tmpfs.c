@@ -154,7 +154,9 @@ do_mount(struct vault_job *vj, int *mounted)
 	    (unsigned)vj->owner_gid);
 	if (mount("vaultsync", vj->v.path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 	    opts) != 0) {
-		vop_err(vj, 73, "mount tmpfs on %s: %s", vj->v.path, strerror(errno));
+		vop_err(vj, 73, "mount tmpfs on %s: %s%s", vj->v.path, strerror(errno),
+		    errno == EPERM ? " (under the packaged unit systemd mounts the vaults: "
+		    "systemctl daemon-reload, then systemctl restart vaultsyncd)" : "");
 		return -1;
 	}
 	*mounted = 1;

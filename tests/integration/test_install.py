@@ -22,6 +22,7 @@ def test_make_install_paths(workdir):
                    for dp, _, fs in os.walk(dest) for f in fs)
     assert files == ["etc/vaultsync/vaultsyncd.conf",
                      "opt/vs/bin-s/vaultsyncd", "opt/vs/bin-u/vaultsyncctl",
+                     "opt/vs/lib/systemd/system-generators/vaultsync-generator",
                      "opt/vs/lib/systemd/system/vaultsyncd.service",
                      "opt/vs/lib/systemd/user/vaultsyncd.service",
                      "opt/vs/lib/sysusers.d/vaultsync.conf",
