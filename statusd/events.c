@@ -37,6 +37,7 @@ struct event {
 
 struct waiter {
 	struct MHD_Connection *conn;	/* NULL: free */
+	uint64_t since;			/* it waits for events after this id */
 	uint64_t deadline;		/* monotonic ms */
 	int resumed;
 };
@@ -64,13 +65,18 @@ events_init(void)
 	snprintf(instance, sizeof(instance), "%d-%lld", (int)getpid(), (long long)time(NULL));
 }
 
+/*
+ * Only the waits the new event answers: one whose since is beyond it (a
+ * client that asked for later ids) sleeps on until its own deadline, never
+ * resumed and suspended again.
+ */
 static void
-wake_all(void)
+wake(uint64_t id)
 {
 	size_t i;
 
 	for (i = 0; i < EVENTS_WAITERS; i++)
-		if (waiters[i].conn != NULL && !waiters[i].resumed) {
+		if (waiters[i].conn != NULL && !waiters[i].resumed && id > waiters[i].since) {
 			waiters[i].resumed = 1;
 			MHD_resume_connection(waiters[i].conn);
 		}
@@ -94,7 +100,7 @@ add(json_t *o)
 	e->id = e->json != NULL ? next_id : 0;
 	json_decref(o);
 	next_id++;
-	wake_all();
+	wake(next_id - 1);
 }
 
 void
@@ -157,11 +163,16 @@ waiter_of(struct MHD_Connection *conn)
 	return NULL;
 }
 
-/* Resume the waits whose time is up; ms until the next one ends, or -1. */
+/*
+ * Resume the waits whose time is up; ms until the next one ends, or -1.  0
+ * when it resumed one: libmicrohttpd must run at once to answer it, as
+ * nothing else may wake the loop for seconds.
+ */
 int
 events_expire(void)
 {
 	uint64_t now = mono_ms(), next = 0;
+	int resumed = 0;
 	size_t i;
 
 	for (i = 0; i < EVENTS_WAITERS; i++) {
@@ -172,9 +183,12 @@ events_expire(void)
 		if (w->deadline <= now) {
 			w->resumed = 1;
 			MHD_resume_connection(w->conn);
+			resumed = 1;
 		} else if (next == 0 || w->deadline < next)
 			next = w->deadline;
 	}
+	if (resumed)
+		return 0;
 	return next == 0 ? -1 : (int)(next - now);
 }
 
@@ -218,23 +232,21 @@ events_route(struct MHD_Connection *conn, char **body, const char **ctype)
 		return 400;
 	}
 	/*
-	 * Nothing newer yet: wait for it, or for the timeout.  Every event wakes
-	 * every waiter; one woken by an event it did not ask for (its since is
-	 * beyond it) waits again until its own deadline.
+	 * Nothing newer yet: wait for it, or for the timeout.  A wait is
+	 * resumed once, by an event it asked for or by its deadline, and then
+	 * answered.
 	 */
-	if (since + 1 >= next_id && timeout > 0 && (w == NULL || w->deadline > mono_ms())) {
-		if (w == NULL) {
-			if ((w = waiter_of(NULL)) == NULL) {
-				*body = strdup("{\"error\":\"too many clients waiting for "
-				    "events\"}\n");
-				*ctype = "application/json";
-				return 503;
-			}
-			w->conn = conn;
-			w->deadline = mono_ms() + timeout * 1000;
-			statusd_conn_answered(conn);	/* its request is whole: no header deadline */
+	if (since + 1 >= next_id && timeout > 0 && w == NULL) {
+		if ((w = waiter_of(NULL)) == NULL) {
+			*body = strdup("{\"error\":\"too many clients waiting for events\"}\n");
+			*ctype = "application/json";
+			return 503;
 		}
+		w->conn = conn;
+		w->since = since;
+		w->deadline = mono_ms() + timeout * 1000;
 		w->resumed = 0;
+		statusd_conn_answered(conn);	/* its request is whole: no header deadline */
 		MHD_suspend_connection(conn);
 		return 0;
 	}

@@ -45,9 +45,16 @@ def fresh(host_factory):
     return h
 
 
+# A login's environment, not make check's: its MAKEFLAGS and MAKELEVEL would
+# reach the make in the container through nsenter.
+CLEAN_ENV = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "LANG=C.UTF-8"]
+
+
 def make_run(h, user=None):
     cmd = "cd %s && VAULTSYNC_DEMO_DETACH=1 make run </dev/null" % SRC
-    argv = ["runuser", "-u", user, "--", "sh", "-c", cmd] if user else ["sh", "-c", cmd]
+    who = ["runuser", "-u", user, "--"] if user else []
+    argv = CLEAN_ENV + ["HOME=/home/" + user if user else "HOME=/root"] + who + ["sh", "-c", cmd]
     r = h.exec(*argv, check=False, timeout=1500)
     assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
     # Quiet: no compiler line on the screen, and the text to try next is the
