@@ -162,10 +162,50 @@ out:
 	return rc;
 }
 
-/* Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set). */
+static int64_t
+clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * The change check (chgcheck.h): 1 if the scan shows the vault as the last
+ * save saw it, so that no archive is needed; the verdict says why not.
+ */
+static int
+unchanged(struct vault_job *vj, const struct tree_scan *sc)
+{
+	struct chg_job *c = &vj->chk;
+
+	if (!c->compare)
+		return 0;	/* prepare said why */
+	if (sc->digest == 0 || sc->errors != 0)
+		c->verdict = CHG_SCAN_ERROR;
+	else if (vj->prev.sha256[0] == '\0' || !store_exists(vj->dir, "vault.tar.age"))
+		c->verdict = CHG_NO_ARCHIVE;
+	else if (sc->digest != c->base.digest || sc->entries != c->base.entries)
+		c->verdict = CHG_DIFFERS;
+	else if (sc->racy != 0)
+		c->verdict = CHG_RACY;
+	else
+		c->verdict = CHG_UNCHANGED;
+	return c->verdict == CHG_UNCHANGED;
+}
+
+/*
+ * Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set).
+ * Each try's scan, started after its start time was read, is the view the
+ * archive is checked against; the first also serves the change check, and
+ * the view of the try that is kept untorn is what the next check compares.
+ */
 int
 do_save(struct vault_job *vj)
 {
+	struct tree_scan sc;
+	int64_t t0, m0;
 	int i, rc;
 
 	vj->torn = 0;
@@ -174,8 +214,28 @@ do_save(struct vault_job *vj)
 		/* A burst of writes usually ends soon: wait it out a little longer each time. */
 		if (i > 0)
 			usleep((useconds_t)(25000u << (i < 6 ? i : 6)));
-		if ((rc = save_once(vj, tree_digest(vj->v.path), i == SAVE_TRIES - 1)) != 1)
+		t0 = clock_ns(CLOCK_REALTIME);
+		m0 = clock_ns(CLOCK_MONOTONIC);
+		(void)tree_scan(vj->v.path, i == 0 && vj->chk.compare ?
+		    vj->chk.base.start_ns - vj->chk.gran_ns : 0, &sc);
+		if (i == 0) {
+			vj->chk.scan_us = (uint64_t)(clock_ns(CLOCK_MONOTONIC) - m0) / 1000;
+			if (unchanged(vj, &sc)) {
+				vj->changed = 0;
+				vj->st = vj->prev;
+				vj->files = sc.entries;
+				return 0;
+			}
+		}
+		if ((rc = save_once(vj, sc.digest, i == SAVE_TRIES - 1)) != 1) {
+			if (rc == 0 && !vj->torn && sc.digest != 0 && sc.errors == 0) {
+				vj->chk.have_next = 1;
+				vj->chk.next.digest = sc.digest;
+				vj->chk.next.entries = sc.entries;
+				vj->chk.next.start_ns = t0;
+			}
 			return rc;
+		}
 	}
 	return -1;	/* not reached: the last try never answers 1 */
 }
