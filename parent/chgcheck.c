@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "chgcheck.h"
+#include "treedigest.h"
 #include "vaultsyncd.h"
 
 struct chk_state {
@@ -36,23 +37,6 @@ chg_verdict_name(enum chg_verdict c)
 	return (unsigned)c <= CHG_VERDICT_MAX ? verdict_names[c] : "?";
 }
 
-/*
- * File times come from the kernel's coarse clock, up to one of its ticks
- * behind the clock the save's start is read from: twice that, and at least
- * 2 ms, is where a change may share its timestamp with the start.
- */
-int64_t
-chg_granularity_ns(void)
-{
-	struct timespec r;
-	int64_t g = 1000000;
-
-	if (clock_getres(CLOCK_REALTIME_COARSE, &r) == 0 &&
-	    (int64_t)r.tv_sec * 1000000000 + r.tv_nsec > g)
-		g = (int64_t)r.tv_sec * 1000000000 + r.tv_nsec;
-	return 2 * g;
-}
-
 void
 chgcheck_prepare(struct vault_rt *v, struct chg_job *j)
 {
@@ -61,7 +45,7 @@ chgcheck_prepare(struct vault_rt *v, struct chg_job *j)
 	memset(j, 0, sizeof(*j));
 	j->changes = v->changes;
 	j->epoch = s->epoch;
-	j->gran_ns = chg_granularity_ns();
+	j->gran_ns = tree_time_granularity_ns();
 	if (!s->valid)
 		j->verdict = CHG_NO_STATE;
 	else if (v->changes != s->changes)

@@ -63,6 +63,5 @@ void chgcheck_forget_all(void);			/* a reload */
 /* The last save job's verdict and first scan time (0 scan_us: none ran). */
 enum chg_verdict chgcheck_last(struct vault_rt *v, uint64_t *scan_us);
 const char *chg_verdict_name(enum chg_verdict c);
-int64_t chg_granularity_ns(void);	/* how far file times may lag the clock */
 
 #endif

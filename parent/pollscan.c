@@ -9,9 +9,7 @@
  * was: the racy rule of chgcheck.h).
  */
 #include <stdlib.h>
-#include <time.h>
 
-#include "chgcheck.h"
 #include "log.h"
 #include "treedigest.h"
 #include "vaultsyncd.h"
@@ -29,15 +27,6 @@ struct scan_state {
 static struct scan_state scans[CFG_MAX_VAULTS];
 #define SC(v)	VREG_STATE(scans, v)
 
-static int64_t
-wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* One look: 1 if the tree differs from the previous look (or changed during it). */
 static int
 look(struct vault_rt *v, const char *path)
@@ -47,7 +36,7 @@ look(struct vault_rt *v, const char *path)
 	struct tree_scan ts;
 	int changed;
 
-	(void)tree_scan(path, s->start_ns != 0 ? s->start_ns - chg_granularity_ns() : 0, &ts);
+	(void)tree_scan(path, s->start_ns != 0 ? s->start_ns - tree_time_granularity_ns() : 0, &ts);
 	changed = s->digest != 0 && (ts.digest != s->digest || ts.racy != 0);
 	s->digest = ts.digest != 0 ? ts.digest : 1;
 	s->start_ns = t0;

@@ -17,6 +17,7 @@
 
 #include "age.h"
 #include "archive.h"
+#include "clock.h"
 #include "hex.h"
 #include "ring.h"
 #include "treedigest.h"
@@ -162,15 +163,6 @@ out:
 	return rc;
 }
 
-static int64_t
-clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * The change check (chgcheck.h): 1 if the scan shows the vault as the last
  * save saw it, so that no archive is needed; the verdict says why not.
@@ -182,16 +174,10 @@ unchanged(struct vault_job *vj, const struct tree_scan *sc)
 
 	if (!c->compare)
 		return 0;	/* prepare said why */
-	if (sc->digest == 0 || sc->errors != 0)
-		c->verdict = CHG_SCAN_ERROR;
-	else if (vj->prev.sha256[0] == '\0' || !store_exists(vj->dir, "vault.tar.age"))
+	if (vj->prev.sha256[0] == '\0' || !store_exists(vj->dir, "vault.tar.age"))
 		c->verdict = CHG_NO_ARCHIVE;
-	else if (sc->digest != c->base.digest || sc->entries != c->base.entries)
-		c->verdict = CHG_DIFFERS;
-	else if (sc->racy != 0)
-		c->verdict = CHG_RACY;
 	else
-		c->verdict = CHG_UNCHANGED;
+		c->verdict = tree_compare(&c->base, sc);
 	return c->verdict == CHG_UNCHANGED;
 }
 
@@ -205,7 +191,8 @@ int
 do_save(struct vault_job *vj)
 {
 	struct tree_scan sc;
-	int64_t t0, m0;
+	int64_t t0;
+	uint64_t m0;
 	int i, rc;
 
 	vj->torn = 0;
@@ -214,12 +201,12 @@ do_save(struct vault_job *vj)
 		/* A burst of writes usually ends soon: wait it out a little longer each time. */
 		if (i > 0)
 			usleep((useconds_t)(25000u << (i < 6 ? i : 6)));
-		t0 = clock_ns(CLOCK_REALTIME);
-		m0 = clock_ns(CLOCK_MONOTONIC);
+		t0 = wall_ns();
+		m0 = mono_us();
 		(void)tree_scan(vj->v.path, i == 0 && vj->chk.compare ?
 		    vj->chk.base.start_ns - vj->chk.gran_ns : 0, &sc);
 		if (i == 0) {
-			vj->chk.scan_us = (uint64_t)(clock_ns(CLOCK_MONOTONIC) - m0) / 1000;
+			vj->chk.scan_us = mono_us() - m0;
 			if (unchanged(vj, &sc)) {
 				vj->changed = 0;
 				vj->st = vj->prev;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "treedigest.h"
@@ -182,6 +183,33 @@ tree_scan(const char *path, int64_t racy_after_ns, struct tree_scan *out)
 	h = scan_dir(&w, fd, h, 0);
 	out->digest = h != 0 ? h : 1;
 	return 0;
+}
+
+/*
+ * File times come from the kernel's coarse clock, up to one of its ticks
+ * behind the clock the save's start is read from: twice that, and at least
+ * 2 ms, is where a change may share its timestamp with the start.
+ */
+int64_t
+tree_time_granularity_ns(void)
+{
+	struct timespec r;
+	int64_t g = 1000000;
+
+	if (clock_getres(CLOCK_REALTIME_COARSE, &r) == 0 &&
+	    (int64_t)r.tv_sec * 1000000000 + r.tv_nsec > g)
+		g = (int64_t)r.tv_sec * 1000000000 + r.tv_nsec;
+	return 2 * g;
+}
+
+enum chg_verdict
+tree_compare(const struct chg_base *base, const struct tree_scan *now)
+{
+	if (now->digest == 0 || now->errors != 0)
+		return CHG_SCAN_ERROR;
+	if (now->digest != base->digest || now->entries != base->entries)
+		return CHG_DIFFERS;
+	return now->racy != 0 ? CHG_RACY : CHG_UNCHANGED;
 }
 
 uint64_t

@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#include "chgcheck.h"
+
 struct tree_scan {
 	uint64_t digest;	/* 0: the root could not be opened */
 	uint64_t entries;	/* below the root */
@@ -24,5 +26,11 @@ struct tree_scan {
 /* racy_after_ns: unix nanoseconds; 0 counts none racy.  Returns 0, or -1 (root unreadable). */
 int tree_scan(const char *path, int64_t racy_after_ns, struct tree_scan *out);
 uint64_t tree_digest(const char *path);		/* the scan's digest alone; 0 on failure */
+/*
+ * A scan (racy_after_ns: base's start less the granularity) against the
+ * view a save kept: CHG_UNCHANGED only if nothing differs and nothing is racy.
+ */
+int64_t tree_time_granularity_ns(void);	/* how far file times may lag the clock */
+enum chg_verdict tree_compare(const struct chg_base *base, const struct tree_scan *now);
 
 #endif
