@@ -951,6 +951,30 @@ test_precedence(void **state)
 	cfg_free(&c);
 }
 
+/* Watcher: inotify by default, polling per vault, nothing else, not global. */
+static void
+test_watcher_keyword(void **state)
+{
+	struct cfg_env e = env_system();
+	struct cfg c;
+	char *d;
+
+	(void)state;
+	must_load(&c, "Vault a\nPath /a\nVault b\nPath /b\nwatcher POLLING\n"
+	    "Vault c\nPath /c\nWatcher inotify\n", &e);
+	assert_int_equal(cfg_vault_find(&c, "a")->watcher_polling, 0);
+	assert_int_equal(cfg_vault_find(&c, "b")->watcher_polling, 1);
+	assert_int_equal(cfg_vault_find(&c, "c")->watcher_polling, 0);
+	d = dump_str(&c);
+	assert_non_null(strstr(d, "\n\tWatcher inotify\n"));
+	assert_non_null(strstr(d, "\n\tWatcher polling\n"));
+	free(d);
+	cfg_free(&c);
+	must_fail(MINI "Watcher fanotify\n", 3, "Watcher must be inotify or polling");
+	must_fail(MINI "Watcher polling\nWatcher polling\n", 4, "duplicate Watcher");
+	must_fail("Watcher polling\n" MINI, 1, "Watcher");
+}
+
 /* VerifyInterval: off by default, global or per vault, 0/off disable, a floor. */
 static void
 test_verify_interval(void **state)
@@ -1558,6 +1582,7 @@ main(void)
 		cmocka_unit_test(test_endpoint),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_verify_interval),
+		cmocka_unit_test(test_watcher_keyword),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_load_file),
