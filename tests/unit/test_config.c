@@ -113,6 +113,19 @@ dump_str(const struct cfg *c)
 	return buf;
 }
 
+/* The dump of c holds each of the NULL-terminated lines; c is freed. */
+static void
+dump_has_and_free(struct cfg *c, const char *const *lines)
+{
+	char *d = dump_str(c);
+
+	for (; *lines != NULL; lines++)
+		if (strstr(d, *lines) == NULL)
+			fail_msg("the dump lacks %s", *lines);
+	free(d);
+	cfg_free(c);
+}
+
 /* ---- defaults ---------------------------------------------------------- */
 
 static void
@@ -955,9 +968,10 @@ test_precedence(void **state)
 static void
 test_watcher_keyword(void **state)
 {
+	static const char *const want[] = { "\n\tWatcher inotify\n", "\n\tWatcher polling\n",
+		NULL };
 	struct cfg_env e = env_system();
 	struct cfg c;
-	char *d;
 
 	(void)state;
 	must_load(&c, "Vault a\nPath /a\nVault b\nPath /b\nwatcher POLLING\n"
@@ -965,11 +979,7 @@ test_watcher_keyword(void **state)
 	assert_int_equal(cfg_vault_find(&c, "a")->watcher_polling, 0);
 	assert_int_equal(cfg_vault_find(&c, "b")->watcher_polling, 1);
 	assert_int_equal(cfg_vault_find(&c, "c")->watcher_polling, 0);
-	d = dump_str(&c);
-	assert_non_null(strstr(d, "\n\tWatcher inotify\n"));
-	assert_non_null(strstr(d, "\n\tWatcher polling\n"));
-	free(d);
-	cfg_free(&c);
+	dump_has_and_free(&c, want);
 	must_fail(MINI "Watcher fanotify\n", 3, "Watcher must be inotify or polling");
 	must_fail(MINI "Watcher polling\nWatcher polling\n", 4, "duplicate Watcher");
 	must_fail("Watcher polling\n" MINI, 1, "Watcher");
