@@ -131,6 +131,12 @@ $(B)/vaultsyncctl: $(call obj,$(CTL_SRC)) $(LIBVS)
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBVS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+# The stat scan of the change check is the parent's own (pure) object.
+$(B)/obj/tests/unit/test_treescan.o: ALL_CFLAGS += -Iparent
+$(B)/tests/test_treescan: $(B)/obj/tests/unit/test_treescan.o $(call obj,parent/treedigest.c) \
+		$(LIBVS)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 # Test tools (vs-age, the substitute child, ...): built, never installed.
 $(B)/%: $(B)/obj/tests/tools/%.o $(LIBVS)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)

@@ -60,7 +60,7 @@ enum cfg_kw {
 	KW_MULTIPARTTHRESHOLD,
 	KW_PATH, KW_MOUNT, KW_MOUNTSIZE, KW_OWNER, KW_RECIPIENT, KW_REMOTE,
 	KW_ENDPOINT, KW_REGION, KW_PATHSTYLE, KW_HISTORYINTERVAL,
-	KW_HISTORYKEEP, KW_VERIFYINTERVAL,
+	KW_HISTORYKEEP, KW_VERIFYINTERVAL, KW_WATCHER,
 	KW__COUNT
 };
 
@@ -105,6 +105,7 @@ static const struct {
 	[KW_HISTORYINTERVAL] = { "HistoryInterval", SC_VAULT },
 	[KW_HISTORYKEEP] = { "HistoryKeep", SC_VAULT },
 	[KW_VERIFYINTERVAL] = { "VerifyInterval", SC_GLOBAL | SC_VAULT },
+	[KW_WATCHER] = { "Watcher", SC_VAULT },
 };
 
 #define KWNAME(kw)	(cfg_kw[(kw)].name)
@@ -1104,6 +1105,15 @@ cfg_set_vault(struct cfg_parser *p, struct cfg_vault *v, enum cfg_kw kw,
 		return 0;
 	case KW_VERIFYINTERVAL:
 		return cfg_set_verify(p, val, &v->verify_interval_ms);
+	case KW_WATCHER:
+		if (strcasecmp(val, "inotify") == 0)
+			v->watcher_polling = 0;
+		else if (strcasecmp(val, "polling") == 0)
+			v->watcher_polling = 1;
+		else
+			return cfg_error(p, "Watcher must be inotify or polling, "
+			    "not '%s'", cfg_vis(val, vb, sizeof(vb)));
+		return 0;
 	default:
 		return cfg_error(p, "%s is not a Vault keyword", KWNAME(kw));
 	}
@@ -1901,6 +1911,7 @@ cfg_dump(const struct cfg *c, FILE *out)
 			    v->history_interval_ms);
 		fprintf(out, "\tHistoryKeep %d\n", v->history_keep);
 		cfg_put_verify(out, t, v->verify_interval_ms);
+		cfg_put(out, t, "Watcher", v->watcher_polling ? "polling" : "inotify");
 	}
 	if (fflush(out) == EOF || ferror(out))
 		return -1;

@@ -56,6 +56,7 @@ struct cfg_vault {
 	uint64_t history_interval_ms;	/* 0 = off */
 	int history_keep;		/* < 1 never prunes */
 	uint64_t verify_interval_ms;	/* effective: vault, else global; 0 = off */
+	int watcher_polling;		/* Watcher polling: no inotify, the polling scan */
 };
 
 struct cfg_origin;

@@ -147,8 +147,9 @@ check_tick(const void *p, const char **why)
 	    "tick record: string not terminated");
 	REQUIRE(m->trigger <= TRIG_MAX && m->outcome <= TICK_OUTCOME_MAX,
 	    "tick record: trigger or outcome out of range");
-	REQUIRE(m->saved <= 1 && m->pushed <= 1 && m->replayed <= 1 && m->pad == 0,
-	    "tick record: bad flag");
+	REQUIRE(m->saved <= 1 && m->pushed <= 1 && m->replayed <= 1 && m->unchanged <= 1 &&
+	    m->scanned <= 1 && m->pad == 0 && (m->scanned || (!m->unchanged && !m->scan_us)) &&
+	    !(m->unchanged && m->saved), "tick record: bad flag");
 	return 0;
 }
 
@@ -493,7 +494,7 @@ _Static_assert(sizeof(struct msg_upl_conf_end) == 16, "uploader configuration en
 _Static_assert(sizeof(struct msg_dec_start) == 1056, "decoder start");
 _Static_assert(sizeof(struct msg_dec_entry) == 8232, "decoder entry");
 _Static_assert(sizeof(struct msg_dec_end) == 552, "decoder end");
-_Static_assert(sizeof(struct msg_tick_rec) == 456, "tick record");
+_Static_assert(sizeof(struct msg_tick_rec) == 472, "tick record");
 _Static_assert(sizeof(struct msg_upl_progress) == 24, "upload progress");
 _Static_assert(sizeof(struct msg_dec_entry) <= MSG_MAX_PAYLOAD, "decoder entry fits");
 

@@ -268,7 +268,10 @@ struct msg_tick_rec {
 	uint32_t saved;		/* 1: a new archive */
 	uint32_t pushed;	/* 1: it went up */
 	uint32_t replayed;	/* 1: sent again to a statusd that restarted (not counted) */
+	uint32_t unchanged;	/* 1: the change check found nothing to save, no archive made */
+	uint32_t scanned;	/* 1: a stat scan ran; scan_us is its wall time */
 	uint32_t pad;
+	uint64_t scan_us;
 	char sha256[72];	/* of the archive as saved, "" = none yet */
 	char error[256];
 };

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chgcheck.h"
 #include "job.h"
 #include "log.h"
 #include "vaultsyncd.h"
@@ -306,6 +307,7 @@ daemon_reload(char *err, size_t errlen)
 		D.ncreds = nn;
 	}
 	apply_log_settings();
+	chgcheck_forget_all();	/* settings or paths may differ: each vault's next save is full */
 	wire_sync_config();
 	vault_adopt_all();
 	children_config_changed(creds_changed);

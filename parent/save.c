@@ -17,6 +17,7 @@
 
 #include "age.h"
 #include "archive.h"
+#include "clock.h"
 #include "hex.h"
 #include "ring.h"
 #include "treedigest.h"
@@ -162,10 +163,36 @@ out:
 	return rc;
 }
 
-/* Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set). */
+/*
+ * The change check (chgcheck.h): 1 if the scan shows the vault as the last
+ * save saw it, so that no archive is needed; the verdict says why not.
+ */
+static int
+unchanged(struct vault_job *vj, const struct tree_scan *sc)
+{
+	struct chg_job *c = &vj->chk;
+
+	if (!c->compare)
+		return 0;	/* prepare said why */
+	if (vj->prev.sha256[0] == '\0' || !store_exists(vj->dir, "vault.tar.age"))
+		c->verdict = CHG_NO_ARCHIVE;
+	else
+		c->verdict = tree_compare(&c->base, sc);
+	return c->verdict == CHG_UNCHANGED;
+}
+
+/*
+ * Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set).
+ * Each try's scan, started after its start time was read, is the view the
+ * archive is checked against; the first also serves the change check, and
+ * the view of the try that is kept untorn is what the next check compares.
+ */
 int
 do_save(struct vault_job *vj)
 {
+	struct tree_scan sc;
+	int64_t t0;
+	uint64_t m0;
 	int i, rc;
 
 	vj->torn = 0;
@@ -174,8 +201,28 @@ do_save(struct vault_job *vj)
 		/* A burst of writes usually ends soon: wait it out a little longer each time. */
 		if (i > 0)
 			usleep((useconds_t)(25000u << (i < 6 ? i : 6)));
-		if ((rc = save_once(vj, tree_digest(vj->v.path), i == SAVE_TRIES - 1)) != 1)
+		t0 = wall_ns();
+		m0 = mono_us();
+		(void)tree_scan(vj->v.path, i == 0 && vj->chk.compare ?
+		    vj->chk.base.start_ns - vj->chk.gran_ns : 0, &sc);
+		if (i == 0) {
+			vj->chk.scan_us = mono_us() - m0;
+			if (unchanged(vj, &sc)) {
+				vj->changed = 0;
+				vj->st = vj->prev;
+				vj->files = sc.entries;
+				return 0;
+			}
+		}
+		if ((rc = save_once(vj, sc.digest, i == SAVE_TRIES - 1)) != 1) {
+			if (rc == 0 && !vj->torn && sc.digest != 0 && sc.errors == 0) {
+				vj->chk.have_next = 1;
+				vj->chk.next.digest = sc.digest;
+				vj->chk.next.entries = sc.entries;
+				vj->chk.next.start_ns = t0;
+			}
 			return rc;
+		}
 	}
 	return -1;	/* not reached: the last try never answers 1 */
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chgcheck.h"
 #include "log.h"
 #include "vault_ops.h"
 #include "vaultsyncd.h"
@@ -31,6 +32,9 @@ struct tick_state {
 	int64_t started_ms;		/* unix ms */
 	int pending, pending_trigger;
 	int saved, pushed;
+	int checked;			/* the save job ran: check and scan_us are known */
+	enum chg_verdict check;		/* the change check's verdict */
+	uint64_t scan_us;		/* its stat scan's wall time */
 	uint64_t uploaded_bytes;	/* what the push reported, for the records */
 	char etag[128], key[192];
 	char save_msg[512], push_msg[512];
@@ -154,6 +158,9 @@ record(const struct vault_rt *v, uint32_t outcome, const char *error, uint64_t m
 	r.outcome = outcome;
 	r.saved = t->saved != 0;
 	r.pushed = t->pushed != 0;
+	r.unchanged = t->checked && t->check == CHG_UNCHANGED;
+	r.scanned = t->checked;
+	r.scan_us = t->checked ? t->scan_us : 0;
 	r.archive_bytes = v->st.archive_bytes;
 	r.uploaded_bytes = t->pushed ? t->uploaded_bytes : 0;
 	msg_strlcpy(r.sha256, v->st.sha256, sizeof(r.sha256));
@@ -193,10 +200,16 @@ tick_end(struct vault_rt *v, const char *outcome, int code, const char *error)
 	json_object_set_new(f, "error", error != NULL && error[0] ? json_string(error) :
 	    json_null());
 	json_object_set_new(f, "sync", sync);
+	json_object_set_new(f, "unchanged", json_boolean(t->checked && t->check == CHG_UNCHANGED));
+	json_object_set_new(f, "scan_us", t->checked ? json_integer((json_int_t)t->scan_us) :
+	    json_null());
+	json_object_set_new(f, "check", t->checked ? json_string(chg_verdict_name(t->check)) :
+	    json_null());
 	emit(strcmp(outcome, "ok") == 0 ? LL_INFO : strcmp(outcome, "conflict") == 0 ? LL_WARN :
 	    LL_ERROR, f, "vault %s: tick %llu (%s) %s in %llu ms%s%s%s%s", v->name,
 	    (unsigned long long)t->index, trigger_names[t->trigger], outcome,
-	    (unsigned long long)ms, t->saved ? ", saved" : ", unchanged",
+	    (unsigned long long)ms, t->saved ? ", saved" : t->checked && t->check == CHG_UNCHANGED ?
+	    ", unchanged (no archive made)" : ", unchanged",
 	    t->pushed ? ", pushed" : "", error != NULL && error[0] ? ": " : "",
 	    error != NULL ? error : "");
 	if (strcmp(outcome, "ok") != 0)
@@ -222,7 +235,8 @@ tick_start(struct vault_rt *v, int trigger)
 	t->trigger = trigger;
 	t->t0 = mono_ms();
 	t->started_ms = wall_ms();
-	t->saved = t->pushed = 0;
+	t->saved = t->pushed = t->checked = 0;
+	t->scan_us = 0;
 	t->uploaded_bytes = 0;
 	t->etag[0] = t->key[0] = '\0';
 	t->save_msg[0] = t->push_msg[0] = '\0';
@@ -286,6 +300,8 @@ saved(struct vault_rt *v, int rc, int changed, const char *msg)
 	if (t->running != TICK_SAVING)
 		return;
 	msg_strlcpy(t->save_msg, msg, sizeof(t->save_msg));
+	t->check = chgcheck_last(v, &t->scan_us);
+	t->checked = rc == 0;
 	if (rc != 0) {
 		tick_end(v, "error", rc, msg);
 		return;

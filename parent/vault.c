@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chgcheck.h"
 #include "log.h"
 #include "vault_ops.h"
 #include "vaultsyncd.h"
@@ -182,6 +183,10 @@ op_done(struct job *j)
 		return;
 	}
 	v->busy = 0;
+	if (vj->op == VOP_SAVE)
+		chgcheck_done(v, &vj->chk, vj->rc == 0);
+	else
+		chgcheck_forget(v);	/* a tree replaced or wiped, or a save without a check */
 	if (vj->rc != 0) {
 		D.oneshot_failed |= D.oneshot;
 		v->consecutive_failures++;
@@ -213,6 +218,17 @@ op_done(struct job *j)
 			else if (vj->save_tries > 1)
 				log_debug("vault %s: the vault changed during the save; made "
 				    "again (%d tries)", v->name, vj->save_tries);
+			if (vj->chk.verdict == CHG_UNCHANGED) {
+				char m[256];
+
+				snprintf(m, sizeof(m), "vault %s: unchanged since the last save (stat "
+				    "scan of %llu entries, %llu us), no archive made", v->name,
+				    (unsigned long long)vj->files,
+				    (unsigned long long)vj->chk.scan_us);
+				log_debug("%s", m);
+				save_ended(v, 0, 0, m);
+				break;
+			}
 			log_info("vault %s: %s (%llu files, %llu bytes)", v->name, vj->changed ?
 			    "saved" : "unchanged, no new archive", (unsigned long long)vj->files,
 			    (unsigned long long)vj->bytes);
@@ -322,6 +338,8 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 	vj->client_gen = gen;
 	vj->prev = v->st;
 	store_dir(&D.cfg, cv, vj->dir, sizeof(vj->dir));
+	if (op == VOP_SAVE)
+		chgcheck_prepare(v, &vj->chk);
 	if ((op == VOP_SAVE || op == VOP_LOCK) &&
 	    keep_restore(v, vj->dir, err, errlen) < 0) {
 		free(vj);

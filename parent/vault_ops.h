@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "chgcheck.h"
 #include "config.h"
 #include "decode.h"
 #include "job.h"
@@ -34,6 +35,7 @@ struct vault_job {
 	int pull_latest;		/* PULL: src is the remote latest (not a history copy) */
 	struct vault_saved prev;	/* state before the op */
 	struct decode_conf dec;		/* UNLOCK, PULL: how to start the decoder */
+	struct chg_job chk;		/* SAVE: the change check's part, in and out */
 
 	/* results */
 	int rc;				/* 0 ok, else an exit code for vaultsyncctl */

@@ -181,6 +181,11 @@ watch_rebuild(void)
 			    cv->path);
 			continue;
 		}
+		if (cv->watcher_polling) {
+			v->watch_mode = WATCH_POLLING;
+			snprintf(v->watch_reason, sizeof(v->watch_reason), "Watcher polling");
+			continue;	/* pollscan_arm() below takes it on */
+		}
 		v->watch_mode = WATCH_INOTIFY;
 		add_tree(v, cv->path, 0);
 		if (v->watch_mode == WATCH_INOTIFY)

@@ -23,9 +23,9 @@ static const uint64_t bucket_ms[] = { 10, 50, 100, 500, 1000, 5000, 30000, 12000
 
 /* A tick as kept: the record without its fixed-size padding (the error, rare, apart). */
 struct tick {
-	uint64_t index, duration_ms, archive_bytes, uploaded_bytes;
+	uint64_t index, duration_ms, archive_bytes, uploaded_bytes, scan_us;
 	int64_t started_ms;
-	uint8_t trigger, outcome, saved, pushed;
+	uint8_t trigger, outcome, saved, pushed, unchanged, scanned;
 	char sha256[65];
 	char *error;		/* NULL: none */
 };
@@ -98,6 +98,9 @@ ticks_take(const struct msg_tick_rec *t)
 	k->outcome = (uint8_t)t->outcome;
 	k->saved = (uint8_t)t->saved;
 	k->pushed = (uint8_t)t->pushed;
+	k->unchanged = (uint8_t)t->unchanged;
+	k->scanned = (uint8_t)t->scanned;
+	k->scan_us = t->scan_us;
 	msg_strlcpy(k->sha256, t->sha256, sizeof(k->sha256));
 	k->error = t->error[0] != '\0' ? strdup(t->error) : NULL;
 	g->head = (g->head + 1) % g->cap;
@@ -192,17 +195,23 @@ ticks_one_json(const struct msg_tick_rec *t)
 	char at[40];
 	struct tm tm;
 	time_t s = (time_t)(t->started_ms / 1000);
+	json_t *o;
 
 	gmtime_r(&s, &tm);
 	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(at + strlen(at), sizeof(at) - strlen(at), ".%03dZ", (int)(t->started_ms % 1000));
-	return json_pack("{s:I, s:s, s:s, s:I, s:s, s:s*, s:{s:b, s:s*, s:I, s:b, s:I}}",
+	o = json_pack("{s:I, s:s, s:s, s:I, s:s, s:s*, s:{s:b, s:s*, s:I, s:b, s:I}}",
 	    "tick_index", (json_int_t)t->index, "trigger", trig[t->trigger],
 	    "started_at", at, "duration_ms", (json_int_t)t->duration_ms,
 	    "outcome", out[t->outcome], "error", t->error[0] ? t->error : NULL,
 	    "sync", "saved", (int)t->saved, "sha256", t->sha256[0] ? t->sha256 : NULL,
 	    "archive_bytes", (json_int_t)t->archive_bytes, "pushed", (int)t->pushed,
 	    "uploaded_bytes", (json_int_t)t->uploaded_bytes);
+	/* The change check: nothing to save (no archive made), and the stat scan's time. */
+	json_object_set_new(o, "unchanged", json_boolean(t->unchanged));
+	if (t->scanned)
+		json_object_set_new(o, "scan_us", json_integer((json_int_t)t->scan_us));
+	return o;
 }
 
 static json_t *
@@ -221,6 +230,9 @@ kept_json(const struct ring *g, const struct tick *k)
 	t.outcome = k->outcome;
 	t.saved = k->saved;
 	t.pushed = k->pushed;
+	t.unchanged = k->unchanged;
+	t.scanned = k->scanned;
+	t.scan_us = k->scan_us;
 	msg_strlcpy(t.sha256, k->sha256, sizeof(t.sha256));
 	msg_strlcpy(t.error, k->error != NULL ? k->error : "", sizeof(t.error));
 	return ticks_one_json(&t);

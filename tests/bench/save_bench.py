@@ -80,9 +80,9 @@ class Daemon:
         with open(self.passfile, "w") as f:
             f.write(PASS + "\n")
 
-    def start(self):
+    def start(self, stdout=subprocess.DEVNULL):
         self.p = subprocess.Popen([os.path.join(BUILD, "vaultsyncd-dev"), "-f", self.conf],
-                                  stdout=subprocess.DEVNULL)
+                                  stdout=stdout)
         for _ in range(200):
             if self.ctl("status", check=False).returncode in (0, 1):
                 return

@@ -137,7 +137,8 @@ VAULT_RT_FIELDS = {"in_use", "name", "state", "watch_mode", "nwatches", "consecu
                    "busy", "busy_op", "save_done", "last_save_at", "st", "changes",
                    "last_change_at", "watch_reason", "last_error", "save_error", "skip_note"}
 # Modules whose per-vault state is their own (a static VREG_STATE array).
-OWN_STATE = ("tick.c", "headpoll.c", "ctlq.c", "verify.c", "pollscan.c", "keep.c", "rstate.c")
+OWN_STATE = ("tick.c", "headpoll.c", "ctlq.c", "verify.c", "pollscan.c", "keep.c", "rstate.c",
+             "chgcheck.c")
 
 
 def test_modules_own_their_per_vault_state():
@@ -170,7 +171,8 @@ def test_modules_own_their_per_vault_state():
         base = os.path.basename(path)
         for typ, owners in (("tick_state", {"tick.c"}), ("hp_state", {"headpoll.c"}),
                             ("ctlq_state", {"ctlq.c"}), ("verify_state", {"verify.c"}),
-                            ("scan_state", {"pollscan.c"}), ("keep_state", {"keep.c"})):
+                            ("scan_state", {"pollscan.c"}), ("keep_state", {"keep.c"}),
+                            ("chk_state", {"chgcheck.c"})):
             if base not in owners:
                 assert "struct %s " % typ not in src, (base, typ)
 

@@ -583,6 +583,8 @@ def test_tick_history_of_a_vault(daemon_factory, workdir, user_mode):
         assert last["sync"]["sha256"] == rec["sync"]["sha256"] and len(rec["sync"]["sha256"]) == 64
         assert last["sync"]["archive_bytes"] == rec["sync"]["archive_bytes"]
         assert last["duration_ms"] == rec["duration_ms"]
+        assert last["unchanged"] is rec["unchanged"] is False
+        assert last["scan_us"] == rec["scan_us"] and isinstance(last["scan_us"], int)
         assert [t["tick_index"] for t in ticks("?limit=1")] == [rec["tick_index"]]
         for bad in ("?limit=0", "?limit=-1", "?limit=x", "?limit=100001"):
             assert get(url + "v1/vaults/v/ticks" + bad, headers=auth)[0] == 400, bad

@@ -18,6 +18,8 @@ from test_vault import populate, tree
 
 TRIGGERS = {"startup", "watcher", "head-poll", "interval", "ctl"}
 OUTCOMES = {"ok", "error", "conflict"}
+CHECKS = {"no-state", "events", "age", "no-archive", "scan-error", "changed", "racy",
+          "unchanged"}
 
 
 def ticks(d, event=None, trigger=None):
@@ -51,6 +53,13 @@ def check_envelope(r):
         assert isinstance(s["archive_bytes"], int) and isinstance(s["uploaded_bytes"], int)
         assert s["etag"] is None or isinstance(s["etag"], str)
         assert (s["remote_key"] is not None) == s["pushed"], s
+        # The change check: its verdict, its scan's time, and no archive when unchanged.
+        assert isinstance(r["unchanged"], bool), r
+        assert r["check"] is None or r["check"] in CHECKS, r
+        assert r["unchanged"] == (r["check"] == "unchanged"), r
+        assert (r["scan_us"] is None) == (r["check"] is None), r
+        assert r["scan_us"] is None or (isinstance(r["scan_us"], int) and r["scan_us"] >= 0)
+        assert not (r["unchanged"] and s["saved"]), r
 
 
 @pytest.fixture(params=MODES)

@@ -113,6 +113,19 @@ dump_str(const struct cfg *c)
 	return buf;
 }
 
+/* The dump of c holds each of the NULL-terminated lines; c is freed. */
+static void
+dump_has_and_free(struct cfg *c, const char *const *lines)
+{
+	char *d = dump_str(c);
+
+	for (; *lines != NULL; lines++)
+		if (strstr(d, *lines) == NULL)
+			fail_msg("the dump lacks %s", *lines);
+	free(d);
+	cfg_free(c);
+}
+
 /* ---- defaults ---------------------------------------------------------- */
 
 static void
@@ -951,6 +964,27 @@ test_precedence(void **state)
 	cfg_free(&c);
 }
 
+/* Watcher: inotify by default, polling per vault, nothing else, not global. */
+static void
+test_watcher_keyword(void **state)
+{
+	static const char *const want[] = { "\n\tWatcher inotify\n", "\n\tWatcher polling\n",
+		NULL };
+	struct cfg_env e = env_system();
+	struct cfg c;
+
+	(void)state;
+	must_load(&c, "Vault a\nPath /a\nVault b\nPath /b\nwatcher POLLING\n"
+	    "Vault c\nPath /c\nWatcher inotify\n", &e);
+	assert_int_equal(cfg_vault_find(&c, "a")->watcher_polling, 0);
+	assert_int_equal(cfg_vault_find(&c, "b")->watcher_polling, 1);
+	assert_int_equal(cfg_vault_find(&c, "c")->watcher_polling, 0);
+	dump_has_and_free(&c, want);
+	must_fail(MINI "Watcher fanotify\n", 3, "Watcher must be inotify or polling");
+	must_fail(MINI "Watcher polling\nWatcher polling\n", 4, "duplicate Watcher");
+	must_fail("Watcher polling\n" MINI, 1, "Watcher");
+}
+
 /* VerifyInterval: off by default, global or per vault, 0/off disable, a floor. */
 static void
 test_verify_interval(void **state)
@@ -1558,6 +1592,7 @@ main(void)
 		cmocka_unit_test(test_endpoint),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_verify_interval),
+		cmocka_unit_test(test_watcher_keyword),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_load_file),

@@ -1,0 +1,381 @@
+/*
+ * The stat scan and the change check's comparison (parent/treedigest.c):
+ * the digest follows every change of name, type, mode, size, inode, owner,
+ * times and link target; an entry stamped within the granularity of the
+ * last save's start is racy even when the digest is equal; and 1,000 rounds
+ * of random edits against a model of the tree never leave a change behind
+ * a verdict of "unchanged" (edits right after a save, in the same timestamp
+ * tick, and rewrites with the size and mtime put back among them).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "treedigest.h"
+
+static char root[256];
+
+static void
+make_root(void)
+{
+	snprintf(root, sizeof(root), "/dev/shm/vs-treescan-XXXXXX");
+	if (mkdtemp(root) == NULL) {
+		snprintf(root, sizeof(root), "/tmp/vs-treescan-XXXXXX");
+		assert_non_null(mkdtemp(root));
+	}
+}
+
+static void
+remove_root(void)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+path_of(char *buf, size_t n, const char *rel)
+{
+	snprintf(buf, n, "%s/%s", root, rel);
+}
+
+static void
+put(const char *rel, const char *data, size_t len)
+{
+	char p[512];
+	int fd;
+
+	path_of(p, sizeof(p), rel);
+	assert_true((fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static uint64_t
+digest_now(void)
+{
+	struct tree_scan s;
+
+	assert_int_equal(tree_scan(root, 0, &s), 0);
+	assert_int_equal(s.errors, 0);
+	return s.digest;
+}
+
+/* Each kind of change moves the digest; an unchanged tree keeps it. */
+static void
+test_digest_follows_changes(void **state)
+{
+	char p[512], q[512];
+	uint64_t d;
+	struct tree_scan s;
+
+	(void)state;
+	make_root();
+	path_of(p, sizeof(p), "sub");
+	assert_int_equal(mkdir(p, 0700), 0);
+	put("sub/a", "one", 3);
+	put("b", "two", 3);
+	path_of(p, sizeof(p), "l");
+	assert_int_equal(symlink("b", p), 0);
+	d = digest_now();
+	assert_int_equal(digest_now(), d);
+	assert_int_equal(tree_scan(root, 0, &s), 0);
+	assert_int_equal(s.entries, 4);
+	assert_int_equal(s.racy, 0);
+
+	put("sub/a", "ONE", 3);				/* same size */
+	assert_int_not_equal(digest_now(), d);
+	d = digest_now();
+	path_of(p, sizeof(p), "b");
+	assert_int_equal(chmod(p, 0640), 0);
+	assert_int_not_equal(digest_now(), d);
+	d = digest_now();
+	path_of(p, sizeof(p), "l");
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("x", p), 0);		/* same length target */
+	assert_int_not_equal(digest_now(), d);
+	d = digest_now();
+	path_of(p, sizeof(p), "sub/a");
+	path_of(q, sizeof(q), "sub/c");
+	assert_int_equal(rename(p, q), 0);
+	assert_int_not_equal(digest_now(), d);
+	d = digest_now();
+	assert_int_equal(unlink(q), 0);
+	assert_int_not_equal(digest_now(), d);
+	/* No root: no digest. */
+	assert_int_equal(tree_scan("/nonexistent/vs-treescan", 0, &s), -1);
+	assert_int_equal(tree_digest("/nonexistent/vs-treescan"), 0);
+	remove_root();
+}
+
+/* The racy rule: equal digests do not hide an entry stamped after the save began. */
+static void
+test_racy_entries_count_as_changed(void **state)
+{
+	struct chg_base base;
+	struct tree_scan s;
+	struct stat st;
+	char p[512];
+	int64_t gran = tree_time_granularity_ns(), ct;
+
+	(void)state;
+	assert_true(gran >= 2000000);
+	make_root();
+	put("f", "data", 4);
+	path_of(p, sizeof(p), "f");
+	assert_int_equal(stat(p, &st), 0);
+	ct = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	/* A save that began in the same timestamp tick as the file's last change. */
+	assert_int_equal(tree_scan(root, 0, &s), 0);
+	base.digest = s.digest;
+	base.entries = s.entries;
+	base.start_ns = ct + gran / 4;
+	assert_int_equal(tree_scan(root, base.start_ns - gran, &s), 0);
+	assert_true(s.racy >= 1);
+	assert_int_equal(tree_compare(&base, &s), CHG_RACY);
+	/* A save that began well after it: nothing racy, nothing changed. */
+	base.start_ns = ct + 10 * gran;
+	assert_int_equal(tree_scan(root, base.start_ns - gran, &s), 0);
+	assert_int_equal(s.racy, 0);
+	assert_int_equal(tree_compare(&base, &s), CHG_UNCHANGED);
+	/* A different digest or count is a change whatever the times. */
+	base.digest ^= 1;
+	assert_int_equal(tree_compare(&base, &s), CHG_DIFFERS);
+	base.digest ^= 1;
+	base.entries++;
+	assert_int_equal(tree_compare(&base, &s), CHG_DIFFERS);
+	remove_root();
+}
+
+/* ---- the model ---- */
+
+#define NSLOTS		40
+#define MAXLEN		24
+
+enum { ABSENT = 0, FILE_T, LINK_T };
+
+struct slot {
+	int type;
+	mode_t mode;
+	size_t len;
+	char data[MAXLEN];	/* a file's bytes, or a link's target (NUL-terminated) */
+};
+
+static const char *const dirs[] = { "a", "a/b", "c" };
+
+static void
+slot_name(int i, char *buf, size_t n)
+{
+	static const char *const where[] = { "", "a/", "a/b/", "c/" };
+
+	snprintf(buf, n, "%s/%sn%02d", root, where[i % 4], i);
+}
+
+static void
+random_bytes(char *d, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		d[i] = (char)('a' + rand() % 26);
+}
+
+static void
+write_file(const char *p, const char *d, size_t n, mode_t mode)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, d, n), (ssize_t)n);
+	close(fd);
+}
+
+static void
+set_mtime(const char *p, const struct stat *old)
+{
+	struct timespec t[2] = { old->st_atim, old->st_mtim };
+
+	assert_int_equal(utimensat(AT_FDCWD, p, t, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+/* One random edit of the tree and the model. */
+static void
+edit(struct slot *m)
+{
+	int i = rand() % NSLOTS, j = rand() % NSLOTS;
+	char p[512], q[512], tmp[520];
+	struct slot *s = &m[i];
+	struct stat st;
+
+	slot_name(i, p, sizeof(p));
+	switch (rand() % 9) {
+	case 0:		/* create, or rewrite with a new size */
+	case 1:
+		if (s->type == LINK_T)
+			assert_int_equal(unlink(p), 0);
+		s->type = FILE_T;
+		s->len = (size_t)(rand() % MAXLEN);
+		random_bytes(s->data, s->len);
+		if (s->mode == 0)
+			s->mode = 0600;
+		write_file(p, s->data, s->len, s->mode);
+		break;
+	case 2:		/* the same size, one byte changed; half the time the mtime put back */
+	case 3:
+		if (s->type != FILE_T || s->len == 0)
+			break;
+		assert_int_equal(lstat(p, &st), 0);
+		s->data[rand() % s->len] = (char)('A' + rand() % 26);
+		write_file(p, s->data, s->len, s->mode);
+		if (rand() % 2)
+			set_mtime(p, &st);		/* touch -d back to the old time */
+		break;
+	case 4:		/* replaced by rename, same size and mtime */
+		if (s->type != FILE_T || s->len == 0)
+			break;
+		assert_int_equal(lstat(p, &st), 0);
+		s->data[rand() % s->len] ^= 1;
+		snprintf(tmp, sizeof(tmp), "%s.new", p);
+		write_file(tmp, s->data, s->len, s->mode);
+		assert_int_equal(chmod(tmp, s->mode), 0);
+		set_mtime(tmp, &st);
+		assert_int_equal(rename(tmp, p), 0);
+		break;
+	case 5:		/* delete */
+		if (s->type == ABSENT)
+			break;
+		assert_int_equal(unlink(p), 0);
+		memset(s, 0, sizeof(*s));
+		break;
+	case 6:		/* rename to a free slot */
+		if (s->type == ABSENT || m[j].type != ABSENT)
+			break;
+		slot_name(j, q, sizeof(q));
+		assert_int_equal(rename(p, q), 0);
+		m[j] = *s;
+		memset(s, 0, sizeof(*s));
+		break;
+	case 7:		/* chmod */
+		if (s->type != FILE_T)
+			break;
+		s->mode = s->mode == 0600 ? 0640 : 0600;
+		assert_int_equal(chmod(p, s->mode), 0);
+		break;
+	case 8:		/* a symlink (re)pointed, its target the same length */
+		if (s->type == FILE_T)
+			break;
+		if (s->type == LINK_T)
+			assert_int_equal(unlink(p), 0);
+		s->type = LINK_T;
+		s->mode = 0;
+		snprintf(s->data, sizeof(s->data), "t%d", rand() % 10);
+		s->len = strlen(s->data);
+		assert_int_equal(symlink(s->data, p), 0);
+		break;
+	}
+}
+
+static int
+same_model(const struct slot *a, const struct slot *b)
+{
+	int i;
+
+	for (i = 0; i < NSLOTS; i++) {
+		if (a[i].type != b[i].type)
+			return 0;
+		if (a[i].type == ABSENT)
+			continue;
+		if (a[i].len != b[i].len || memcmp(a[i].data, b[i].data, a[i].len) != 0 ||
+		    (a[i].type == FILE_T && a[i].mode != b[i].mode))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+test_random_edits_never_missed(void **state)
+{
+	struct slot model[NSLOTS], saved[NSLOTS];
+	struct chg_base base;
+	struct tree_scan s;
+	int64_t gran = tree_time_granularity_ns();
+	int round, k, n_unchanged = 0, n_racy = 0, n_changed = 0;
+	unsigned seed = (unsigned)time(NULL);
+	char p[512];
+	size_t d;
+
+	(void)state;
+	if (getenv("VS_TEST_SEED") != NULL)
+		seed = (unsigned)strtoul(getenv("VS_TEST_SEED"), NULL, 10);
+	srand(seed);
+	print_message("seed %u (VS_TEST_SEED)\n", seed);
+	make_root();
+	for (d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		path_of(p, sizeof(p), dirs[d]);
+		assert_int_equal(mkdir(p, 0700), 0);
+	}
+	memset(model, 0, sizeof(model));
+	/* The first save. */
+	base.start_ns = wall_ns();
+	assert_int_equal(tree_scan(root, 0, &s), 0);
+	base.digest = s.digest;
+	base.entries = s.entries;
+	memcpy(saved, model, sizeof(saved));
+	for (round = 0; round < 1000; round++) {
+		enum chg_verdict v;
+
+		/* Now and then let time pass, so that both regimes come up. */
+		if (rand() % 2 == 0)
+			usleep((useconds_t)(rand() % 8000));
+		for (k = rand() % 2 ? 0 : 1 + rand() % 3; k > 0; k--)
+			edit(model);
+		assert_int_equal(tree_scan(root, base.start_ns - gran, &s), 0);
+		v = tree_compare(&base, &s);
+		if (v == CHG_UNCHANGED) {
+			if (!same_model(model, saved))
+				fail_msg("round %d (seed %u): a change was missed", round, seed);
+			n_unchanged++;
+			continue;
+		}
+		assert_true(v == CHG_DIFFERS || v == CHG_RACY);
+		n_racy += v == CHG_RACY;
+		n_changed++;
+		/* The save: its start read first, then its scan, then the contents. */
+		base.start_ns = wall_ns();
+		assert_int_equal(tree_scan(root, 0, &s), 0);
+		base.digest = s.digest;
+		base.entries = s.entries;
+		memcpy(saved, model, sizeof(saved));
+		/* Half the time, an edit at once: the same timestamp tick as the save's start. */
+		if (rand() % 2)
+			edit(model);
+	}
+	print_message("%d unchanged, %d saved (%d of them racy)\n", n_unchanged, n_changed, n_racy);
+	assert_true(n_unchanged >= 50);
+	assert_true(n_changed >= 50);
+	remove_root();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_digest_follows_changes),
+		cmocka_unit_test(test_racy_entries_count_as_changed),
+		cmocka_unit_test(test_random_edits_never_missed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
