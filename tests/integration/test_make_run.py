@@ -13,6 +13,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 import time
 
@@ -141,6 +142,9 @@ def test_make_run_in_the_foreground_ends_with_ctrl_c():
     try:
         pid, fd = pty.fork()
         if pid == 0:
+            # As at a terminal: a run started in the background (nohup ... &)
+            # ignores SIGINT, and a signal ignored on entry cannot be trapped.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             argv = demo.ident.wrap(make_argv())
             os.execvpe(argv[0], argv, demo.ident.env())
         seen, deadline = b"", time.monotonic() + 300
@@ -158,7 +162,13 @@ def test_make_run_in_the_foreground_ends_with_ctrl_c():
             extra = os.read(fd, 4096)
             assert extra.strip() == b"", extra
         os.write(fd, b"\x03")
-        wait_for(lambda: demo.ctl("status").returncode == 2, 30, 0.2, "the daemon to stop")
+        try:
+            wait_for(lambda: demo.ctl("status").returncode == 2, 30, 0.2, "the daemon to stop")
+        except AssertionError:
+            with open(os.path.join(demo.dir, "vaultsyncd.log"), errors="replace") as f:
+                log = f.read()[-4000:]
+            raise AssertionError("the daemon did not stop after Ctrl-C; the screen:\n%s\n"
+                                 "the end of its log:\n%s" % (seen[-2000:], log))
         os.waitpid(pid, 0)
         os.close(fd)
         with open(os.path.join(demo.dir, "vaultsyncd.log")) as f:
