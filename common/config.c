@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <pwd.h>
@@ -1786,6 +1787,35 @@ cfg_where(const struct cfg *c, const struct cfg_vault *v, const char *keyword,
 		(void)cfg_strcpy(at->file, sizeof(at->file), o->files[l->file]);
 		at->line = l->line;
 	}
+}
+
+int
+cfg_vault_owner_ids(const struct cfg_vault *v, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	*uid = 0;
+	*gid = 0;
+	if (v->owner_user[0] != '\0') {
+		struct passwd *pw = getpwnam(v->owner_user);
+
+		if (pw == NULL) {
+			snprintf(err, errlen, "vault %s: Owner user %s does not exist", v->name,
+			    v->owner_user);
+			return -1;
+		}
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+	if (v->owner_group[0] != '\0') {
+		struct group *gr = getgrnam(v->owner_group);
+
+		if (gr == NULL) {
+			snprintf(err, errlen, "vault %s: Owner group %s does not exist", v->name,
+			    v->owner_group);
+			return -1;
+		}
+		*gid = gr->gr_gid;
+	}
+	return 0;
 }
 
 const struct cfg_vault *

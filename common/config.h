@@ -7,6 +7,7 @@
 #define VS_CONFIG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -134,6 +135,14 @@ void cfg_free(struct cfg *c);
 int cfg_dump(const struct cfg *c, FILE *out);
 
 const struct cfg_vault *cfg_vault_find(const struct cfg *c, const char *name);
+
+/*
+ * The system-mode owner of a vault as numbers: root, the Owner user with its
+ * primary group, OwnerGroup's group if given.  0, or -1 with err naming the
+ * user or group that does not exist.
+ */
+int cfg_vault_owner_ids(const struct cfg_vault *v, uid_t *uid, gid_t *gid,
+    char *err, size_t errlen);
 
 /*
  * Where 'keyword' took effect, in at->file and at->line (at->msg empty), so

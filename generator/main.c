@@ -18,7 +18,6 @@
  * produces nothing: the service's own check says what is wrong.
  */
 #include <errno.h>
-#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,42 +64,20 @@ escape_path(const char *path, const char *suffix, char *out, size_t len)
 	return snprintf(out + n, len - n, "%s", suffix) < (int)(len - n) ? 0 : -1;
 }
 
-/* The vault's owner as numbers: root, the Owner user, its group or OwnerGroup. */
-static int
-owner_ids(const struct cfg_vault *v, uid_t *uid, gid_t *gid)
-{
-	struct passwd *pw;
-	struct group *gr;
-
-	*uid = 0;
-	*gid = 0;
-	if (v->owner_user[0] != '\0') {
-		if ((pw = getpwnam(v->owner_user)) == NULL)
-			return -1;
-		*uid = pw->pw_uid;
-		*gid = pw->pw_gid;
-	}
-	if (v->owner_group[0] != '\0') {
-		if ((gr = getgrnam(v->owner_group)) == NULL)
-			return -1;
-		*gid = gr->gr_gid;
-	}
-	return 0;
-}
-
 /*
  * A path as a unit file holds it without quoting or escaping: blanks split
  * lists, quotes and backslashes are unquoted, and % starts a specifier.
  */
 static int
-plain_path(const char *what, const char *path)
+plain_path(const char *what, const char *path, int say)
 {
 	for (const char *p = path; *p != '\0'; p++)
 		if (strchr("/._:@+-", *p) == NULL && !((*p >= 'a' && *p <= 'z') ||
 		    (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) {
-			fprintf(stderr, "vaultsync-generator: %s %s: only letters, digits and "
+			if (say)
+				fprintf(stderr, "vaultsync-generator: %s %s: only letters, digits and "
 			    "/._:@+- go into a unit as they are; left out (mount it yourself, "
-			    "Mount no, and give the service access in a drop-in)\n", what, path);
+				    "Mount no, and give the service access in a drop-in)\n", what, path);
 			return 0;
 		}
 	return 1;
@@ -137,7 +114,7 @@ write_mount(const char *dir, const struct cfg_vault *v, const char *unit, uid_t 
 static void
 rw_path(FILE *f, const char *what, const char *path)
 {
-	if (plain_path(what, path))
+	if (plain_path(what, path, 1))
 		fprintf(f, "ReadWritePaths=-%s\n", path);
 }
 
@@ -161,16 +138,18 @@ generate(const char *dir, const struct cfg *c)
 	fprintf(f, "# Written by vaultsync-generator from %s.\n[Unit]\n", c->file);
 	for (i = 0; i < c->nvaults; i++) {
 		const struct cfg_vault *v = &c->vaults[i];
+		char err[CFG_NAME_MAX * 2 + 64];
 		uid_t uid;
 		gid_t gid;
 
-		if (owner_ids(v, &uid, &gid) != 0)
+		if (cfg_vault_owner_ids(v, &uid, &gid, err, sizeof(err)) != 0)
 			continue;	/* the daemon's check names the unknown Owner */
 		if (uid != 0 || gid != 0)
 			other_owner = 1;
 		if (v->remote_kind == CFG_REMOTE_DIR)
 			dir_remote = 1;
-		if (!v->mount || !plain_path("Path", v->path) ||
+		/* Said once, where its ReadWritePaths line is left out. */
+		if (!v->mount || !plain_path("Path", v->path, 0) ||
 		    escape_path(v->path, ".mount", unit, sizeof(unit)) != 0 ||
 		    write_mount(dir, v, unit, uid, gid) != 0)
 			continue;
@@ -183,7 +162,7 @@ generate(const char *dir, const struct cfg *c)
 		const struct cfg_vault *v = &c->vaults[i];
 
 		rw_path(f, "Path", v->path);
-		if (v->remote_kind == CFG_REMOTE_DIR && plain_path("Remote dir:", v->remote_dir)) {
+		if (v->remote_kind == CFG_REMOTE_DIR && plain_path("Remote dir:", v->remote_dir, 1)) {
 			/*
 			 * Writable here only if it exists when the service
 			 * starts: made first, outside the sandbox ('+'), as the

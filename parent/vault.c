@@ -41,30 +41,7 @@ resolve_owner(const struct cfg_vault *cv, uid_t *uid, gid_t *gid, char *err, siz
 		*gid = getgid();
 		return 0;
 	}
-	*uid = 0;
-	*gid = 0;
-	if (cv->owner_user[0] != '\0') {
-		struct passwd *pw = getpwnam(cv->owner_user);
-
-		if (pw == NULL) {
-			snprintf(err, errlen, "vault %s: Owner user %s does not exist", cv->name,
-			    cv->owner_user);
-			return -1;
-		}
-		*uid = pw->pw_uid;
-		*gid = pw->pw_gid;
-	}
-	if (cv->owner_group[0] != '\0') {
-		struct group *gr = getgrnam(cv->owner_group);
-
-		if (gr == NULL) {
-			snprintf(err, errlen, "vault %s: Owner group %s does not exist", cv->name,
-			    cv->owner_group);
-			return -1;
-		}
-		*gid = gr->gr_gid;
-	}
-	return 0;
+	return cfg_vault_owner_ids(cv, uid, gid, err, errlen);
 }
 
 /* A save killed half way leaves its temp file: the rename never happened, so it is garbage. */
