@@ -30,6 +30,39 @@ def binpath(name):
     return os.path.join(BUILD, name)
 
 
+def proc_tree(top):
+    """Each process under top with its state and where in the kernel it waits: a daemon that
+    does not answer is either busy, blocked on the disk (fsync) or waiting for an event."""
+    kids, lines = {}, []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            rest = st[st.rindex(")") + 2:].split()
+            kids.setdefault(int(rest[1]), []).append((int(d), st[st.index("(") + 1:st.rindex(")")],
+                                                      rest[0]))
+
+    def walk(pid, comm, state, depth):
+        try:
+            with open("/proc/%d/wchan" % pid) as f:
+                wchan = f.read().strip() or "-"
+        except OSError:
+            wchan = "?"
+        lines.append("%s%d %s %s %s" % ("  " * depth, pid, comm, state, wchan))
+        for c in sorted(kids.get(pid, [])):
+            walk(*c, depth + 1)
+    try:
+        with open("/proc/%d/stat" % top) as f:
+            st = f.read()
+        walk(top, st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2], 0)
+    except OSError:
+        pass
+    return "\n".join(lines) or "(none left)"
+
+
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -194,10 +227,19 @@ class Daemon:
                                     if c["name"] != "statusd" or c["pid"]) else None
         return wait_for(ready, timeout, what="daemon ready")
 
-    def ctl(self, *args, check=True, as_ident=None, timeout=20):
+    def ctl(self, *args, check=True, as_ident=None, timeout=60):
         ident = as_ident or self.ident
-        r = subprocess.run(ident.wrap([binpath("vaultsyncctl"), "-s", self.sock] + list(args)),
-                           capture_output=True, text=True, env=ident.env(), timeout=timeout)
+        try:
+            r = subprocess.run(ident.wrap([binpath("vaultsyncctl"), "-s", self.sock] +
+                                          list(args)),
+                               capture_output=True, text=True, env=ident.env(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # A command that never answers is a stall in the daemon: what it was doing is
+            # in its log, and without it the failure says nothing.
+            raise AssertionError("vaultsyncctl %s: no answer in %g s; the daemon's processes:\n"
+                                 "%s\nits log ends:\n%s"
+                                 % (" ".join(args), timeout, proc_tree(self.proc.pid),
+                                    "\n".join(self.read_log().splitlines()[-80:]))) from None
         if check and r.returncode not in (0, 1):
             raise AssertionError("vaultsyncctl %s: %d %s%s" % (args, r.returncode, r.stdout,
                                                                 r.stderr))
