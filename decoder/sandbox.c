@@ -6,6 +6,7 @@
  * and a way to hand pages to the pipe it already writes.
  */
 #include <sched.h>
+#include <sys/mman.h>
 
 #include "msg.h"
 #include "sandbox.h"
@@ -36,6 +37,8 @@ static const struct sb_rule decoder_rules[] = {
 	SB_ALLOW_SYS(rseq),
 	SB_ALLOW_ARG(rt_sigaction, 0, 32),
 	SB_ALLOW_ARG(rt_sigaction, 0, 33),
+	/* scrypt's table on transparent huge pages (common/agescrypt.c): advice only. */
+	SB_ALLOW_ARG(madvise, 2, MADV_HUGEPAGE),
 };
 
 const struct sb_policy decoder_policy = {
