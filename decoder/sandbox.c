@@ -37,6 +37,12 @@ static const struct sb_rule decoder_rules[] = {
 	SB_ALLOW_SYS(rseq),
 	SB_ALLOW_ARG(rt_sigaction, 0, 32),
 	SB_ALLOW_ARG(rt_sigaction, 0, 33),
+	/*
+	 * pthread_getattr_np asks for the thread's CPU mask (the sanitizers'
+	 * thread start does): ENOSYS, which glibc takes as "no mask", and no
+	 * word about other tasks' CPUs.
+	 */
+	SB_ENOSYS_SYS(sched_getaffinity),
 	/* scrypt's table on transparent huge pages (common/agescrypt.c): advice only. */
 	SB_ALLOW_ARG(madvise, 2, MADV_HUGEPAGE),
 };
