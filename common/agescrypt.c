@@ -5,9 +5,12 @@
  * column and row rounds are four vector additions, rotations and three
  * lane shuffles each, with no transposes: the layout of Colin Percival's
  * SSE2 scrypt.  Word 0 keeps its place, so Integerify reads it directly.
- * The 256 MiB table (at age's 2^18) is read at random: on 4 KiB pages that
- * is a TLB miss a read, so it asks for huge pages.  It holds values derived
- * from the passphrase and is wiped before it is unmapped, as OpenSSL does.
+ * The 256 MiB table (at age's 2^18) is populated when it is mapped (one
+ * call instead of a fault a page).  Not on huge pages: it would read faster,
+ * but a fresh process asking for 128 of them makes the kernel compact
+ * memory first, which took seconds here when memory was fragmented.  The
+ * table holds values derived from the passphrase and is wiped before it is
+ * unmapped, as OpenSSL does.
  */
 #include <stdint.h>
 #include <string.h>
@@ -175,10 +178,10 @@ age_scrypt(const unsigned char *pass, size_t passlen, const unsigned char *salt,
 		pass = (const unsigned char *)"";
 	n = (uint64_t)1 << logn;
 	len = (size_t)(n + 2) * UNIT;		/* the table, then X and Y */
-	V = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	V = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+	    -1, 0);
 	if (V == MAP_FAILED)
 		return -1;
-	(void)madvise(V, len, MADV_HUGEPAGE);
 	(void)madvise(V, len, MADV_DONTDUMP);
 	if (PKCS5_PBKDF2_HMAC((const char *)pass, (int)passlen, salt, (int)saltlen, 1,
 	    EVP_sha256(), sizeof(b), b) == 1) {

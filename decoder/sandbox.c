@@ -6,7 +6,6 @@
  * and a way to hand pages to the pipe it already writes.
  */
 #include <sched.h>
-#include <sys/mman.h>
 
 #include "msg.h"
 #include "sandbox.h"
@@ -43,8 +42,6 @@ static const struct sb_rule decoder_rules[] = {
 	 * word about other tasks' CPUs.
 	 */
 	SB_ENOSYS_SYS(sched_getaffinity),
-	/* scrypt's table on transparent huge pages (common/agescrypt.c): advice only. */
-	SB_ALLOW_ARG(madvise, 2, MADV_HUGEPAGE),
 };
 
 const struct sb_policy decoder_policy = {
