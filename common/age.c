@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "age.h"
+#include "agescrypt.h"
 #include "bech32.h"
 
 #define V1_LINE		"age-encryption.org/v1"
@@ -170,36 +171,10 @@ scrypt_key(const unsigned char *pass, size_t passlen, const unsigned char salt[S
     int logn, unsigned char out[32])
 {
 	unsigned char fullsalt[sizeof(SCRYPT_LABEL) - 1 + SCRYPT_SALT_LEN];
-	uint64_t n = (uint64_t)1 << logn, maxmem;
-	uint32_t r = 8, par = 1;
-	OSSL_PARAM params[7];
-	EVP_KDF_CTX *kctx;
-	EVP_KDF *kdf;
-	int ret = -1;
 
 	memcpy(fullsalt, SCRYPT_LABEL, sizeof(SCRYPT_LABEL) - 1);
 	memcpy(fullsalt + sizeof(SCRYPT_LABEL) - 1, salt, SCRYPT_SALT_LEN);
-	/* OpenSSL needs 128*r*(N+2) for V plus 128*r*p for B; leave some slack. */
-	maxmem = 128 * (uint64_t)r * (n + 2 + par) + (1 << 20);
-	if ((kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL)) == NULL)
-		return -1;
-	kctx = EVP_KDF_CTX_new(kdf);
-	EVP_KDF_free(kdf);
-	if (kctx == NULL)
-		return -1;
-	params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
-	    passlen > 0 ? (void *)pass : (void *)"", passlen);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-	    fullsalt, sizeof(fullsalt));
-	params[2] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
-	params[3] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r);
-	params[4] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &par);
-	params[5] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem);
-	params[6] = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, out, 32, params) == 1)
-		ret = 0;
-	EVP_KDF_CTX_free(kctx);
-	return ret;
+	return age_scrypt(pass, passlen, fullsalt, sizeof(fullsalt), logn, out, 32);
 }
 
 /* ChaCha20-Poly1305 with the all-zero nonce, as both stanza types wrap the file key. */

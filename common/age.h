@@ -136,6 +136,11 @@ struct age_reader *age_reader_new(age_read_fn rd, void *arg, const struct age_ke
  * fails to authenticate, trailing data, I/O).
  */
 ssize_t age_reader_read(struct age_reader *r, const unsigned char **out, struct age_err *e);
+/*
+ * The same, into dst (AGE_CHUNK_LEN bytes), so that a caller can keep
+ * several chunks at once; dst is wiped when a chunk fails.
+ */
+ssize_t age_reader_read_into(struct age_reader *r, unsigned char *dst, struct age_err *e);
 void age_reader_free(struct age_reader *r);
 
 /* ---- whole-stream helpers -------------------------------------------------- */

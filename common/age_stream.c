@@ -404,9 +404,9 @@ fail:
 	return NULL;
 }
 
-/* Open n sealed bytes of cbuf into pbuf; wipes pbuf when the tag does not verify. */
+/* Open n sealed bytes of cbuf into dst; wipes dst when the tag does not verify. */
 static int
-reader_open(struct age_reader *r, size_t n, int last)
+reader_open(struct age_reader *r, size_t n, int last, unsigned char *dst)
 {
 	unsigned char nonce[12];
 	size_t plen = n - AGE_TAG_LEN;
@@ -416,30 +416,42 @@ reader_open(struct age_reader *r, size_t n, int last)
 	if (EVP_DecryptInit_ex(r->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_SET_TAG, AGE_TAG_LEN,
 	    r->cbuf + plen) != 1 ||
-	    (plen > 0 && EVP_DecryptUpdate(r->ctx, r->pbuf, &len, r->cbuf, (int)plen) != 1) ||
-	    (size_t)len != plen || EVP_DecryptFinal_ex(r->ctx, r->pbuf + len, &fin) != 1 ||
+	    (plen > 0 && EVP_DecryptUpdate(r->ctx, dst, &len, r->cbuf, (int)plen) != 1) ||
+	    (size_t)len != plen || EVP_DecryptFinal_ex(r->ctx, dst + len, &fin) != 1 ||
 	    fin != 0) {
-		explicit_bzero(r->pbuf, plen);
+		explicit_bzero(dst, plen);
 		return -1;
 	}
 	return 0;
 }
 
 static ssize_t
-reader_fail(struct age_reader *r)
+reader_fail(struct age_reader *r, unsigned char *dst)
 {
 	r->state = -1;
-	explicit_bzero(r->pbuf, sizeof(r->pbuf));
+	explicit_bzero(dst, AGE_CHUNK_LEN);
 	return -1;
 }
 
 ssize_t
 age_reader_read(struct age_reader *r, const unsigned char **out, struct age_err *e)
 {
+	ssize_t n;
+
+	*out = NULL;
+	if (r == NULL)
+		return age_reader_read_into(r, NULL, e);
+	if ((n = age_reader_read_into(r, r->pbuf, e)) > 0)
+		*out = r->pbuf;
+	return n;
+}
+
+ssize_t
+age_reader_read_into(struct age_reader *r, unsigned char *dst, struct age_err *e)
+{
 	unsigned long long idx;
 	size_t n;
 
-	*out = NULL;
 	if (r == NULL || r->state < 0) {
 		age_seterr(e, "reader failed earlier");
 		return -1;
@@ -448,21 +460,20 @@ age_reader_read(struct age_reader *r, const unsigned char **out, struct age_err 
 		return 0;
 	idx = (unsigned long long)r->counter;
 	if (reader_fill(r, r->cbuf, ENC_CHUNK + 1, &r->have, e) != 0)
-		return reader_fail(r);
+		return reader_fail(r, dst);
 	if (r->have == ENC_CHUNK + 1) {
 		/* More data follows, so this must be a full non-final chunk. */
-		if (reader_open(r, ENC_CHUNK, 0) != 0) {
-			if (reader_open(r, ENC_CHUNK, 1) == 0) {
-				explicit_bzero(r->pbuf, sizeof(r->pbuf));
+		if (reader_open(r, ENC_CHUNK, 0, dst) != 0) {
+			if (reader_open(r, ENC_CHUNK, 1, dst) == 0) {
+				explicit_bzero(dst, AGE_CHUNK_LEN);
 				age_seterr(e, "trailing data after the final chunk");
 			} else
 				age_seterr(e, "chunk %llu failed to authenticate", idx);
-			return reader_fail(r);
+			return reader_fail(r, dst);
 		}
 		r->cbuf[0] = r->cbuf[ENC_CHUNK];
 		r->have = 1;
 		r->counter++;
-		*out = r->pbuf;
 		return AGE_CHUNK_LEN;
 	}
 	/* EOF: what is left must be the final chunk. */
@@ -470,23 +481,22 @@ age_reader_read(struct age_reader *r, const unsigned char **out, struct age_err 
 	if (n < AGE_TAG_LEN) {
 		age_seterr(e, n == 0 ? "truncated payload (final chunk missing)" :
 		    "truncated payload");
-		return reader_fail(r);
+		return reader_fail(r, dst);
 	}
-	if (reader_open(r, n, 1) != 0) {
-		if (n == ENC_CHUNK && reader_open(r, n, 0) == 0) {
-			explicit_bzero(r->pbuf, sizeof(r->pbuf));
+	if (reader_open(r, n, 1, dst) != 0) {
+		if (n == ENC_CHUNK && reader_open(r, n, 0, dst) == 0) {
+			explicit_bzero(dst, AGE_CHUNK_LEN);
 			age_seterr(e, "truncated payload (final chunk missing)");
 		} else
 			age_seterr(e, "chunk %llu failed to authenticate", idx);
-		return reader_fail(r);
+		return reader_fail(r, dst);
 	}
 	if (n == AGE_TAG_LEN && r->counter > 0) {
 		age_seterr(e, "empty final chunk after a full chunk");
-		return reader_fail(r);
+		return reader_fail(r, dst);
 	}
 	r->state = 1;
 	r->have = 0;
-	*out = r->pbuf;
 	return (ssize_t)(n - AGE_TAG_LEN);
 }
 

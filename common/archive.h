@@ -144,7 +144,11 @@ struct arc_entry_sink {
 	void *arg;
 };
 
-/* Parse the tar stream from in and hand each entry to sink; SHA-256 of all the bytes read. */
+/*
+ * Parse the tar stream from in and hand each entry to sink; SHA-256 of all
+ * the bytes read, or with sha256 NULL none (the source digests them: it is
+ * read to its end either way).
+ */
 int arc_parse(arc_read_fn in, void *arg, const struct arc_limits *lim,
     const struct arc_entry_sink *sink, unsigned char sha256[32], char *err, size_t errlen);
 
@@ -154,6 +158,15 @@ struct arc_tree *arc_tree_new(int dest_dirfd, const struct arc_limits *lim,
     struct arc_stats *st, char *err, size_t errlen);
 /* Create one entry (a file's data read through data): 0, or -1 and the tree is failed. */
 int arc_tree_entry(struct arc_tree *t, const struct arc_entry *e, arc_data_fn data, void *darg);
+/*
+ * A file's data moved into fd by the source itself (splice from a pipe, no
+ * copy through this process): at most max bytes, the count moved, 0 at the
+ * file's end, -1 with a reason in why.
+ */
+typedef ssize_t (*arc_move_fn)(void *arg, int fd, uint64_t max, char *why, size_t whylen);
+/* arc_tree_entry with a file's data moved by move; the same rules and byte count. */
+int arc_tree_entry_moved(struct arc_tree *t, const struct arc_entry *e, arc_move_fn move,
+    void *marg);
 /* Directory modes and mtimes, once every entry is in: 0 or -1. */
 int arc_tree_finish(struct arc_tree *t);
 void arc_tree_free(struct arc_tree *t);

@@ -449,33 +449,49 @@ tr_finish_dirs(struct arc_tree *t)
 
 /* ---- files and symlinks -------------------------------------------------------- */
 
-static int
-tr_file_data(struct arc_tree *t, int fd, uint64_t size, arc_data_fn data, void *darg)
+/* Where a file's bytes come from: read through data, or moved into the file by move. */
+struct tr_src {
+	arc_data_fn data;
+	arc_move_fn move;
+	void *arg;
+};
+
+/* The next piece of the file, written or moved into fd: its length, 0 at the end, -1. */
+static ssize_t
+tr_file_step(struct arc_tree *t, int fd, uint64_t left, const struct tr_src *src)
 {
 	const void *buf;
 	char why[256];
+	ssize_t n;
+
+	why[0] = '\0';
+	n = src->move != NULL ? src->move(src->arg, fd, left, why, sizeof(why)) :
+	    src->data(src->arg, &buf, why, sizeof(why));
+	if (n < 0) {
+		tr_fail(t, "%s", why[0] != '\0' ? why : "reading file data failed");
+		return -1;
+	}
+	if ((uint64_t)n > left) {
+		tr_fail(t, "sparse or inconsistent file data");
+		return -1;
+	}
+	if (n > 0 && src->move == NULL && arc_write_all(fd, buf, (size_t)n) != 0) {
+		tr_fail(t, "write: %s", strerror(errno));
+		return -1;
+	}
+	return n;
+}
+
+static int
+tr_file_data(struct arc_tree *t, int fd, uint64_t size, const struct tr_src *src)
+{
 	uint64_t done = 0;
 	ssize_t n;
 
-	for (;;) {
-		why[0] = '\0';
-		n = data(darg, &buf, why, sizeof(why));
-		if (n == 0)
-			break;
-		if (n < 0) {
-			tr_fail(t, "%s", why[0] != '\0' ? why : "reading file data failed");
-			return -1;
-		}
-		if ((uint64_t)n > size - done) {
-			tr_fail(t, "sparse or inconsistent file data");
-			return -1;
-		}
-		if (arc_write_all(fd, buf, (size_t)n) != 0) {
-			tr_fail(t, "write: %s", strerror(errno));
-			return -1;
-		}
+	while ((n = tr_file_step(t, fd, size - done, src)) > 0)
 		done += (uint64_t)n;
-	}
+	if (n < 0)
+		return -1;
 	if (done != size) {
 		tr_fail(t, "sparse or inconsistent file data");
 		return -1;
@@ -484,7 +500,7 @@ tr_file_data(struct arc_tree *t, int fd, uint64_t size, arc_data_fn data, void *
 }
 
 static int
-tr_file(struct arc_tree *t, const struct arc_entry *e, arc_data_fn data, void *darg)
+tr_file(struct arc_tree *t, const struct arc_entry *e, const struct tr_src *src)
 {
 	struct timespec ts[2];
 	int pfd, fd, rc;
@@ -512,7 +528,7 @@ tr_file(struct arc_tree *t, const struct arc_entry *e, arc_data_fn data, void *d
 			tr_fail(t, "create: %s", strerror(errno));
 		return -1;
 	}
-	rc = tr_file_data(t, fd, e->size, data, darg);
+	rc = tr_file_data(t, fd, e->size, src);
 	if (rc == 0 && t->lim->chown_entries &&
 	    fchown(fd, t->lim->owner_uid, t->lim->owner_gid) != 0) {
 		tr_fail(t, "chown: %s", strerror(errno));
@@ -593,8 +609,8 @@ arc_tree_new(int dest_dirfd, const struct arc_limits *lim, struct arc_stats *st,
 	return t;
 }
 
-int
-arc_tree_entry(struct arc_tree *t, const struct arc_entry *e, arc_data_fn data, void *darg)
+static int
+tr_entry(struct arc_tree *t, const struct arc_entry *e, const struct tr_src *src)
 {
 	char why[256];
 	int r;
@@ -618,8 +634,25 @@ arc_tree_entry(struct arc_tree *t, const struct arc_entry *e, arc_data_fn data, 
 	if (e->type == ARC_DIR)
 		return tr_dir(t, e);
 	if (e->type == ARC_FILE)
-		return tr_file(t, e, data, darg);
+		return tr_file(t, e, src);
 	return tr_symlink(t, e);
+}
+
+int
+arc_tree_entry(struct arc_tree *t, const struct arc_entry *e, arc_data_fn data, void *darg)
+{
+	struct tr_src src = { data, NULL, darg };
+
+	return tr_entry(t, e, &src);
+}
+
+int
+arc_tree_entry_moved(struct arc_tree *t, const struct arc_entry *e, arc_move_fn move,
+    void *marg)
+{
+	struct tr_src src = { NULL, move, marg };
+
+	return tr_entry(t, e, &src);
 }
 
 int

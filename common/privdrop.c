@@ -97,14 +97,16 @@ set_rlimits(const struct sb_policy *p, int system_mode)
 {
 	struct rlimit zero = { 0, 0 };
 	struct rlimit nofile = { p->nofile, p->nofile };
+	rlim_t np = p->threads ? SB_THREADS_NPROC : 0;
+	struct rlimit nproc = { np, np };
 
 	if (setrlimit(RLIMIT_CORE, &zero) == -1 ||
 	    (!p->may_write_files && setrlimit(RLIMIT_FSIZE, &zero) == -1))
 		return -1;
 	if (p->nofile && setrlimit(RLIMIT_NOFILE, &nofile) == -1)
 		return -1;
-	/* Per uid: the children share _vaultsync, and none of them forks. */
-	if (system_mode && !p->allow_fork && setrlimit(RLIMIT_NPROC, &zero) == -1)
+	/* Per uid: the children share _vaultsync, and none of them forks; threads count too. */
+	if (system_mode && !p->allow_fork && setrlimit(RLIMIT_NPROC, &nproc) == -1)
 		return -1;
 	return 0;
 }

@@ -87,6 +87,9 @@ add_rule(scmp_filter_ctx ctx, const struct sb_rule *r)
 	case SB_EACCES:
 		action = SCMP_ACT_ERRNO(EACCES);
 		break;
+	case SB_ENOSYS:
+		action = SCMP_ACT_ERRNO(ENOSYS);
+		break;
 	default:
 		action = SCMP_ACT_ERRNO(EPERM);
 		break;

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <seccomp.h>
 
-enum sb_act { SB_ALLOW = 0, SB_EACCES, SB_EPERM };
+enum sb_act { SB_ALLOW = 0, SB_EACCES, SB_EPERM, SB_ENOSYS };
 
 /* Argument compare: none, arg == val, (arg & mask) == val. */
 enum sb_cmp { SB_ANY = 0, SB_EQ, SB_MASKED_EQ, SB_EQ_SELF_PID, SB_LT, SB_GT };
@@ -31,6 +31,7 @@ struct sb_rule {
 
 #define SB_ALLOW_SYS(name)		{ SCMP_SYS(name), SB_ALLOW, SB_ANY, 0, 0, 0 }
 #define SB_EACCES_SYS(name)		{ SCMP_SYS(name), SB_EACCES, SB_ANY, 0, 0, 0 }
+#define SB_ENOSYS_SYS(name)		{ SCMP_SYS(name), SB_ENOSYS, SB_ANY, 0, 0, 0 }
 #define SB_ALLOW_ARG(name, i, v)	{ SCMP_SYS(name), SB_ALLOW, SB_EQ, i, 0, v }
 #define SB_ALLOW_MASKED(name, i, m, v)	{ SCMP_SYS(name), SB_ALLOW, SB_MASKED_EQ, i, m, v }
 #define SB_EACCES_LT(name, i, v)	{ SCMP_SYS(name), SB_EACCES, SB_LT, i, 0, v }
@@ -41,11 +42,22 @@ struct sb_policy {
 	const struct sb_rule *rules;
 	size_t nrules;
 	int landlock_deny_tcp;	/* user mode: deny TCP bind/connect as well */
-	int allow_fork;		/* 0: RLIMIT_NPROC 0 (system mode) */
+	int allow_fork;		/* 0: RLIMIT_NPROC 0 (system mode), or SB_THREADS_NPROC */
+	/*
+	 * 1: the process starts a thread of its own after the sandbox closed (its
+	 * rows allow clone with CLONE_THREAD only, so forks stay refused): in
+	 * system mode RLIMIT_NPROC is SB_THREADS_NPROC instead of 0.  The limit
+	 * counts every task of the shared uid, so it is a ceiling on threads,
+	 * not a count of them; where the other children use it up, the thread
+	 * fails to start and the process does without.
+	 */
+	int threads;
 	unsigned long nofile;	/* RLIMIT_NOFILE */
 	int own_open;		/* 1: the table has its own open/openat rows (no common EACCES) */
 	int may_write_files;	/* 1: no RLIMIT_FSIZE 0 (files under directories it was passed) */
 };
+
+#define SB_THREADS_NPROC	64
 
 /* Each child's table, defined in its own directory. */
 extern const struct sb_policy watcher_policy;

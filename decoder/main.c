@@ -20,6 +20,7 @@
 #include "agescan.h"
 #include "archive.h"
 #include "child.h"
+#include "decoder.h"
 #include "log.h"
 #include "secbuf.h"
 
@@ -137,7 +138,7 @@ send_entry(void *arg, const struct arc_entry *e, arc_data_fn data, void *darg, c
 	if (e->type != ARC_FILE)
 		return 0;
 	while ((n = data(darg, &buf, why, whylen)) > 0)
-		if (arc_write_all(DEC_FD_DATA, buf, (size_t)n) != 0) {
+		if (dataout_write(buf, (size_t)n) != 0) {
 			arc_seterr(why, whylen, "the parent stopped reading: %s", strerror(errno));
 			return -1;
 		}
@@ -151,6 +152,7 @@ decode_archive(const struct msg_dec_start *st, const struct age_identity *id)
 	char err[512];
 	struct arc_limits lim;
 	struct arc_entry_sink sink;
+	struct digest_src *ds;
 	struct age_reader *r;
 	struct age_keys k;
 	struct age_err ae;
@@ -164,6 +166,12 @@ decode_archive(const struct msg_dec_start *st, const struct age_identity *id)
 		send_end(0, DEC_STAGE_ARCHIVE, NULL, "%s", ae.msg);
 		return;
 	}
+	if ((ds = digest_src_new(r)) == NULL) {
+		send_end(0, DEC_STAGE_ARCHIVE, NULL, "out of memory");
+		age_reader_free(r);
+		return;
+	}
+	(void)dataout_open(DEC_FD_DATA);
 	memset(&lim, 0, sizeof(lim));
 	lim.max_total_bytes = st->max_total_bytes;
 	lim.max_entry_bytes = st->max_total_bytes;
@@ -171,10 +179,14 @@ decode_archive(const struct msg_dec_start *st, const struct age_identity *id)
 	sink.entry = send_entry;
 	sink.arg = NULL;
 	err[0] = '\0';
-	if (arc_parse(arc_read_age, r, &lim, &sink, sha, err, sizeof(err)) != 0)
+	/* The digest is the source's: arc_parse reads it to its end either way. */
+	if (arc_parse(digest_src_read, ds, &lim, &sink, NULL, err, sizeof(err)) != 0)
 		send_end(0, DEC_STAGE_ARCHIVE, NULL, "%s", err);
+	else if (digest_src_finish(ds, sha) != 0)
+		send_end(0, DEC_STAGE_ARCHIVE, NULL, "hashing the archive failed");
 	else
 		send_end(1, DEC_STAGE_ARCHIVE, sha, "ok");
+	digest_src_free(ds);
 	age_reader_free(r);
 }
 

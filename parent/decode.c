@@ -36,6 +36,7 @@ struct decoder {
 	int ended;			/* END received */
 	struct msg_dec_end end;
 	uint64_t left;			/* bytes of the current file still on the pipe */
+	int nosplice;			/* the staging filesystem refused splice */
 	unsigned char *buf;
 	char why[256];			/* the first transport failure */
 };
@@ -300,6 +301,54 @@ pipe_data(void *arg, const void **buf, char *why, size_t whylen)
 	return n;
 }
 
+/*
+ * An arc_move_fn over the pipe: the current file's bytes spliced into fd, so
+ * that they are copied once (pipe to page cache) and never pass through
+ * this process's memory, let alone get looked at.  Never more than the
+ * file's size: the tree counts what it was given, as for pipe_data.
+ */
+static ssize_t
+pipe_move(void *arg, int fd, uint64_t max, char *why, size_t whylen)
+{
+	struct decoder *d = arg;
+	const void *buf;
+	size_t want;
+	ssize_t n;
+
+	if (max > d->left)
+		max = d->left;
+	want = max < (1u << 30) ? (size_t)max : (1u << 30);
+	if (want == 0)
+		return 0;
+	while (!d->nosplice) {
+		if (!wait_readable(d->data)) {
+			snprintf(why, whylen, "the decoder sent nothing for %d s", DEC_IDLE_MS / 1000);
+			return -1;
+		}
+		n = splice(d->data, NULL, fd, NULL, want, SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			d->left -= (uint64_t)n;
+			return n;
+		}
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n == -1 && errno == EINVAL) {
+			d->nosplice = 1;	/* a filesystem without splice: read and write */
+			break;
+		}
+		if (n == -1) {
+			snprintf(why, whylen, "write: %s", strerror(errno));
+			return -1;
+		}
+		return pipe_data(d, &buf, why, whylen);		/* 0: cut off; say why */
+	}
+	if ((n = pipe_data(d, &buf, why, whylen)) > 0 && arc_write_all(fd, buf, (size_t)n) != 0) {
+		snprintf(why, whylen, "write: %s", strerror(errno));
+		return -1;
+	}
+	return n;
+}
+
 int
 decoder_unpack(struct decoder *d, int dirfd, const struct arc_limits *lim,
     unsigned char sha256[32], struct arc_stats *st, char *err, size_t errlen)
@@ -345,7 +394,7 @@ decoder_unpack(struct decoder *d, int dirfd, const struct arc_limits *lim,
 		e.name = m->u.dentry.name;
 		e.link = m->u.dentry.link;
 		d->left = e.type == ARC_FILE ? e.size : 0;
-		if (arc_tree_entry(t, &e, pipe_data, d) != 0)
+		if (arc_tree_entry_moved(t, &e, pipe_move, d) != 0)
 			goto out;
 	}
 	if (!d->end.ok) {

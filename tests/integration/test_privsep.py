@@ -182,6 +182,28 @@ def test_new_inet_socket(role, expect):
     assert r.stdout.strip() == expect, r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("role,expect", [
+    ("watcher", "RESULT killed SIGSYS"),
+    ("uploader", "RESULT killed SIGSYS"),
+    ("statusd", "RESULT killed SIGSYS"),
+    ("decoder", "RESULT allowed"),	# its digest thread; fork stays refused (above)
+])
+def test_thread(role, expect):
+    r = subprocess.run([binpath("vs-policytest"), role, "thread"], capture_output=True,
+                       text=True)
+    assert r.stdout.strip() == expect, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("fd,expect", [
+    ("7", "RESULT errno EBADF"),	# the data pipe's slot (closed here): past the filter
+    ("3", "RESULT killed SIGSYS"),	# any other fd: the channel, say
+])
+def test_decoder_vmsplice_only_on_the_data_pipe(fd, expect):
+    r = subprocess.run([binpath("vs-policytest"), "decoder", "vmsplice", fd],
+                       capture_output=True, text=True)
+    assert r.stdout.strip() == expect, r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("role", POLICIES)
 def test_policy_allows_ordinary_calls(role):
     """Control: the filter is not simply killing everything."""

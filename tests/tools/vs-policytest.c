@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +35,12 @@ policy_by_name(const char *n)
 	if (strcmp(n, "decoder") == 0)
 		return &decoder_policy;
 	return NULL;
+}
+
+static void *
+nothing(void *arg)
+{
+	return arg;
 }
 
 /* Returns 0 if the call succeeded, else errno. */
@@ -65,7 +73,17 @@ try_call(const char *call, const char *arg)
 		rv = kill(getppid(), 0);
 	else if (strcmp(call, "getpid") == 0)
 		rv = getpid() > 0 ? 0 : -1;
-	else {
+	else if (strcmp(call, "thread") == 0) {
+		pthread_t t;
+
+		if ((errno = pthread_create(&t, NULL, nothing, NULL)) == 0)
+			rv = pthread_join(t, NULL) == 0 ? 0 : -1;
+	} else if (strcmp(call, "vmsplice") == 0) {
+		/* On the fd given (none open there: EBADF means the filter let it through). */
+		struct iovec iov = { &rv, sizeof(rv) };
+
+		rv = (int)vmsplice(arg != NULL ? atoi(arg) : 7, &iov, 1, 0);
+	} else {
 		fprintf(stderr, "vs-policytest: unknown call %s\n", call);
 		_exit(64);
 	}

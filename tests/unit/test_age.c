@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "age.h"
+#include "agescrypt.h"
 #include "bech32.h"
 #include "mbuf.h"
 
@@ -1062,6 +1063,37 @@ test_low_order_share(void **state)
 	mbuf_free(&m);
 }
 
+/* The SSE2 ROMix gives OpenSSL's bytes, and RFC 7914's vector (N = 16384, r = 8, p = 1). */
+static void
+test_scrypt_matches_openssl(void **state)
+{
+	static const unsigned char rfc[64] = {
+		0x70, 0x23, 0xbd, 0xcb, 0x3a, 0xfd, 0x73, 0x48, 0x46, 0x1c, 0x06, 0xcd, 0x81, 0xfd,
+		0x38, 0xeb, 0xfd, 0xa8, 0xfb, 0xba, 0x90, 0x4f, 0x8e, 0x3e, 0xa9, 0xb5, 0x43, 0xf6,
+		0x54, 0x5d, 0xa1, 0xf2, 0xd5, 0x43, 0x29, 0x55, 0x61, 0x3f, 0x0f, 0xcf, 0x62, 0xd4,
+		0x97, 0x05, 0x24, 0x2a, 0x9a, 0xf9, 0xe6, 0x1e, 0x85, 0xdc, 0x0d, 0x65, 0x1e, 0x40,
+		0xdf, 0xcf, 0x01, 0x7b, 0x45, 0x57, 0x58, 0x87,
+	};
+	static const char *pass[] = { "", "pleaseletmein", "a longer passphrase, with a comma" };
+	unsigned char a[64], b[64], salt[32];
+	int logn;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(age_scrypt((const unsigned char *)"pleaseletmein", 13,
+	    (const unsigned char *)"SodiumChloride", 14, 14, a, 64), 0);
+	assert_memory_equal(a, rfc, 64);
+	for (logn = 1; logn <= 12; logn++)
+		for (i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
+			assert_int_equal(RAND_bytes(salt, sizeof(salt)), 1);
+			assert_int_equal(age_scrypt((const unsigned char *)pass[i], strlen(pass[i]),
+			    salt, 16 + (size_t)logn, logn, a, sizeof(a)), 0);
+			assert_int_equal(age_scrypt_openssl((const unsigned char *)pass[i],
+			    strlen(pass[i]), salt, 16 + (size_t)logn, logn, b, sizeof(b)), 0);
+			assert_memory_equal(a, b, sizeof(a));
+		}
+}
+
 int
 main(void)
 {
@@ -1070,6 +1102,7 @@ main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_roundtrip_x25519),
 		cmocka_unit_test(test_roundtrip_scrypt),
+		cmocka_unit_test(test_scrypt_matches_openssl),
 		cmocka_unit_test(test_fd_api),
 		cmocka_unit_test(test_kat),
 		cmocka_unit_test(test_bitflips),

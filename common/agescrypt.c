@@ -1,0 +1,205 @@
+/*
+ * scrypt for age's stanza (r = 8, p = 1).  PBKDF2-HMAC-SHA-256 is
+ * OpenSSL's; ROMix is here.  The words of each 64-byte block are kept in
+ * diagonal order (word 5i mod 16 at position i), so that Salsa20/8's
+ * column and row rounds are four vector additions, rotations and three
+ * lane shuffles each, with no transposes: the layout of Colin Percival's
+ * SSE2 scrypt.  Word 0 keeps its place, so Integerify reads it directly.
+ * The 256 MiB table (at age's 2^18) is populated when it is mapped (one
+ * call instead of a fault a page).  Not on huge pages: it would read faster,
+ * but a fresh process asking for 128 of them makes the kernel compact
+ * memory first, which took seconds here when memory was fragmented.  The
+ * table holds values derived from the passphrase and is wiped before it is
+ * unmapped, as OpenSSL does.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/core_names.h>
+
+#include "agescrypt.h"
+
+#define R	8
+#define BLK	(2 * R)			/* 64-byte blocks in one 128*r unit */
+#define UNIT	(128 * R)
+
+int
+age_scrypt_openssl(const unsigned char *pass, size_t passlen, const unsigned char *salt,
+    size_t saltlen, int logn, unsigned char *out, size_t outlen)
+{
+	uint64_t n = (uint64_t)1 << logn, maxmem;
+	uint32_t r = R, par = 1;
+	OSSL_PARAM params[7];
+	EVP_KDF_CTX *kctx;
+	EVP_KDF *kdf;
+	int ret = -1;
+
+	/* OpenSSL needs 128*r*(N+2) for V plus 128*r*p for B; leave some slack. */
+	maxmem = (uint64_t)UNIT * (n + 2 + par) + (1 << 20);
+	if ((kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL)) == NULL)
+		return -1;
+	kctx = EVP_KDF_CTX_new(kdf);
+	EVP_KDF_free(kdf);
+	if (kctx == NULL)
+		return -1;
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+	    passlen > 0 ? (void *)pass : (void *)"", passlen);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen);
+	params[2] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
+	params[3] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r);
+	params[4] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &par);
+	params[5] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem);
+	params[6] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(kctx, out, outlen, params) == 1)
+		ret = 0;
+	EVP_KDF_CTX_free(kctx);
+	return ret;
+}
+
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+
+#define ROTXOR(dst, t, s) do { \
+	dst = _mm_xor_si128(dst, _mm_slli_epi32(t, s)); \
+	dst = _mm_xor_si128(dst, _mm_srli_epi32(t, 32 - (s))); \
+} while (0)
+
+/* Four quarter-rounds at once: the columns as (X0, X1, X2, X3), the rows as (X0, X3, X2, X1). */
+#define HALF_ROUND(a, b, c, d, T) do { \
+	T = _mm_add_epi32(a, d); \
+	ROTXOR(b, T, 7); \
+	T = _mm_add_epi32(b, a); \
+	ROTXOR(c, T, 9); \
+	T = _mm_add_epi32(c, b); \
+	ROTXOR(d, T, 13); \
+	T = _mm_add_epi32(d, c); \
+	ROTXOR(a, T, 18); \
+} while (0)
+
+/* B = B + Salsa20/8 rounds(B), B in diagonal order. */
+static inline void
+salsa8(__m128i B[4])
+{
+	__m128i X0 = B[0], X1 = B[1], X2 = B[2], X3 = B[3], T;
+	int i;
+
+	for (i = 0; i < 8; i += 2) {
+		HALF_ROUND(X0, X1, X2, X3, T);
+		/* The rows are the same operations once the lanes are turned. */
+		X1 = _mm_shuffle_epi32(X1, 0x93);
+		X2 = _mm_shuffle_epi32(X2, 0x4E);
+		X3 = _mm_shuffle_epi32(X3, 0x39);
+		HALF_ROUND(X0, X3, X2, X1, T);
+		X1 = _mm_shuffle_epi32(X1, 0x39);
+		X2 = _mm_shuffle_epi32(X2, 0x4E);
+		X3 = _mm_shuffle_epi32(X3, 0x93);
+	}
+	B[0] = _mm_add_epi32(B[0], X0);
+	B[1] = _mm_add_epi32(B[1], X1);
+	B[2] = _mm_add_epi32(B[2], X2);
+	B[3] = _mm_add_epi32(B[3], X3);
+}
+
+/* out = BlockMix(in XOR v), v NULL for none; out is neither in nor v. */
+static inline void
+blockmix(const __m128i *in, const __m128i *v, __m128i *out)
+{
+	__m128i X[4], b;
+	int i, k;
+
+	for (k = 0; k < 4; k++) {
+		X[k] = in[(BLK - 1) * 4 + k];
+		if (v != NULL)
+			X[k] = _mm_xor_si128(X[k], v[(BLK - 1) * 4 + k]);
+	}
+	for (i = 0; i < BLK; i++) {
+		/* Even blocks to the first half of the output, odd ones to the second. */
+		__m128i *o = out + ((i & 1) * R + (i >> 1)) * 4;
+
+		for (k = 0; k < 4; k++) {
+			b = in[i * 4 + k];
+			if (v != NULL)
+				b = _mm_xor_si128(b, v[i * 4 + k]);
+			X[k] = _mm_xor_si128(X[k], b);
+		}
+		salsa8(X);
+		for (k = 0; k < 4; k++)
+			o[k] = X[k];
+	}
+}
+
+/* b (one unit, little-endian words) = ROMix(b); V holds n units, X and Y one each. */
+static void
+romix(unsigned char *b, __m128i *V, uint64_t n, __m128i *X, __m128i *Y)
+{
+	uint32_t *x = (uint32_t *)X;
+	__m128i *t;
+	uint64_t i, j;
+	int k, w;
+
+	for (k = 0; k < BLK; k++)
+		for (w = 0; w < 16; w++)
+			memcpy(&x[k * 16 + w], b + (k * 16 + (5 * w) % 16) * 4, 4);
+	memcpy(V, X, UNIT);
+	for (i = 1; i < n; i++)
+		blockmix(V + (i - 1) * BLK * 4, NULL, V + i * BLK * 4);
+	blockmix(V + (n - 1) * BLK * 4, NULL, X);
+	for (i = 0; i < n; i++) {
+		/* Integerify: the first word of the last block, still first. */
+		j = ((const uint32_t *)X)[(BLK - 1) * 16] & (n - 1);
+		blockmix(X, V + j * BLK * 4, Y);
+		t = X;
+		X = Y;
+		Y = t;
+	}
+	x = (uint32_t *)X;
+	for (k = 0; k < BLK; k++)
+		for (w = 0; w < 16; w++)
+			memcpy(b + (k * 16 + (5 * w) % 16) * 4, &x[k * 16 + w], 4);
+}
+
+int
+age_scrypt(const unsigned char *pass, size_t passlen, const unsigned char *salt,
+    size_t saltlen, int logn, unsigned char *out, size_t outlen)
+{
+	unsigned char b[UNIT];
+	uint64_t n;
+	size_t len;
+	__m128i *V;
+	int rc = -1;
+
+	if (logn < 1)
+		return -1;
+	if (logn > 31)		/* Integerify reads one 32-bit word */
+		return age_scrypt_openssl(pass, passlen, salt, saltlen, logn, out, outlen);
+	if (passlen == 0)
+		pass = (const unsigned char *)"";
+	n = (uint64_t)1 << logn;
+	len = (size_t)(n + 2) * UNIT;		/* the table, then X and Y */
+	V = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+	    -1, 0);
+	if (V == MAP_FAILED)
+		return -1;
+	(void)madvise(V, len, MADV_DONTDUMP);
+	if (PKCS5_PBKDF2_HMAC((const char *)pass, (int)passlen, salt, (int)saltlen, 1,
+	    EVP_sha256(), sizeof(b), b) == 1) {
+		romix(b, V, n, V + n * BLK * 4, V + (n + 1) * BLK * 4);
+		if (PKCS5_PBKDF2_HMAC((const char *)pass, (int)passlen, b, sizeof(b), 1,
+		    EVP_sha256(), (int)outlen, out) == 1)
+			rc = 0;
+	}
+	explicit_bzero(b, sizeof(b));
+	explicit_bzero(V, len);
+	(void)munmap(V, len);
+	return rc;
+}
+#else
+int
+age_scrypt(const unsigned char *pass, size_t passlen, const unsigned char *salt,
+    size_t saltlen, int logn, unsigned char *out, size_t outlen)
+{
+	return age_scrypt_openssl(pass, passlen, salt, saltlen, logn, out, outlen);
+}
+#endif
