@@ -235,6 +235,27 @@ def test_recovery_with_standard_tools(venv):
         shutil.rmtree(out)
 
 
+def test_recovery_in_one_line_with_the_encrypted_identity(venv):
+    """The recipe of the manual: age takes identity.age as it is, asks for its passphrase,
+    and no plaintext key is ever written anywhere."""
+    venv.d.start()
+    venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+    populate(venv.path, venv.owner)
+    venv.ctl("sync", "v")
+    want = tree(venv.path)
+    out = tempfile.mkdtemp(prefix="vs-restore-")
+    tarf = os.path.join(out, "vault.tar")
+    try:
+        rc, said = age_tty(["-d", "-i", os.path.join(venv.state, "identity.age"), "-o", tarf,
+                            venv.archive], PASS)
+        assert rc == 0 and b"passphrase" in said.lower(), said
+        os.mkdir(os.path.join(out, "r"))
+        subprocess.run(["tar", "-x", "-p", "-f", tarf, "-C", os.path.join(out, "r")], check=True)
+        assert tree(os.path.join(out, "r")) == want
+    finally:
+        shutil.rmtree(out)
+
+
 def test_unchanged_vault_makes_no_new_archive(venv):
     venv.d.start()
     venv.ctl("init", "v", "--passphrase-file", venv.passfile)
