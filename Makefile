@@ -265,6 +265,9 @@ bench: all
 	@/usr/bin/python3 tests/bench/unlock_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/push_bench.py $(abspath $(B))
 	@/usr/bin/python3 tests/bench/loop_bench.py $(abspath $(B))
+	@/usr/bin/python3 tests/bench/tick_bench.py $(abspath $(B))
+	@/usr/bin/python3 tests/bench/scale_bench.py $(abspath $(B))
+	@/usr/bin/python3 tests/bench/idle_bench.py $(abspath $(B))
 
 asan:
 	@$(MAKE) --no-print-directory SAN=1 all
