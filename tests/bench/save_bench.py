@@ -7,7 +7,9 @@ run side by side on the same data.  Prints figures and ratios; asserts nothing.
 Save:   vaultsyncctl sync (archive, hash, encrypt, temp file, fsync, rename,
         fsync dir) against  tar -cf - -C VAULT . | age -r R > out && sync out
         for a 512 MiB one-file vault and a 10,000-file vault, with the archive
-        directory on tmpfs (CPU only) and on the real disk.
+        directory on tmpfs (CPU only) and on the real disk; on disk also
+        against  dd if=/dev/zero bs=1M conv=fsync  of the archive's size into
+        the same directory (the durable write alone).
 Unlock: vaultsyncctl unlock against  age -d -i KEY out | tar -x  (the unlock
         figure also pays scrypt for identity.age; it is shown separately).
 Memory: peak resident size of the parent across a 512 MiB save.
@@ -33,6 +35,7 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                         os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 REPS = int(os.environ.get("VS_BENCH_REPS", "3"))
 PASS = "bench passphrase"
+SAVE_OVER_DD = {}
 
 
 def touch_one(vault):
@@ -60,11 +63,12 @@ def make_big(path):
 
 
 def make_many(path):
+    """10,000 files of 0-8 KiB (4 KiB on average) in d*/e*/: three levels, as issue 12 has it."""
     for i in range(10000):
-        d = os.path.join(path, "d%03d" % (i // 100))
+        d = os.path.join(path, "d%02d" % (i // 1000), "e%02d" % (i // 100 % 10))
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "f%05d" % i), "wb") as f:
-            f.write(os.urandom(512 + (i * 37) % 2048))
+            f.write(os.urandom((i * 2654435761) % 8193))
 
 
 class Daemon:
@@ -110,15 +114,28 @@ def bench_save(label, content, archive_base):
         d.ctl("init", "b", "--passphrase-file", d.passfile)
         recipient = open(os.path.join(state, "b", "recipient")).read().strip()
         out = os.path.join(state, "baseline.tar.age")
-        ours, base = [], []
+        ours, base, dd = [], [], []
+        ddout = os.path.join(state, "dd.out")
+        on_disk = not archive_base.startswith("/dev/shm")
         for i in range(REPS):
             touch_one(vault)
             ours.append(timed(lambda: d.ctl("sync", "b")))
             base.append(timed(lambda: sh("tar -cf - -C %s . | age -r %s > %s && sync %s"
                                          % (vault, recipient, out, out))))
+            if on_disk:
+                # The durable write itself: the archive's size, to the same directory.
+                mib = -(-os.path.getsize(os.path.join(state, "b", "vault.tar.age")) >> 20)
+                dd.append(timed(lambda: sh("dd if=/dev/zero of=%s bs=1M count=%d conv=fsync "
+                                           "status=none" % (ddout, mib))))
+                os.unlink(ddout)
         mo, mb = statistics.median(ours), statistics.median(base)
         print("  save %-26s vaultsync %7.3f s   tar|age+sync %7.3f s   ratio %.2fx"
               % (label, mo, mb, mb / mo))
+        if dd:
+            md = statistics.median(dd)
+            print("  %-31s dd conv=fsync of the archive's size %7.3f s   vaultsync/dd %.2fx"
+                  % ("", md, mo / md))
+            SAVE_OVER_DD[label] = mo / md
         return d, work, state, recipient, mb / mo
     except BaseException:
         d.stop()
@@ -172,9 +189,14 @@ def main():
             d.stop()
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(state, ignore_errors=True)
-    print("aims: 512 MiB on tmpfs >= 2.5x (%s), on disk >= 1.5x (%s)" % (
-        "met" if results[("512 MiB one file", "tmpfs")] >= 2.5 else "NOT met",
-        "met" if results[("512 MiB one file", "disk")] >= 1.5 else "NOT met"))
+    def met(ok):
+        return "met" if ok else "NOT met"
+    print("aims: 512 MiB on tmpfs >= 2.5x (%s), on disk within 1.25x of dd (%s); "
+          "10,000 files >= 2x on tmpfs (%s) and on disk (%s)" % (
+              met(results[("512 MiB one file", "tmpfs")] >= 2.5),
+              met(SAVE_OVER_DD.get("512 MiB one file, disk", 99) <= 1.25),
+              met(results[("10,000 files", "tmpfs")] >= 2),
+              met(results[("10,000 files", "disk")] >= 2)))
 
 
 if __name__ == "__main__":
