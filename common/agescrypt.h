@@ -2,7 +2,8 @@
  * scrypt (RFC 7914) with r = 8 and p = 1, the parameters of age's scrypt
  * stanza, for the one place that needs it (common/age.c).  Every unlock
  * pays it before anything else can start, so on x86-64 the Salsa20/8 core
- * runs in SSE2 registers; elsewhere it is OpenSSL's.  The same bytes either way: the unit tests compare the two.
+ * runs in SSE2 registers; elsewhere it is OpenSSL's.  The same bytes either
+ * way: the unit tests compare the two.
  */
 #ifndef VS_AGESCRYPT_H
 #define VS_AGESCRYPT_H

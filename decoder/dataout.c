@@ -72,8 +72,12 @@ splice_piece(const unsigned char *buf, size_t len)
 		n = vmsplice(out.fd, &iov, 1, 0);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			/* Part of the piece is on the pipe: writing it all again would repeat it. */
+			if (iov.iov_len < len)
+				errno = EIO;
 			return -1;
+		}
 		iov.iov_base = (unsigned char *)iov.iov_base + n;
 		iov.iov_len -= (size_t)n;
 	}

@@ -10,8 +10,8 @@
 #include "msg.h"
 #include "sandbox.h"
 
-/* Namespaces and a new process are refused; only a thread of this process. */
-#define CLONE_REFUSED	(CLONE_THREAD | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | \
+/* The clone flags looked at: CLONE_THREAD must be set, every namespace flag clear. */
+#define CLONE_CHECKED	(CLONE_THREAD | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | \
 	CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
 
 static const struct sb_rule decoder_rules[] = {
@@ -30,7 +30,7 @@ static const struct sb_rule decoder_rules[] = {
 	 * first pthread_create installs glibc's two internal signal handlers
 	 * (SIGCANCEL 32, SIGSETXID 33), those and no others.
 	 */
-	SB_ALLOW_MASKED(clone, 0, CLONE_REFUSED, CLONE_THREAD),
+	SB_ALLOW_MASKED(clone, 0, CLONE_CHECKED, CLONE_THREAD),
 	SB_ENOSYS_SYS(clone3),
 	SB_ALLOW_SYS(set_robust_list),
 	SB_ALLOW_SYS(rseq),

@@ -21,10 +21,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import save_bench as sb  # noqa: E402
-from tick_bench import LoggingDaemon, change_one, measured_syncs  # noqa: E402
+from tick_bench import LoggingDaemon, change_one, cpu_s, measured_syncs  # noqa: E402
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from conftest import proc_children  # noqa: E402
 
 SECONDS = int(os.environ.get("VS_IDLE_SECONDS", "600"))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -33,26 +34,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def family(top):
-    """top and its children (the daemon's three long-lived ones)."""
-    out = [top]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == top:
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
 
 
 def main():
@@ -83,7 +64,7 @@ def main():
         time.sleep(0.05)
         save_cpu, _, _ = measured_syncs(d)
         time.sleep(2)	# the push and the status server's first snapshots settle
-        pids = family(d.p.pid)
+        pids = [d.p.pid] + [c[0] for c in proc_children().get(d.p.pid, [])]
         if len(pids) != 4:
             raise SystemExit("expected the parent and three children, found %s" % pids)
         c0, t0 = sum(cpu_s(p) for p in pids), time.monotonic()

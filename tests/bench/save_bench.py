@@ -56,10 +56,16 @@ def sh(cmd, **kw):
     subprocess.run(cmd, shell=True, check=True, **kw)
 
 
-def make_big(path):
-    with open(os.path.join(path, "big.bin"), "wb") as f:
-        for _ in range(512):
-            f.write(os.urandom(1 << 20))
+def make_bytes(mib):
+    """A maker of one file of mib MiB of random bytes."""
+    def make(path):
+        with open(os.path.join(path, "big.bin"), "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+    return make
+
+
+make_big = make_bytes(512)
 
 
 def make_many(path):

@@ -36,7 +36,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import save_bench as sb  # noqa: E402
 from tick_bench import LoggingDaemon, change_one, measured_syncs  # noqa: E402
-from unlock_bench import on_a_terminal  # noqa: E402
+from unlock_bench import plain_identity, standard_unlock  # noqa: E402
 
 REPS = int(os.environ.get("VS_BENCH_REPS", "3"))
 IDLE_SYNCS = 10
@@ -50,14 +50,6 @@ def make_files(n):
                 os.makedirs(d, exist_ok=True)
             with open(os.path.join(d, "f%06d" % i), "wb") as f:
                 f.write(os.urandom((i * 2654435761) % 8193))
-    return make
-
-
-def make_bytes(mib):
-    def make(path):
-        with open(os.path.join(path, "big.bin"), "wb") as f:
-            for _ in range(mib):
-                f.write(os.urandom(1 << 20))
     return make
 
 
@@ -106,24 +98,14 @@ def row(label, content, size):
         st = d.ctl("status", "--json", check=False)
         r["watches"] = watches_of(st.stdout)
         idf = os.path.join(work, "id.txt")
-        r["scrypt"] = sb.timed(lambda: sb.sh("%s -d -p %s < %s/b/identity.age > %s" % (
-            os.path.join(sb.BUILD, "vs-age"), d.passfile, state, idf)))
-        with open(d.passfile, "rb") as f:
-            passphrase = f.read().rstrip(b"\n")
+        r["scrypt"] = plain_identity(sb.BUILD, d.passfile, state, idf)
         unl, ubase, ukey = [], [], []
         for _ in range(REPS):
             d.ctl("lock", "b")
             unl.append(sb.timed(lambda: d.ctl("unlock", "b", "--passphrase-file",
                                               d.passfile)))
-            dest = tempfile.mkdtemp(dir="/dev/shm")
-            ubase.append(sb.timed(lambda: on_a_terminal(
-                "age -d -i %s/b/identity.age %s/b/vault.tar.age | tar -x -C %s"
-                % (state, state, dest), passphrase)))
-            shutil.rmtree(dest)
-            dest = tempfile.mkdtemp(dir="/dev/shm")
-            ukey.append(sb.timed(lambda: sb.sh("age -d -i %s %s/b/vault.tar.age | tar -x -C %s"
-                                               % (idf, state, dest))))
-            shutil.rmtree(dest)
+            ubase.append(standard_unlock(state))
+            ukey.append(standard_unlock(state, idf))
         r["unlock"], r["unlock_base"] = statistics.median(unl), statistics.median(ubase)
         r["unlock_key"] = statistics.median(ukey)
         r["rss"] = peak_rss_mib(d.p.pid)
@@ -159,9 +141,9 @@ def main():
     for label, content, size in (("1,000 files", make_files(1000), 1000),
                                  ("10,000 files", make_files(10000), 10000),
                                  ("100,000 files", make_files(100000), 100000),
-                                 ("16 MiB", make_bytes(16), 16),
-                                 ("128 MiB", make_bytes(128), 128),
-                                 ("512 MiB", make_bytes(512), 512)):
+                                 ("16 MiB", sb.make_bytes(16), 16),
+                                 ("128 MiB", sb.make_bytes(128), 128),
+                                 ("512 MiB", sb.make_bytes(512), 512)):
         r = row(label, content, size)
         rows.append(r)
         nos = max(r["unlock"] - r["scrypt"], 1e-3)

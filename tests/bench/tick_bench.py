@@ -29,6 +29,13 @@ IDLE_SYNCS = 20		# no-change syncs per figure
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_s(pid):
+    """A process's CPU seconds so far: utime + stime, all its threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def change_one(vault):
     """New bytes at the start of one file: the next save writes a new archive."""
     for dp, _, fns in os.walk(vault):
@@ -61,9 +68,7 @@ class LoggingDaemon(Daemon):
         return self.tick_ends()[-1]
 
     def cpu_s(self):
-        with open("/proc/%d/stat" % self.p.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK	# utime + stime, all threads
+        return cpu_s(self.p.pid)
 
 
 def measured_syncs(d, n=1):

@@ -24,15 +24,16 @@ memory.  Rounds alternate between the builds so that neither gets a quieter
 machine.
 """
 import os
-import pty
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import save_bench as sb  # noqa: E402
+from conftest import pty_run  # noqa: E402
 
 REPS = int(os.environ.get("VS_BENCH_REPS", "5"))
 
@@ -60,28 +61,31 @@ def setup(build, archive_from=None):
     return d, work, state
 
 
-def on_a_terminal(cmd, passphrase):
-    """Run cmd (sh) with a terminal of its own, answering age's passphrase prompt,
-    which it reads from /dev/tty and never from a pipe."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("sh", ["sh", "-c", cmd])
-    seen, answered = b"", False
-    while True:
-        try:
-            b = os.read(fd, 4096)
-        except OSError:
-            break
-        if not b:
-            break
-        seen += b
-        if not answered and b"passphrase" in seen.lower():
-            os.write(fd, passphrase + b"\n")
-            answered = True
-    os.close(fd)
-    _, st = os.waitpid(pid, 0)
-    if st != 0 or not answered:
-        raise RuntimeError("%s: status %d: %r" % (cmd, st, seen))
+def plain_identity(build, passfile, state, out):
+    """identity.age decrypted into out (the plaintext KEY of the baseline); the seconds it
+    took, which are scrypt's."""
+    return sb.timed(lambda: sb.sh("%s -d -p %s < %s/b/identity.age > %s" % (
+        os.path.join(build, "vs-age"), passfile, state, out)))
+
+
+def standard_unlock(state, key=None):
+    """The seconds of  age -d -i X vault.tar.age | tar -x  into a fresh directory in RAM:
+    X is key, a plaintext identity file, or else identity.age, whose passphrase age asks
+    for on a terminal (it reads it from /dev/tty, never from a pipe)."""
+    dest = tempfile.mkdtemp(dir="/dev/shm")
+    cmd = "age -d -i %s %s/b/vault.tar.age | tar -x -C %s" % (
+        key or os.path.join(state, "b", "identity.age"), state, dest)
+    try:
+        if key is not None:
+            return sb.timed(lambda: sb.sh(cmd))
+        t = time.perf_counter()
+        rc, said = pty_run(["/bin/sh", "-c", cmd], [sb.PASS])
+        t = time.perf_counter() - t
+        if rc != 0 or "passphrase" not in said.lower():
+            raise RuntimeError("%s: exit %d: %s" % (cmd, rc, said))
+        return t
+    finally:
+        shutil.rmtree(dest)
 
 
 def unlock_once(d):
@@ -103,25 +107,15 @@ def main():
         setups.append((old, do, wo, so))
     idf = os.path.join(wn, "id.txt")
     # What every unlock pays before the archive: scrypt for identity.age (the baseline reads KEY).
-    t_id = statistics.median(sb.timed(lambda: sb.sh("%s -d -p %s < %s/b/identity.age > %s" % (
-        os.path.join(new, "vs-age"), dn.passfile, sn, idf))) for _ in range(3))
-    with open(dn.passfile, "rb") as f:
-        passphrase = f.read().rstrip(b"\n")
+    t_id = statistics.median(plain_identity(new, dn.passfile, sn, idf) for _ in range(3))
     times = {b: [] for b, _, _, _ in setups}
     base, base_id = [], []
     try:
         for _ in range(REPS):
             for b, d, _, _ in setups:
                 times[b].append(unlock_once(d))
-            dest = tempfile.mkdtemp(dir="/dev/shm")
-            base.append(sb.timed(lambda: sb.sh("age -d -i %s %s/b/vault.tar.age | tar -x -C %s"
-                                               % (idf, sn, dest))))
-            shutil.rmtree(dest)
-            dest = tempfile.mkdtemp(dir="/dev/shm")
-            base_id.append(sb.timed(lambda: on_a_terminal(
-                "age -d -i %s/b/identity.age %s/b/vault.tar.age | tar -x -C %s" % (sn, sn, dest),
-                passphrase)))
-            shutil.rmtree(dest)
+            base.append(standard_unlock(sn, idf))
+            base_id.append(standard_unlock(sn))
     finally:
         for _, d, w, s in setups:
             d.stop()

@@ -30,10 +30,9 @@ def binpath(name):
     return os.path.join(BUILD, name)
 
 
-def proc_tree(top):
-    """Each process under top with its state and where in the kernel it waits: a daemon that
-    does not answer is either busy, blocked on the disk (fsync) or waiting for an event."""
-    kids, lines = {}, []
+def proc_children():
+    """{parent pid: [(pid, name, state), ...]} of every process at this moment."""
+    kids = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
@@ -44,6 +43,13 @@ def proc_tree(top):
             rest = st[st.rindex(")") + 2:].split()
             kids.setdefault(int(rest[1]), []).append((int(d), st[st.index("(") + 1:st.rindex(")")],
                                                       rest[0]))
+    return kids
+
+
+def proc_tree(top):
+    """Each process under top with its state and where in the kernel it waits: a daemon that
+    does not answer is either busy, blocked on the disk (fsync) or waiting for an event."""
+    kids, lines = proc_children(), []
 
     def walk(pid, comm, state, depth):
         try:
