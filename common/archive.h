@@ -30,12 +30,16 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "treeview.h"
+
 #define ARC_PATH_MAX	4095		/* longest entry path or symlink target */
 #define ARC_NAME_MAX	255		/* longest path component */
 #define ARC_MAX_DEPTH	64		/* most components in an entry path */
 
 struct arc_stats {
 	uint64_t files, dirs, symlinks, bytes, skipped;
+	/* The writer's stat view of everything it met, the root included (treeview.h). */
+	struct tree_view view;
 	/* The first thing arc_create skipped and why, printable, "" if none. */
 	char first_skip[160];
 };

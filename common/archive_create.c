@@ -41,6 +41,30 @@ struct cr {
 
 static int cr_dir(struct cr *, int, int);
 
+/* The entry at c->path as read: its part of the writer's view (treeview.h). */
+static void
+cr_view(struct cr *c, const struct stat *sb, const char *target, size_t tlen)
+{
+	struct tree_tuple t;
+
+	tree_tuple_from_stat(&t, sb);
+	tree_view_add(&c->st->view, c->path, c->plen, &t, target, tlen);
+}
+
+/* An entry the writer leaves out unread is still part of the view. */
+static void
+cr_view_at(struct cr *c, int dfd, const char *name)
+{
+	struct stat sb;
+	ssize_t n = 0;
+
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return;		/* gone: the scan after the archive tells */
+	if (S_ISLNK(sb.st_mode) && (n = readlinkat(dfd, name, c->link, sizeof(c->link))) < 0)
+		return;
+	cr_view(c, &sb, S_ISLNK(sb.st_mode) ? c->link : NULL, (size_t)n);
+}
+
 /* The first failure is the one reported; what follows is fallout. */
 static void
 cr_failx(struct cr *c, const char *what, const char *detail)
@@ -238,6 +262,7 @@ cr_file(struct cr *c, int dfd, const char *name)
 		close(fd);
 		return 1;
 	}
+	cr_view(c, &sb, NULL, 0);
 	if (sb.st_mode & (S_ISUID | S_ISGID)) {
 		cr_skip(c, "setuid/setgid file");
 		close(fd);
@@ -266,6 +291,7 @@ cr_symlink(struct cr *c, int dfd, const char *name, const struct stat *sb, int d
 		cr_fail(c, "readlink");
 		return -1;
 	}
+	cr_view(c, sb, c->link, (size_t)n);
 	if ((size_t)n >= sizeof(c->link)) {
 		cr_skip(c, "symlink target too long");
 		return 0;
@@ -300,6 +326,7 @@ cr_subdir(struct cr *c, int dfd, const char *name, int depth)
 		close(fd);
 		return -1;
 	}
+	cr_view(c, &sb, NULL, 0);
 	/* setgid and sticky only steer later creation; the extractor refuses them. */
 	rc = cr_header(c, &sb, AE_IFDIR, sb.st_mode & 0777, 0);
 	if (rc == 0) {
@@ -334,12 +361,15 @@ cr_stat_entry(struct cr *c, int dfd, const char *name, int depth)
 		rc = cr_symlink(c, dfd, name, &sb, depth);
 		break;
 	case S_IFSOCK:
+		cr_view(c, &sb, NULL, 0);
 		cr_skip(c, "socket");
 		break;
 	case S_IFIFO:
+		cr_view(c, &sb, NULL, 0);
 		cr_skip(c, "fifo");
 		break;
 	default:
+		cr_view(c, &sb, NULL, 0);
 		cr_skip(c, "device node");
 		break;
 	}
@@ -368,6 +398,7 @@ cr_entry(struct cr *c, int dfd, const char *name, unsigned char type, int depth)
 		rc = -1;
 	} else if (arc_has_control(name)) {
 		/* The extractor refuses such names; they would make the archive unusable. */
+		cr_view_at(c, dfd, name);
 		cr_skip(c, "control character in name");
 	} else {
 		/*
@@ -512,6 +543,7 @@ arc_create_sink(int vault_dirfd, const struct arc_sink *sink, const unsigned cha
     char *err, size_t errlen)
 {
 	struct arc_stats local;
+	struct stat rootsb;
 	struct cr *c;
 	locale_t loc, prevloc;
 	unsigned int mdlen = 0;
@@ -555,6 +587,11 @@ arc_create_sink(int vault_dirfd, const struct arc_sink *sink, const unsigned cha
 		cr_libarchive_fail(c);
 		goto out;
 	}
+	if (fstat(rootfd, &rootsb) == -1) {
+		arc_seterr(err, errlen, "stat vault: %s", strerror(errno));
+		goto out;
+	}
+	cr_view(c, &rootsb, NULL, 0);
 	if (cr_dir(c, rootfd, 0) != 0)
 		goto out;
 	if (archive_write_close(c->a) != ARCHIVE_OK) {

@@ -27,16 +27,22 @@
 /*
  * A tmpfs has no snapshots: a file written while the archive is being made
  * can leave one that matches no state the vault ever had (one entry from
- * before a change, another from after).  Metadata digests around each
- * attempt tell; an archive the vault changed under is made again, and only
- * the last of SAVE_TRIES is kept as it is (a vault written to without pause
+ * before a change, another from after).  The tar writer keeps the stat view
+ * of each entry as it read it, and a stat scan after the archive gives the
+ * view at the end: equal, and no entry changed between being read and the
+ * end, so the archive is the vault as it stood then (any change moves a
+ * ctime).  An archive the vault changed under is made again, and only the
+ * last of SAVE_TRIES is kept as it is (a vault written to without pause
  * must still be saved; the change that tore it brings the next tick).
  */
 #define SAVE_TRIES	8
 
-/* One attempt: 0 saved (or unchanged), 1 the vault changed meanwhile, -1 failed. */
+/*
+ * One attempt: 0 saved (or unchanged), 1 the vault changed meanwhile, -1
+ * failed.  after: the scan that ended it (digest 0 when none ran).
+ */
 static int
-save_once(struct vault_job *vj, uint64_t d0, int last)
+save_once(struct vault_job *vj, int last, struct tree_scan *after)
 {
 	struct age_recipient r[STORE_MAX_RECIPIENTS];
 	unsigned char key[32], sha[32], cid[32];
@@ -51,6 +57,7 @@ save_once(struct vault_job *vj, uint64_t d0, int last)
 	int vfd, old = -1, rc = -1, arc_rc, digested;
 
 	memset(&s, 0, sizeof(s));
+	memset(after, 0, sizeof(*after));
 	s.fd = -1;
 	s.drop = !vault_path_on_ram(vj->dir);
 	vj->changed = 0;
@@ -110,7 +117,8 @@ save_once(struct vault_job *vj, uint64_t d0, int last)
 	vj->bytes = as.bytes;
 	vj->skipped = as.skipped;
 	snprintf(vj->first_skip, sizeof(vj->first_skip), "%s", as.first_skip);
-	if (tree_digest(vj->v.path) != d0) {
+	(void)tree_scan(vj->v.path, 0, after);
+	if (after->digest != tree_view_digest(&as.view)) {
 		if (!last) {
 			unlink(tmp);	/* never renamed into place: not even a kill keeps it */
 			close_later(s.fd);
@@ -183,9 +191,12 @@ unchanged(struct vault_job *vj, const struct tree_scan *sc)
 
 /*
  * Save the vault; sets changed and st.  Returns 0 or -1 (vj->err set).
- * Each try's scan, started after its start time was read, is the view the
- * archive is checked against; the first also serves the change check, and
- * the view of the try that is kept untorn is what the next check compares.
+ * When the change check has a view to compare with, the first try begins
+ * with a scan that may find nothing changed and make no archive.  The next
+ * check compares with the view the kept try ended with, taken as of that
+ * try's start: a change made during the archive in the same timestamp tick
+ * as an earlier one leaves the tuple as it was, and only the racy rule,
+ * measured from before the first byte was read, catches it.
  */
 int
 do_save(struct vault_job *vj)
@@ -202,10 +213,9 @@ do_save(struct vault_job *vj)
 		if (i > 0)
 			usleep((useconds_t)(25000u << (i < 6 ? i : 6)));
 		t0 = wall_ns();
-		m0 = mono_us();
-		(void)tree_scan(vj->v.path, i == 0 && vj->chk.compare ?
-		    vj->chk.base.start_ns - vj->chk.gran_ns : 0, &sc);
-		if (i == 0) {
+		if (i == 0 && vj->chk.compare) {
+			m0 = mono_us();
+			(void)tree_scan(vj->v.path, vj->chk.base.start_ns - vj->chk.gran_ns, &sc);
 			vj->chk.scan_us = mono_us() - m0;
 			if (unchanged(vj, &sc)) {
 				vj->changed = 0;
@@ -214,7 +224,7 @@ do_save(struct vault_job *vj)
 				return 0;
 			}
 		}
-		if ((rc = save_once(vj, sc.digest, i == SAVE_TRIES - 1)) != 1) {
+		if ((rc = save_once(vj, i == SAVE_TRIES - 1, &sc)) != 1) {
 			if (rc == 0 && !vj->torn && sc.digest != 0 && sc.errors == 0) {
 				vj->chk.have_next = 1;
 				vj->chk.next.digest = sc.digest;

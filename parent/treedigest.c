@@ -1,6 +1,15 @@
+/*
+ * The stat scan (treedigest.h) on two threads: directories are queued as
+ * they are found and whichever thread is free reads the next one.  The
+ * digest is the view of treeview.h, a sum that does not depend on which
+ * thread met an entry first, so nothing is sorted.  Each entry costs one
+ * statx (a symlink also a readlink), a directory an open and its listing.
+ */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,191 +17,227 @@
 #include <unistd.h>
 
 #include "treedigest.h"
+#include "treeview.h"
 
 #define DIGEST_MAX_DEPTH	64
+#define SCAN_PATH_MAX		4095	/* as the tar writer's: a longer path fails the archive */
+/*
+ * Queued directories hold an open descriptor; past this many a thread reads
+ * the next one itself, so a directory of 10,000 subdirectories does not
+ * hold 10,000 descriptors.
+ */
+#define SCAN_QUEUE_MAX		64
+
+struct dirjob {
+	int fd, depth;
+	size_t plen;
+	char path[];		/* below the root, "" for the root */
+};
+
+/* What one thread found; added up when it is done. */
+struct tally {
+	struct tree_view view;
+	uint64_t errors, racy;
+};
 
 struct walk {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* a directory was queued, or the last busy one finished */
+	struct dirjob *q[SCAN_QUEUE_MAX];
+	unsigned nq, busy;
+	int helper_started;
+	pthread_t helper;
 	int64_t racy_after;
-	struct tree_scan *out;
+	struct tally total;
 };
 
-static uint64_t
-mix(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
+static void scan_dir(struct walk *w, struct dirjob *j, struct tally *t);
 
-	while (n-- > 0)
-		h = (h ^ *s++) * 1099511628211ull;
-	return h;
+static struct dirjob *
+job_new(int fd, int depth, const char *path, size_t plen)
+{
+	struct dirjob *j = malloc(sizeof(*j) + plen + 1);
+
+	if (j == NULL)
+		return NULL;
+	j->fd = fd;
+	j->depth = depth;
+	j->plen = plen;
+	memcpy(j->path, path, plen);
+	j->path[plen] = '\0';
+	return j;
 }
 
-/* Whole words at a time: the tuple of every entry goes through here. */
-static uint64_t
-mix_words(uint64_t h, const uint64_t *w, size_t n)
+static void *
+walker(void *arg)
 {
-	while (n-- > 0) {
-		h = (h ^ *w++) * 0x9e3779b97f4a7c15ull;
-		h ^= h >> 29;
+	struct walk *w = arg;
+	struct tally t;
+	struct dirjob *j;
+
+	memset(&t, 0, sizeof(t));
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->nq == 0 && w->busy > 0)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->nq == 0)
+			break;
+		j = w->q[--w->nq];
+		w->busy++;
+		pthread_mutex_unlock(&w->mu);
+		scan_dir(w, j, &t);
+		pthread_mutex_lock(&w->mu);
+		if (--w->busy == 0 && w->nq == 0)
+			pthread_cond_broadcast(&w->cv);
 	}
-	return h;
+	w->total.view.sum += t.view.sum;
+	w->total.view.entries += t.view.entries;
+	w->total.errors += t.errors;
+	w->total.racy += t.racy;
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
 }
 
-static int64_t
-ns_of(const struct statx_timestamp *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
-/* One entry's tuple: what the digest holds and what the racy rule looks at. */
-static uint64_t
-mix_entry(struct walk *w, uint64_t h, int dfd, const char *name, const struct statx *sx)
-{
-	uint64_t rec[9];
-
-	rec[0] = sx->stx_mode;
-	rec[1] = sx->stx_size;
-	rec[2] = (uint64_t)sx->stx_mtime.tv_sec;
-	rec[3] = sx->stx_mtime.tv_nsec;
-	rec[4] = (uint64_t)sx->stx_ctime.tv_sec;
-	rec[5] = sx->stx_ctime.tv_nsec;
-	rec[6] = sx->stx_ino;
-	rec[7] = sx->stx_uid;
-	rec[8] = sx->stx_gid;
-	h = mix_words(h, rec, sizeof(rec) / sizeof(rec[0]));
-	if (w->racy_after != 0 && (ns_of(&sx->stx_mtime) >= w->racy_after ||
-	    ns_of(&sx->stx_ctime) >= w->racy_after))
-		w->out->racy++;
-	if (S_ISLNK(sx->stx_mode) && name != NULL) {
-		char t[PATH_MAX];
-		ssize_t n = readlinkat(dfd, name, t, sizeof(t));
-
-		if (n < 0)
-			w->out->errors++;
-		else
-			h = mix(h, t, (size_t)n);
-	}
-	return h;
-}
-
-/* Names of one directory in one pool; sorted through their offsets. */
-struct names {
-	char *pool;
-	size_t len, cap;
-	size_t *off;
-	size_t n, ncap;
-};
-
+/* Queue a directory for whichever thread is free; 0, or -1 if the queue is full. */
 static int
-names_add(struct names *ns, const char *name)
+enqueue(struct walk *w, struct dirjob *j)
 {
-	size_t l = strlen(name) + 1;
+	int start = 0;
 
-	if (ns->len + l > ns->cap) {
-		size_t c = ns->cap ? ns->cap * 2 : 4096;
-		char *p;
-
-		while (c < ns->len + l)
-			c *= 2;
-		if ((p = realloc(ns->pool, c)) == NULL)
-			return -1;
-		ns->pool = p;
-		ns->cap = c;
+	pthread_mutex_lock(&w->mu);
+	if (w->nq == SCAN_QUEUE_MAX) {
+		pthread_mutex_unlock(&w->mu);
+		return -1;
 	}
-	if (ns->n == ns->ncap) {
-		size_t c = ns->ncap ? ns->ncap * 2 : 128;
-		size_t *o = reallocarray(ns->off, c, sizeof(*o));
-
-		if (o == NULL)
-			return -1;
-		ns->off = o;
-		ns->ncap = c;
+	w->q[w->nq++] = j;
+	if (!w->helper_started) {
+		/* Set before the thread exists: a failed start is simply one thread fewer. */
+		w->helper_started = start = 1;
 	}
-	memcpy(ns->pool + ns->len, name, l);
-	ns->off[ns->n++] = ns->len;
-	ns->len += l;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (start && pthread_create(&w->helper, NULL, walker, w) != 0) {
+		pthread_mutex_lock(&w->mu);
+		w->helper_started = 0;
+		pthread_mutex_unlock(&w->mu);
+	}
 	return 0;
 }
 
-static int
-off_cmp(const void *a, const void *b, void *pool)
+static void
+count(struct walk *w, struct tally *t, const char *path, size_t plen, int dfd,
+    const char *name, const struct statx *sx)
 {
-	return strcmp((const char *)pool + *(const size_t *)a, (const char *)pool + *(const size_t *)b);
+	struct tree_tuple tu;
+	char target[PATH_MAX];
+	ssize_t n = 0;
+
+	tree_tuple_from_statx(&tu, sx);
+	if (w->racy_after != 0 && (tu.mtime_ns >= w->racy_after || tu.ctime_ns >= w->racy_after))
+		t->racy++;
+	if (S_ISLNK(sx->stx_mode) && (n = readlinkat(dfd, name, target, sizeof(target))) < 0) {
+		t->errors++;
+		n = 0;
+	}
+	tree_view_add(&t->view, path, plen, &tu, S_ISLNK(sx->stx_mode) ? target : NULL, (size_t)n);
 }
 
-static uint64_t
-scan_dir(struct walk *w, int fd, uint64_t h, int depth)
+static void
+scan_dir(struct walk *w, struct dirjob *j, struct tally *t)
 {
-	struct names ns;
+	char path[SCAN_PATH_MAX + 1];
 	struct dirent *de;
-	size_t i;
 	DIR *d;
 
-	if (depth > DIGEST_MAX_DEPTH || (d = fdopendir(fd)) == NULL) {
-		close(fd);
-		w->out->errors++;
-		return mix(h, "?", 1);
+	if (j->depth > DIGEST_MAX_DEPTH || (d = fdopendir(j->fd)) == NULL) {
+		close(j->fd);
+		t->errors++;
+		free(j);
+		return;
 	}
-	memset(&ns, 0, sizeof(ns));
-	while ((de = readdir(d)) != NULL) {
+	memcpy(path, j->path, j->plen);
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		size_t nlen, plen;
+		struct statx sx;
+		struct dirjob *sub;
+		int fd;
+
 		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
 		    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
 			continue;
-		if (names_add(&ns, de->d_name) != 0) {
-			w->out->errors++;
-			break;
-		}
-	}
-	/* Sorted: the digest must not depend on the order readdir happens to give. */
-	if (ns.n > 1)
-		qsort_r(ns.off, ns.n, sizeof(*ns.off), off_cmp, ns.pool);
-	for (i = 0; i < ns.n; i++) {
-		const char *name = ns.pool + ns.off[i];
-		struct statx sx;
-
-		w->out->entries++;
-		h = mix(h, name, strlen(name) + 1);
-		if (statx(dirfd(d), name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
-		    STATX_BASIC_STATS, &sx) != 0) {
-			w->out->errors++;
-			h = mix(h, "-", 1);
+		nlen = strlen(de->d_name);
+		plen = j->plen + (j->plen > 0) + nlen;
+		if (plen > SCAN_PATH_MAX) {
+			t->errors++;
 			continue;
 		}
-		h = mix_entry(w, h, dirfd(d), name, &sx);
-		if (S_ISDIR(sx.stx_mode)) {
-			int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			    O_CLOEXEC);
-
-			if (sub == -1) {
-				w->out->errors++;
-				h = mix(h, "?", 1);
-			} else
-				h = scan_dir(w, sub, h, depth + 1);
+		if (j->plen > 0)
+			path[j->plen] = '/';
+		memcpy(path + j->plen + (j->plen > 0), de->d_name, nlen + 1);
+		if (statx(dirfd(d), de->d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
+		    STATX_BASIC_STATS, &sx) != 0) {
+			/* Gone since the listing: counted as what it is, a difference. */
+			t->errors += errno != ENOENT;
+			t->view.entries++;
+			continue;
 		}
+		count(w, t, path, plen, dirfd(d), de->d_name, &sx);
+		if (!S_ISDIR(sx.stx_mode))
+			continue;
+		if ((fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC)) == -1) {
+			t->errors++;
+			continue;
+		}
+		if ((sub = job_new(fd, j->depth + 1, path, plen)) == NULL) {
+			close(fd);
+			t->errors++;
+		} else if (enqueue(w, sub) != 0)
+			scan_dir(w, sub, t);
 	}
-	free(ns.pool);
-	free(ns.off);
+	if (errno != 0)
+		t->errors++;
 	closedir(d);
-	return h;
+	free(j);
 }
 
 int
 tree_scan(const char *path, int64_t racy_after_ns, struct tree_scan *out)
 {
-	struct walk w = { racy_after_ns, out };
-	uint64_t h = 14695981039346656037ull;
+	struct walk w;
 	struct statx sx;
+	struct dirjob *root;
+	struct tally t;
 	int fd;
 
 	memset(out, 0, sizeof(*out));
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return -1;
+	memset(&w, 0, sizeof(w));
+	w.racy_after = racy_after_ns;
+	memset(&t, 0, sizeof(t));
 	/* The root's own tuple: an entry added or removed at the top moves its times. */
 	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &sx) == 0)
-		h = mix_entry(&w, h, fd, NULL, &sx);
+		count(&w, &t, "", 0, fd, NULL, &sx);
 	else
-		out->errors++;
-	h = scan_dir(&w, fd, h, 0);
-	out->digest = h != 0 ? h : 1;
+		t.errors++;
+	if ((root = job_new(fd, 0, "", 0)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	w.q[w.nq++] = root;
+	w.total = t;
+	walker(&w);
+	if (w.helper_started)
+		pthread_join(w.helper, NULL);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	out->digest = tree_view_digest(&w.total.view);
+	out->entries = w.total.view.entries - 1;
+	out->errors = w.total.errors;
+	out->racy = w.total.racy;
 	return 0;
 }
 

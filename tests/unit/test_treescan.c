@@ -5,7 +5,9 @@
  * last save's start is racy even when the digest is equal; and 1,000 rounds
  * of random edits against a model of the tree never leave a change behind
  * a verdict of "unchanged" (edits right after a save, in the same timestamp
- * tick, and rewrites with the size and mtime put back among them).
+ * tick, and rewrites with the size and mtime put back among them).  The
+ * tar writer's view of what it read equals the scan's of the same tree,
+ * whatever the tree holds, and differs once an entry changed after it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,10 @@
 
 #include <cmocka.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "archive.h"
 #include "clock.h"
 #include "treedigest.h"
 
@@ -368,6 +374,98 @@ test_random_edits_never_missed(void **state)
 	remove_root();
 }
 
+static int
+discard(void *arg, const void *buf, size_t len)
+{
+	(void)arg;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+static uint64_t
+writer_view(struct arc_stats *st)
+{
+	unsigned char key[32] = { 0 }, sha[32], cid[32];
+	char err[256];
+	int fd;
+
+	assert_true((fd = open(root, O_RDONLY | O_DIRECTORY)) >= 0);
+	assert_int_equal(arc_create(fd, discard, NULL, key, sha, cid, st, err, sizeof(err)), 0);
+	close(fd);
+	return tree_view_digest(&st->view);
+}
+
+/*
+ * What the save compares after the archive: the writer's view of every
+ * entry, kept or skipped, against the scan.  Equal for an unchanged tree of
+ * every kind of entry; different after any change the writer did not see.
+ */
+static void
+test_writer_view_equals_the_scan(void **state)
+{
+	struct sockaddr_un sa;
+	struct arc_stats st;
+	struct tree_scan s;
+	char p[512];
+	uint64_t d;
+	int i, fd;
+
+	(void)state;
+	make_root();
+	path_of(p, sizeof(p), "d");
+	assert_int_equal(mkdir(p, 0700), 0);
+	path_of(p, sizeof(p), "d/empty");
+	assert_int_equal(mkdir(p, 0755), 0);
+	for (i = 0; i < 300; i++) {		/* enough directories for both scan threads */
+		char rel[64];
+
+		snprintf(rel, sizeof(rel), "d/s%03d", i);
+		path_of(p, sizeof(p), rel);
+		assert_int_equal(mkdir(p, 0700), 0);
+		snprintf(rel, sizeof(rel), "d/s%03d/f", i);
+		put(rel, rel, strlen(rel));
+	}
+	put("plain", "x", 1);
+	put("setuid", "y", 1);
+	path_of(p, sizeof(p), "setuid");
+	assert_int_equal(chmod(p, 04755), 0);
+	put("ctl\001name", "z", 1);
+	path_of(p, sizeof(p), "in");
+	assert_int_equal(symlink("plain", p), 0);
+	path_of(p, sizeof(p), "out");
+	assert_int_equal(symlink("../../etc/passwd", p), 0);
+	path_of(p, sizeof(p), "d/up");
+	assert_int_equal(symlink("../plain", p), 0);
+	path_of(p, sizeof(p), "fifo");
+	assert_int_equal(mkfifo(p, 0600), 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	assert_true(strlen(root) + 6 < sizeof(sa.sun_path));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/sock", root);
+	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+	d = writer_view(&st);
+	assert_true(st.skipped >= 5);	/* setuid, control name, outside link, fifo, socket */
+	assert_int_equal(tree_scan(root, 0, &s), 0);
+	assert_int_equal(s.errors, 0);
+	assert_int_equal(s.entries, 300 * 2 + 3 + 7);	/* d/s*, their files, d, empty, up; 7 */
+	assert_int_equal(st.view.entries, s.entries + 1);
+	assert_true(s.digest == d);
+
+	put("d/s150/f", "changed!", 8);		/* after the writer read it */
+	assert_int_equal(tree_scan(root, 0, &s), 0);
+	assert_true(s.digest != d);
+	assert_true(writer_view(&st) == s.digest);
+	path_of(p, sizeof(p), "ctl\001name");		/* a skipped entry changes too */
+	assert_int_equal(chmod(p, 0640), 0);
+	assert_int_equal(tree_scan(root, 0, &s), 0);
+	assert_true(s.digest != d && s.digest != tree_view_digest(&st.view));
+	close(fd);
+	remove_root();
+}
+
 int
 main(void)
 {
@@ -375,6 +473,7 @@ main(void)
 		cmocka_unit_test(test_digest_follows_changes),
 		cmocka_unit_test(test_racy_entries_count_as_changed),
 		cmocka_unit_test(test_random_edits_never_missed),
+		cmocka_unit_test(test_writer_view_equals_the_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
