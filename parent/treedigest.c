@@ -27,6 +27,13 @@
  * hold 10,000 descriptors.
  */
 #define SCAN_QUEUE_MAX		64
+/*
+ * A sleeping thread is woken only when this many directories wait: waking
+ * costs more than reading a directory of ten files, and the thread that
+ * queued one takes it next anyway.
+ */
+#define SCAN_WAKE_AT		3
+#define SCAN_DENTS_LEN		16384	/* a listing buffer; one per directory being read */
 
 struct dirjob {
 	int fd, depth;
@@ -44,7 +51,7 @@ struct walk {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;		/* a directory was queued, or the last busy one finished */
 	struct dirjob *q[SCAN_QUEUE_MAX];
-	unsigned nq, busy;
+	unsigned nq, busy, idle;
 	int helper_started;
 	pthread_t helper;
 	int64_t racy_after;
@@ -78,8 +85,11 @@ walker(void *arg)
 	memset(&t, 0, sizeof(t));
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (w->nq == 0 && w->busy > 0)
+		while (w->nq == 0 && w->busy > 0) {
+			w->idle++;
 			pthread_cond_wait(&w->cv, &w->mu);
+			w->idle--;
+		}
 		if (w->nq == 0)
 			break;
 		j = w->q[--w->nq];
@@ -110,11 +120,12 @@ enqueue(struct walk *w, struct dirjob *j)
 		return -1;
 	}
 	w->q[w->nq++] = j;
-	if (!w->helper_started) {
+	if (!w->helper_started && w->nq >= SCAN_WAKE_AT) {
 		/* Set before the thread exists: a failed start is simply one thread fewer. */
 		w->helper_started = start = 1;
 	}
-	pthread_cond_signal(&w->cv);
+	if (w->idle > 0 && w->nq >= SCAN_WAKE_AT)
+		pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	if (start && pthread_create(&w->helper, NULL, walker, w) != 0) {
 		pthread_mutex_lock(&w->mu);
@@ -142,62 +153,70 @@ count(struct walk *w, struct tally *t, const char *path, size_t plen, int dfd,
 	tree_view_add(&t->view, path, plen, &tu, S_ISLNK(sx->stx_mode) ? target : NULL, (size_t)n);
 }
 
+/* One directory's entries, straight from getdents64: no DIR, so no fstat or fcntl of it. */
 static void
 scan_dir(struct walk *w, struct dirjob *j, struct tally *t)
 {
 	char path[SCAN_PATH_MAX + 1];
-	struct dirent *de;
-	DIR *d;
+	char *buf;
+	ssize_t got;
 
-	if (j->depth > DIGEST_MAX_DEPTH || (d = fdopendir(j->fd)) == NULL) {
+	if (j->depth > DIGEST_MAX_DEPTH || (buf = malloc(SCAN_DENTS_LEN)) == NULL) {
 		close(j->fd);
 		t->errors++;
 		free(j);
 		return;
 	}
 	memcpy(path, j->path, j->plen);
-	while ((errno = 0, de = readdir(d)) != NULL) {
-		size_t nlen, plen;
-		struct statx sx;
-		struct dirjob *sub;
-		int fd;
+	while ((got = getdents64(j->fd, buf, SCAN_DENTS_LEN)) > 0) {
+		ssize_t off;
 
-		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
-		    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
-			continue;
-		nlen = strlen(de->d_name);
-		plen = j->plen + (j->plen > 0) + nlen;
-		if (plen > SCAN_PATH_MAX) {
-			t->errors++;
-			continue;
+		for (off = 0; off < got; ) {
+			struct dirent64 *de = (struct dirent64 *)(buf + off);
+			size_t nlen, plen;
+			struct statx sx;
+			struct dirjob *sub;
+			int fd;
+
+			off += de->d_reclen;
+			if (de->d_name[0] == '.' && (de->d_name[1] == '\0' ||
+			    (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+				continue;
+			nlen = strlen(de->d_name);
+			plen = j->plen + (j->plen > 0) + nlen;
+			if (plen > SCAN_PATH_MAX) {
+				t->errors++;
+				continue;
+			}
+			if (j->plen > 0)
+				path[j->plen] = '/';
+			memcpy(path + j->plen + (j->plen > 0), de->d_name, nlen + 1);
+			if (statx(j->fd, de->d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
+			    STATX_BASIC_STATS, &sx) != 0) {
+				/* Gone since the listing: counted as what it is, a difference. */
+				t->errors += errno != ENOENT;
+				t->view.entries++;
+				continue;
+			}
+			count(w, t, path, plen, j->fd, de->d_name, &sx);
+			if (!S_ISDIR(sx.stx_mode))
+				continue;
+			if ((fd = openat(j->fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			    O_CLOEXEC)) == -1) {
+				t->errors++;
+				continue;
+			}
+			if ((sub = job_new(fd, j->depth + 1, path, plen)) == NULL) {
+				close(fd);
+				t->errors++;
+			} else if (enqueue(w, sub) != 0)
+				scan_dir(w, sub, t);
 		}
-		if (j->plen > 0)
-			path[j->plen] = '/';
-		memcpy(path + j->plen + (j->plen > 0), de->d_name, nlen + 1);
-		if (statx(dirfd(d), de->d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC,
-		    STATX_BASIC_STATS, &sx) != 0) {
-			/* Gone since the listing: counted as what it is, a difference. */
-			t->errors += errno != ENOENT;
-			t->view.entries++;
-			continue;
-		}
-		count(w, t, path, plen, dirfd(d), de->d_name, &sx);
-		if (!S_ISDIR(sx.stx_mode))
-			continue;
-		if ((fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC)) == -1) {
-			t->errors++;
-			continue;
-		}
-		if ((sub = job_new(fd, j->depth + 1, path, plen)) == NULL) {
-			close(fd);
-			t->errors++;
-		} else if (enqueue(w, sub) != 0)
-			scan_dir(w, sub, t);
 	}
-	if (errno != 0)
+	if (got < 0)
 		t->errors++;
-	closedir(d);
+	free(buf);
+	close(j->fd);
 	free(j);
 }
 

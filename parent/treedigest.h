@@ -1,11 +1,12 @@
 /*
  * The stat scan of a vault's tree: one statx per entry below O_RDONLY
  * directory fds, never following a link and never reading a file's
- * contents, folded into a 64-bit digest of each entry's name and tuple
- * (type and mode, size, inode, owner, mtime and ctime to the nanosecond, a
- * symlink's target) in name order.  Any change to a file or directory moves
- * its ctime, so two equal digests around a walk mean nothing changed during
- * it.  The same walk counts the entries, those it could not read, and those
+ * contents, reduced to the 64-bit digest of treeview.h (each entry's path
+ * and tuple: type and mode, size, inode, owner, mtime and ctime to the
+ * nanosecond, a symlink's target), the same one the tar writer keeps of
+ * what it read.  Any change to a file or directory moves its ctime, so a
+ * digest equal to the writer's means nothing changed since it was read.
+ * The same walk counts the entries, those it could not read, and those
  * whose mtime or ctime is at or after a given instant (the racy ones, see
  * chgcheck.h).  Pure: safe on the worker threads.
  */
