@@ -37,6 +37,20 @@
  */
 #define SAVE_TRIES	8
 
+struct after_scan {
+	const char *path;
+	struct tree_scan *out;
+};
+
+static void *
+after_scan_run(void *arg)
+{
+	struct after_scan *a = arg;
+
+	(void)tree_scan(a->path, 0, a->out);
+	return NULL;
+}
+
 /*
  * One attempt: 0 saved (or unchanged), 1 the vault changed meanwhile, -1
  * failed.  after: the scan that ended it (digest 0 when none ran).
@@ -53,8 +67,10 @@ save_once(struct vault_job *vj, int last, struct tree_scan *after)
 	struct ring ring;
 	pthread_t helper;
 	unsigned int mdlen = 0;
+	struct after_scan asj;
+	pthread_t scanner;
 	size_t nr;
-	int vfd, old = -1, rc = -1, arc_rc, digested;
+	int vfd, old = -1, rc = -1, arc_rc, digested, same, scanning, synced, sync_errno;
 
 	memset(&s, 0, sizeof(s));
 	memset(after, 0, sizeof(*after));
@@ -117,7 +133,21 @@ save_once(struct vault_job *vj, int last, struct tree_scan *after)
 	vj->bytes = as.bytes;
 	vj->skipped = as.skipped;
 	snprintf(vj->first_skip, sizeof(vj->first_skip), "%s", as.first_skip);
-	(void)tree_scan(vj->v.path, 0, after);
+	same = strcmp(vj->st.sha256, vj->prev.sha256) == 0 &&
+	    store_exists(vj->dir, "vault.tar.age");
+	/*
+	 * The scan after the archive runs while the new archive is made
+	 * durable: on a disk the fsync is mostly waiting, and a torn try only
+	 * wastes it.
+	 */
+	asj.path = vj->v.path;
+	asj.out = after;
+	if (!(scanning = pthread_create(&scanner, NULL, after_scan_run, &asj) == 0))
+		(void)tree_scan(vj->v.path, 0, after);
+	synced = same || fsync(s.fd) == 0;
+	sync_errno = errno;
+	if (scanning)
+		pthread_join(scanner, NULL);
 	if (after->digest != tree_view_digest(&as.view)) {
 		if (!last) {
 			unlink(tmp);	/* never renamed into place: not even a kill keeps it */
@@ -128,16 +158,15 @@ save_once(struct vault_job *vj, int last, struct tree_scan *after)
 		}
 		vj->torn = 1;
 	}
-	if (strcmp(vj->st.sha256, vj->prev.sha256) == 0 &&
-	    store_exists(vj->dir, "vault.tar.age")) {
+	if (same) {
 		unlink(tmp);		/* unchanged: keep the archive we have */
 		close_later(s.fd);
 		s.fd = -1;
 		rc = 0;
 		goto out;
 	}
-	if (fsync(s.fd) != 0) {
-		vop_err(vj, 73, "fsync %s: %s", tmp, strerror(errno));
+	if (!synced) {
+		vop_err(vj, 73, "fsync %s: %s", tmp, strerror(sync_errno));
 		goto fail;
 	}
 	store_file(vj->dir, "vault.tar.age", dst, sizeof(dst));
