@@ -72,8 +72,8 @@ tree_tuple_from_statx(struct tree_tuple *t, const struct statx *sx)
 	t->ctime_ns = (int64_t)sx->stx_ctime.tv_sec * 1000000000 + sx->stx_ctime.tv_nsec;
 }
 
-uint64_t
-tree_entry_hash(const char *path, size_t plen, const struct tree_tuple *t,
+static uint64_t
+entry_hash(const char *path, size_t plen, const struct tree_tuple *t,
     const char *target, size_t tlen)
 {
 	uint64_t h = mix_bytes(K1, path, plen);
@@ -93,7 +93,7 @@ void
 tree_view_add(struct tree_view *v, const char *path, size_t plen,
     const struct tree_tuple *t, const char *target, size_t tlen)
 {
-	v->sum += tree_entry_hash(path, plen, t, target, tlen);
+	v->sum += entry_hash(path, plen, t, target, tlen);
 	v->entries++;
 }
 

@@ -29,10 +29,7 @@ struct tree_view {
 
 void tree_tuple_from_stat(struct tree_tuple *t, const struct stat *sb);
 void tree_tuple_from_statx(struct tree_tuple *t, const struct statx *sx);
-/* Hash of one entry's path and tuple; target: a symlink's (NULL otherwise). */
-uint64_t tree_entry_hash(const char *path, size_t plen, const struct tree_tuple *t,
-    const char *target, size_t tlen);
-/* Count one entry in. */
+/* Count one entry in: its path, tuple, and target if a symlink (NULL otherwise). */
 void tree_view_add(struct tree_view *v, const char *path, size_t plen,
     const struct tree_tuple *t, const char *target, size_t tlen);
 /* The digest of a view; never 0 (0 means "no view"). */

@@ -16,11 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive.h"		/* the writer's limits: a path or depth past them fails the archive */
 #include "treedigest.h"
 #include "treeview.h"
 
-#define DIGEST_MAX_DEPTH	64
-#define SCAN_PATH_MAX		4095	/* as the tar writer's: a longer path fails the archive */
 /*
  * Queued directories hold an open descriptor; past this many a thread reads
  * the next one itself, so a directory of 10,000 subdirectories does not
@@ -52,7 +51,7 @@ struct walk {
 	pthread_cond_t cv;		/* a directory was queued, or the last busy one finished */
 	struct dirjob *q[SCAN_QUEUE_MAX];
 	unsigned nq, busy, idle;
-	int helper_started;
+	enum { HELPER_NONE, HELPER_RUNNING, HELPER_FAILED } helper_state;
 	pthread_t helper;
 	int64_t racy_after;
 	struct tally total;
@@ -120,16 +119,17 @@ enqueue(struct walk *w, struct dirjob *j)
 		return -1;
 	}
 	w->q[w->nq++] = j;
-	if (!w->helper_started && w->nq >= SCAN_WAKE_AT) {
-		/* Set before the thread exists: a failed start is simply one thread fewer. */
-		w->helper_started = start = 1;
+	if (w->helper_state == HELPER_NONE && w->nq >= SCAN_WAKE_AT) {
+		/* Set before the thread exists; a failed start is one thread fewer, not retried. */
+		w->helper_state = HELPER_RUNNING;
+		start = 1;
 	}
 	if (w->idle > 0 && w->nq >= SCAN_WAKE_AT)
 		pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	if (start && pthread_create(&w->helper, NULL, walker, w) != 0) {
 		pthread_mutex_lock(&w->mu);
-		w->helper_started = 0;
+		w->helper_state = HELPER_FAILED;
 		pthread_mutex_unlock(&w->mu);
 	}
 	return 0;
@@ -157,11 +157,11 @@ count(struct walk *w, struct tally *t, const char *path, size_t plen, int dfd,
 static void
 scan_dir(struct walk *w, struct dirjob *j, struct tally *t)
 {
-	char path[SCAN_PATH_MAX + 1];
+	char path[ARC_PATH_MAX + 1];
 	char *buf;
 	ssize_t got;
 
-	if (j->depth > DIGEST_MAX_DEPTH || (buf = malloc(SCAN_DENTS_LEN)) == NULL) {
+	if (j->depth > ARC_MAX_DEPTH || (buf = malloc(SCAN_DENTS_LEN)) == NULL) {
 		close(j->fd);
 		t->errors++;
 		free(j);
@@ -184,7 +184,7 @@ scan_dir(struct walk *w, struct dirjob *j, struct tally *t)
 				continue;
 			nlen = strlen(de->d_name);
 			plen = j->plen + (j->plen > 0) + nlen;
-			if (plen > SCAN_PATH_MAX) {
+			if (plen > ARC_PATH_MAX) {
 				t->errors++;
 				continue;
 			}
@@ -249,7 +249,7 @@ tree_scan(const char *path, int64_t racy_after_ns, struct tree_scan *out)
 	w.q[w.nq++] = root;
 	w.total = t;
 	walker(&w);
-	if (w.helper_started)
+	if (w.helper_state == HELPER_RUNNING)
 		pthread_join(w.helper, NULL);
 	pthread_mutex_destroy(&w.mu);
 	pthread_cond_destroy(&w.cv);
@@ -285,12 +285,4 @@ tree_compare(const struct chg_base *base, const struct tree_scan *now)
 	if (now->digest != base->digest || now->entries != base->entries)
 		return CHG_DIFFERS;
 	return now->racy != 0 ? CHG_RACY : CHG_UNCHANGED;
-}
-
-uint64_t
-tree_digest(const char *path)
-{
-	struct tree_scan s;
-
-	return tree_scan(path, 0, &s) == 0 ? s.digest : 0;
 }

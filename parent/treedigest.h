@@ -26,7 +26,6 @@ struct tree_scan {
 
 /* racy_after_ns: unix nanoseconds; 0 counts none racy.  Returns 0, or -1 (root unreadable). */
 int tree_scan(const char *path, int64_t racy_after_ns, struct tree_scan *out);
-uint64_t tree_digest(const char *path);		/* the scan's digest alone; 0 on failure */
 /*
  * A scan (racy_after_ns: base's start less the granularity) against the
  * view a save kept: CHG_UNCHANGED only if nothing differs and nothing is racy.
