@@ -490,7 +490,7 @@ main(int argc, char **argv)
 	}
 	wire_sync_config();
 	vault_adopt_all();
-	vault_init(watch_rebuild);	/* an op replaced a tree: watch it afresh */
+	vault_init(watch_rebuild, watch_drop);	/* an op replaces a tree: watch it afresh */
 	jobs_init();
 	if (ctl_listen(&ctl_wiring) != 0) {
 		int e = errno;

@@ -20,11 +20,13 @@
 
 static const char *const op_names[] = { "save", "init", "unlock", "lock", "pull" };
 static void (*tree_replaced)(void);
+static void (*tree_unwatch)(struct vault_rt *);
 
 void
-vault_init(void (*replaced)(void))
+vault_init(void (*replaced)(void), void (*unwatch)(struct vault_rt *))
 {
 	tree_replaced = replaced;
+	tree_unwatch = unwatch;
 }
 
 static const struct cfg_vault *
@@ -338,6 +340,13 @@ start_op(struct vault_rt *v, enum vault_op op, int client, uint32_t gen,
 	}
 	v->busy = 1;
 	v->busy_op = op;
+	/*
+	 * The vault is locked and empty, so there is nothing to watch until op_done
+	 * rebuilds the watches.  A pull into an unlocked vault keeps them: the user
+	 * may be writing there meanwhile.
+	 */
+	if (op == VOP_UNLOCK)
+		tree_unwatch(v);
 	if (op == VOP_SAVE || op == VOP_LOCK)
 		v->state = VAULT_ST_SAVING;
 	return 0;

@@ -130,6 +130,7 @@ struct vault_rt {
 };
 int watch_init(void);
 void watch_rebuild(void);		/* watch every vault's tree afresh */
+void watch_drop(struct vault_rt *v);	/* no watches on v until the next rebuild */
 void watch_on_change(const struct msg_watch_change *m);
 void watch_on_newdir(const struct msg_watch_newdir *m);
 void watch_on_overflow(void);
@@ -228,7 +229,7 @@ const char *ctl_cmd_name(uint32_t cmd);
 
 /* ---- vault.c ---- */
 /* replaced: an operation replaced a vault's tree (its watches must be made again). */
-void vault_init(void (*replaced)(void));
+void vault_init(void (*replaced)(void), void (*unwatch)(struct vault_rt *));
 void vault_adopt_all(void);
 int vault_request(int client, uint32_t gen, uint32_t cmd, const char *name,
     struct secbuf *pass, char *err, size_t errlen);

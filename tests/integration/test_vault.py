@@ -173,6 +173,55 @@ def test_init_save_lock_unlock_round_trip(venv):
     assert d.stop() == 0
 
 
+
+
+@pytest.mark.parametrize("user_mode", MODES)
+def test_unlock_watches_the_new_tree_without_hearing_itself(daemon_factory, workdir, user_mode):
+    """An unlock unwatches the vault while it extracts (its own writes are no
+    change; what that saves is measured by tests/bench/scale_bench.py) and
+    watches every directory of the new tree before the client hears back: a
+    write made the moment the reply came is reported and saved, and nothing
+    was reported before the reply."""
+    venv = VaultEnv(daemon_factory, workdir, user_mode, extra_conf="WatcherDebounce 20ms\n")
+    try:
+        d = venv.d.start()
+        venv.ctl("init", "v", "--passphrase-file", venv.passfile)
+        populate(venv.path, venv.owner)
+        for i in range(3000):
+            sub = os.path.join(venv.path, "many", "d%02d" % (i // 100))
+            os.makedirs(sub, exist_ok=True)
+            with open(os.path.join(sub, "f%04d" % i), "w") as f:
+                f.write("x" * (i % 300))
+        if venv.owner is not None:
+            for dp, dns, fns in os.walk(venv.path):
+                for n in dns + fns:
+                    os.lchown(os.path.join(dp, n), *venv.owner)
+        dirs = 1 + sum(len(dn) for _, dn, _ in os.walk(venv.path))
+        venv.ctl("sync", "v")
+        venv.ctl("lock", "v")
+        before = len(d.records())
+        r = venv.ctl("unlock", "v", "--passphrase-file", venv.passfile)
+        assert "unlocked" in r.stdout
+        assert venv.vstate()["watcher"]["watches"] == dirs
+        deepest = os.path.join(venv.path, "a", "b", "c")
+        # Written the moment the reply came: the watch on the deepest directory sees it.
+        with open(os.path.join(deepest, "late"), "w") as f:
+            f.write("written right after the unlock")
+        if venv.owner is not None:
+            os.chown(os.path.join(deepest, "late"), *venv.owner)
+        heard = "change(s) under %s" % deepest
+        wait_for(lambda: any(heard in r.get("msg", "") for r in d.records()[before:]),
+                 what="the late write reported")
+        msgs = [r.get("msg", "") for r in d.records()[before:]]
+        unlocked = [i for i, m in enumerate(msgs) if "unlocked at" in m][0]
+        # Nothing was reported before the reply: the extraction did not come back as changes.
+        assert not [m for m in msgs[:unlocked] if "change(s) under" in m], msgs[:unlocked]
+        want = tree(venv.path)
+        wait_for(lambda: _archive_has(venv, want), timeout=20, what="the late write saved")
+        assert d.stop() == 0
+    finally:
+        venv.close()
+
 def _archive_has(venv, want):
     """Decrypt the archive with the real age and compare the tree."""
     try:
