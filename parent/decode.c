@@ -121,17 +121,21 @@ recv_one(struct decoder *d, struct msg *m)
 	const char *why;
 	int rv;
 
+	/* Read first, wait only when nothing is there: a poll per entry is a tenth of an unlock's calls. */
 	for (;;) {
-		if (!wait_readable(d->chan)) {
-			snprintf(d->why, sizeof(d->why), "the decoder sent nothing for %d s",
-			    DEC_IDLE_MS / 1000);
-			return -1;
-		}
 		rv = msg_recv(d->chan, PEER_DECODER, m, &why);
 		if (rv == MSG_OK)
 			return 0;
-		if (rv == MSG_ERR && (errno == EAGAIN || errno == EINTR))
+		if (rv == MSG_ERR && errno == EINTR)
 			continue;
+		if (rv == MSG_ERR && errno == EAGAIN) {
+			if (!wait_readable(d->chan)) {
+				snprintf(d->why, sizeof(d->why), "the decoder sent nothing for %d s",
+				    DEC_IDLE_MS / 1000);
+				return -1;
+			}
+			continue;
+		}
 		if (rv == MSG_VIOLATION)
 			snprintf(d->why, sizeof(d->why), "the decoder broke the protocol: %s", why);
 		else
@@ -321,17 +325,21 @@ pipe_move(void *arg, int fd, uint64_t max, char *why, size_t whylen)
 	if (want == 0)
 		return 0;
 	while (!d->nosplice) {
-		if (!wait_readable(d->data)) {
-			snprintf(why, whylen, "the decoder sent nothing for %d s", DEC_IDLE_MS / 1000);
-			return -1;
-		}
 		n = splice(d->data, NULL, fd, NULL, want, SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			d->left -= (uint64_t)n;
 			return n;
 		}
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && errno == EAGAIN) {
+			if (!wait_readable(d->data)) {
+				snprintf(why, whylen, "the decoder sent nothing for %d s",
+				    DEC_IDLE_MS / 1000);
+				return -1;
+			}
+			continue;
+		}
 		if (n == -1 && errno == EINVAL) {
 			d->nosplice = 1;	/* a filesystem without splice: read and write */
 			break;
