@@ -1079,19 +1079,26 @@ test_scrypt_matches_openssl(void **state)
 	int logn;
 	size_t i;
 
+	int simd;
+
 	(void)state;
-	assert_int_equal(age_scrypt((const unsigned char *)"pleaseletmein", 13,
-	    (const unsigned char *)"SodiumChloride", 14, 14, a, 64), 0);
-	assert_memory_equal(a, rfc, 64);
-	for (logn = 1; logn <= 12; logn++)
-		for (i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
-			assert_int_equal(RAND_bytes(salt, sizeof(salt)), 1);
-			assert_int_equal(age_scrypt((const unsigned char *)pass[i], strlen(pass[i]),
-			    salt, 16 + (size_t)logn, logn, a, sizeof(a)), 0);
-			assert_int_equal(age_scrypt_openssl((const unsigned char *)pass[i],
-			    strlen(pass[i]), salt, 16 + (size_t)logn, logn, b, sizeof(b)), 0);
-			assert_memory_equal(a, b, sizeof(a));
-		}
+	/* Both cores: the AVX-512VL one where the CPU has it, and SSE2 always. */
+	for (simd = 1; simd >= 0; simd--) {
+		age_scrypt_simd(simd);
+		assert_int_equal(age_scrypt((const unsigned char *)"pleaseletmein", 13,
+		    (const unsigned char *)"SodiumChloride", 14, 14, a, 64), 0);
+		assert_memory_equal(a, rfc, 64);
+		for (logn = 1; logn <= 12; logn++)
+			for (i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
+				assert_int_equal(RAND_bytes(salt, sizeof(salt)), 1);
+				assert_int_equal(age_scrypt((const unsigned char *)pass[i],
+				    strlen(pass[i]), salt, 16 + (size_t)logn, logn, a, sizeof(a)), 0);
+				assert_int_equal(age_scrypt_openssl((const unsigned char *)pass[i],
+				    strlen(pass[i]), salt, 16 + (size_t)logn, logn, b, sizeof(b)), 0);
+				assert_memory_equal(a, b, sizeof(a));
+			}
+	}
+	age_scrypt_simd(1);
 }
 
 int
