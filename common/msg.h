@@ -467,7 +467,7 @@ struct msg_dec_start {
 	uint64_t max_total_bytes;
 	uint64_t max_entries;
 	uint32_t passlen;	/* bytes of pass in use; pass[passlen] is NUL */
-	uint32_t pad;
+	uint32_t huge_mib;	/* free in huge-page blocks, as the parent saw it: a hint for scrypt */
 	char pass[1024];	/* wiped by both ends as soon as it has been used */
 };
 

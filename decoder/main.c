@@ -18,6 +18,7 @@
 
 #include "age.h"
 #include "agescan.h"
+#include "agescrypt.h"
 #include "archive.h"
 #include "child.h"
 #include "decoder.h"
@@ -262,6 +263,7 @@ main(int argc, char **argv)
 		scan_only();
 		return 0;
 	}
+	age_scrypt_huge_room((uint64_t)m.u.dstart.huge_mib << 20);
 	memset(&id, 0, sizeof(id));
 	if (open_identity(&m.u.dstart, &id) != 0)
 		exit(0);

@@ -6,9 +6,14 @@
  * and a way to hand pages to the pipe it already writes.
  */
 #include <sched.h>
+#include <sys/mman.h>
 
 #include "msg.h"
 #include "sandbox.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23
+#endif
 
 /* The clone flags looked at: CLONE_THREAD must be set, every namespace flag clear. */
 #define CLONE_CHECKED	(CLONE_THREAD | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | \
@@ -30,6 +35,12 @@ static const struct sb_rule decoder_rules[] = {
 	 * first pthread_create installs glibc's two internal signal handlers
 	 * (SIGCANCEL 32, SIGSETXID 33), those and no others.
 	 */
+	/*
+	 * scrypt's table on huge pages, populated in one call (agescrypt.c),
+	 * when the parent saw enough free to need no compaction.
+	 */
+	SB_ALLOW_ARG(madvise, 2, MADV_HUGEPAGE),
+	SB_ALLOW_ARG(madvise, 2, MADV_POPULATE_WRITE),
 	SB_ALLOW_MASKED(clone, 0, CLONE_CHECKED, CLONE_THREAD),
 	SB_ENOSYS_SYS(clone3),
 	SB_ALLOW_SYS(set_robust_list),

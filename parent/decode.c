@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "age.h"
+#include "agescrypt.h"
 #include "child.h"
 #include "decode.h"
 #include "log.h"
@@ -152,6 +153,7 @@ start(const struct decode_conf *c, uint32_t flags, int idfd, int afd, const char
 	struct msg_hello h;
 	struct decoder *d;
 	struct msg m;
+	uint64_t huge;
 	int chan[2] = { -1, -1 }, logp[2] = { -1, -1 }, data[2] = { -1, -1 }, nul = -1;
 
 	if (passlen >= sizeof(st.pass)) {
@@ -202,6 +204,8 @@ start(const struct decode_conf *c, uint32_t flags, int idfd, int afd, const char
 	memset(&st, 0, sizeof(st));
 	st.flags = flags;
 	st.max_logn = AGE_SCRYPT_LOGN_MAX;
+	huge = age_scrypt_huge_free() >> 20;
+	st.huge_mib = huge > UINT32_MAX ? UINT32_MAX : (uint32_t)huge;
 	if (lim != NULL) {
 		st.max_total_bytes = lim->max_total_bytes;
 		st.max_entries = lim->max_entries;

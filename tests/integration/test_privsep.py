@@ -204,6 +204,22 @@ def test_decoder_vmsplice_only_on_the_data_pipe(fd, expect):
     assert r.stdout.strip() == expect, r.stdout + r.stderr
 
 
+MADV_HUGEPAGE, MADV_POPULATE_WRITE = 14, 23
+
+
+@pytest.mark.parametrize("role,advice,expect", [
+    # scrypt's table on huge pages, populated in one call (common/agescrypt.c)
+    ("decoder", MADV_HUGEPAGE, "RESULT allowed"),
+    ("decoder", MADV_POPULATE_WRITE, "RESULT allowed"),
+    ("watcher", MADV_HUGEPAGE, "RESULT killed SIGSYS"),
+    ("uploader", MADV_POPULATE_WRITE, "RESULT killed SIGSYS"),
+])
+def test_huge_page_advice_only_for_the_decoder(role, advice, expect):
+    r = subprocess.run([binpath("vs-policytest"), role, "madvise", str(advice)],
+                       capture_output=True, text=True)
+    assert r.stdout.strip() == expect, r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("role", POLICIES)
 def test_policy_allows_ordinary_calls(role):
     """Control: the filter is not simply killing everything."""

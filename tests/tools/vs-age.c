@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "age.h"
+#include "agescrypt.h"
 
 #define MAX_IDS		16
 #define MAX_RCPTS	AGE_MAX_STANZAS
@@ -192,6 +193,8 @@ main(int argc, char **argv)
 			usage();
 		if (passfile != NULL) {
 			read_passphrase(passfile, &pass);
+			/* As the daemon's decoder does, on the parent's word. */
+			age_scrypt_huge_room(age_scrypt_huge_free());
 			ret = age_encrypt_passphrase_fd(0, 1, pass.p, pass.len, logn, &err);
 		} else
 			ret = age_encrypt_fd(0, 1, rcpts, nr, &err);
@@ -206,6 +209,7 @@ main(int argc, char **argv)
 		nids = 0;
 		if (passfile != NULL) {
 			read_passphrase(passfile, &pass);
+			age_scrypt_huge_room(age_scrypt_huge_free());
 			keys.pass = pass.p;
 			keys.passlen = pass.len;
 		} else {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -83,6 +84,13 @@ try_call(const char *call, const char *arg)
 		struct iovec iov = { &rv, sizeof(rv) };
 
 		rv = (int)vmsplice(arg != NULL ? atoi(arg) : 7, &iov, 1, 0);
+	} else if (strcmp(call, "madvise") == 0) {
+		/* The advice given by number, on memory of its own. */
+		size_t len = 4u << 20;
+		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p != MAP_FAILED)
+			rv = madvise(p, len, arg != NULL ? atoi(arg) : MADV_NORMAL);
 	} else {
 		fprintf(stderr, "vs-policytest: unknown call %s\n", call);
 		_exit(64);

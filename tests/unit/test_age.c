@@ -1082,9 +1082,13 @@ test_scrypt_matches_openssl(void **state)
 	int simd;
 
 	(void)state;
-	/* Both cores: the AVX-512VL one where the CPU has it, and SSE2 always. */
-	for (simd = 1; simd >= 0; simd--) {
-		age_scrypt_simd(simd);
+	/*
+	 * Both cores: the AVX-512VL one where the CPU has it, and SSE2 always;
+	 * the table on huge pages and not (the same bytes, whatever the memory).
+	 */
+	for (simd = 3; simd >= 0; simd--) {
+		age_scrypt_simd(simd & 1);
+		age_scrypt_huge_room(simd & 2 ? UINT64_MAX : 0);
 		assert_int_equal(age_scrypt((const unsigned char *)"pleaseletmein", 13,
 		    (const unsigned char *)"SodiumChloride", 14, 14, a, 64), 0);
 		assert_memory_equal(a, rfc, 64);
@@ -1099,6 +1103,9 @@ test_scrypt_matches_openssl(void **state)
 			}
 	}
 	age_scrypt_simd(1);
+	age_scrypt_huge_room(0);
+	/* What the parent hands the decoder counts whole huge-page blocks only. */
+	assert_int_equal(age_scrypt_huge_free() % (2u << 20), 0);
 }
 
 int
